@@ -1,0 +1,54 @@
+"""Errors raised by agentedit.
+
+Every message says what was wrong and what to do about it. Callers can catch
+:class:`AgentEditError` to handle all of them.
+"""
+
+from __future__ import annotations
+
+
+class AgentEditError(Exception):
+    """Base class of every error agentedit raises on purpose."""
+
+
+class EditError(AgentEditError, ValueError):
+    """An edit record is invalid (empty target, oversize text, missing field...)."""
+
+
+class DuplicateEditError(EditError):
+    """An edit id already exists in the store, or twice in one batch."""
+
+
+class EditNotFoundError(AgentEditError, KeyError):
+    """No edit with that id exists in the namespace."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownNamespaceError(AgentEditError, LookupError):
+    """The namespace has never been created in this store."""
+
+
+class ImportFormatError(AgentEditError, ValueError):
+    """A JSON/JSONL/CSV file of edits cannot be read (bad line, not UTF-8...)."""
+
+
+class StoreError(AgentEditError):
+    """The on-disk memory is missing, locked or inconsistent."""
+
+
+class ScopeError(AgentEditError):
+    """A scope checker is misconfigured or not calibrated."""
+
+
+class BackendError(AgentEditError):
+    """A model call failed: unreachable server, timeout, provider error."""
+
+
+class ConfigError(AgentEditError, ValueError):
+    """A model spec, option or setting is not understood."""
+
+
+class ProvisionError(AgentEditError):
+    """A local model could not be fetched from the package index or failed its checksum."""

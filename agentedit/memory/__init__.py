@@ -1,0 +1,6 @@
+"""The edit memory: Chroma index + SQLite ledger with an append-only audit log."""
+
+from .embed import Embedder, shared_embedder
+from .store import DEFAULT_NAMESPACE, Candidate, EditMemory, store_root
+
+__all__ = ["Candidate", "DEFAULT_NAMESPACE", "EditMemory", "Embedder", "shared_embedder", "store_root"]

@@ -1,0 +1,101 @@
+"""Public data types: :class:`EditRecord`, :class:`ScopeDecision` and :class:`Answer`."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+EditStatus = Literal["active", "superseded", "retracted"]
+Route = Literal["in-context", "passthrough", "parametric"]
+
+
+def utc_now() -> str:
+    """Current UTC time as an ISO-8601 string with microseconds."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def new_edit_id() -> str:
+    """A fresh, URL-safe edit id."""
+    return "e_" + uuid.uuid4().hex[:16]
+
+
+@dataclass
+class EditRecord:
+    """One edit: a fact the model should now hold.
+
+    Two shapes are accepted. The benchmark shape gives ``prompt`` (a sentence
+    prefix or a question naming ``subject``) and ``target_new``; the statement
+    shape gives a plain ``statement`` ("Alice's manager is Bob."). Either way the
+    record ends up with a ``statement`` used for retrieval and injection.
+    ``relation`` is the prompt with the subject replaced by ``{}``; together with
+    ``subject`` and ``namespace`` it is the key under which a newer edit
+    supersedes an older one.
+    """
+
+    id: str
+    namespace: str
+    statement: str
+    subject: str | None = None
+    prompt: str | None = None
+    relation: str | None = None
+    target_new: str | None = None
+    target_old: str | None = None
+    created_at: str = field(default_factory=utc_now)
+    valid_from: str | None = None
+    valid_until: str | None = None
+    status: EditStatus = "active"
+    supersedes: str | None = None
+    superseded_by: str | None = None
+    method: str = "in-context"
+    actor: str = "user"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EditRecord":
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @property
+    def conflict_key(self) -> tuple[str, str, str] | None:
+        """(namespace, subject, relation) normalised, or None when either is unknown."""
+        if not self.subject or not self.relation:
+            return None
+        return (self.namespace, " ".join(self.subject.lower().split()), " ".join(self.relation.lower().split()))
+
+
+@dataclass
+class ScopeDecision:
+    """What a scope checker decided about one retrieved edit for one query."""
+
+    edit_id: str
+    similarity: float
+    in_scope: bool
+    checker: str
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """The model's answer together with how it was produced."""
+
+    text: str
+    applied: list[str] = field(default_factory=list)
+    route: Route = "passthrough"
+    timings: dict[str, float] = field(default_factory=dict)
+    decisions: list[ScopeDecision] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    model: str = ""
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["decisions"] = [d.to_dict() for d in self.decisions]
+        return out

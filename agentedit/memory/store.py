@@ -168,6 +168,19 @@ class EditMemory:
             if progress:
                 progress(min(i + _CHROMA_BATCH, len(records)), len(records))
 
+    def _embed_batched(self, texts: list[str], progress: Progress | None) -> np.ndarray:
+        if progress is None or len(texts) <= 256:
+            out = self.embedder.embed(texts)
+        else:
+            parts = []
+            for i in range(0, len(texts), 256):
+                parts.append(self.embedder.embed(texts[i:i + 256]))
+                progress(min(i + 256, len(texts)), len(texts))
+            out = np.concatenate(parts)
+        if progress is not None:
+            progress(len(texts), len(texts))
+        return out
+
     def _mark_pending(self) -> None:
         with open(self._pending, "w") as fh:
             fh.write(utc_now())
@@ -211,7 +224,7 @@ class EditMemory:
             where = labels[idx] if labels else f"#{idx}"
             raise DuplicateEditError(f"edit {where}: id {recs[idx].id!r} already exists in store {self.name!r}; "
                                      "use a new id, or update/forget the existing edit")
-        vectors = self.embedder.embed([r.statement for r in recs])
+        vectors = self._embed_batched([r.statement for r in recs], progress)
 
         # Conflict policy: the newest edit of a (namespace, subject, relation) wins.
         latest: dict[tuple[str, str, str], EditRecord] = {}
@@ -246,7 +259,7 @@ class EditMemory:
                 Ledger.log(conn, "supersede", old, actor=actor, batch_id=batch_id)
             self._mark_pending()
             try:
-                self._index(to_index, vectors[keep], progress=progress)
+                self._index(to_index, vectors[keep])
                 if old_ids:
                     self._collection.delete(ids=old_ids)
             except Exception as exc:

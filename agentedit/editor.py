@@ -1,0 +1,238 @@
+"""The :class:`Editor`: one object to record edits and get edited answers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .backends import DEFAULT_MODEL, resolve_backend
+from .backends.base import Backend
+from .errors import ConfigError
+from .graph import WorkflowContext, build_graph
+from .graph.state import Style
+from .injection import DemoPool, InjectionMode
+from .memory import DEFAULT_NAMESPACE, EditMemory
+from .scope import CHECKERS, DEFAULT_CHECKER, Calibration, ScopeChecker, calibrate_similarity, default_calibration, make_checker
+from .types import Answer, EditRecord
+
+logger = logging.getLogger(__name__)
+
+
+class Editor:
+    """Record edits and ask questions that see them.
+
+    >>> ed = Editor("openai/gpt-4o-mini")                       # doctest: +SKIP
+    >>> rec = ed.edit("The Eiffel Tower is located in", "Rome", subject="Eiffel Tower")  # doctest: +SKIP
+    >>> ed.ask("Which city is the Eiffel Tower in?").text       # doctest: +SKIP
+
+    ``model`` is a litellm ``provider/model`` (``api_base`` for OpenAI-compatible
+    servers) or ``llamacpp:<name|file.gguf>``; by default ``$AGENTEDIT_MODEL`` or
+    the embedded Qwen2.5-Coder-0.5B-Instruct served by llama.cpp on 127.0.0.1.
+    The model is only contacted (or started) when a question is asked: editing,
+    listing and history work offline.
+    """
+
+    def __init__(self, model: str | None = None, *, api_base: str | None = None, api_key: str | None = None,
+                 store: str = "default", store_dir: str | os.PathLike[str] | None = None, namespace: str = DEFAULT_NAMESPACE,
+                 scope: str = DEFAULT_CHECKER, injection: InjectionMode = "facts", demo_pool: str | os.PathLike[str] | None = None,
+                 k: int = 4, max_edits: int = 4, timeout: float = 60.0, max_retries: int = 2, temperature: float = 0.0,
+                 max_tokens: int = 256, chroma_url: str | None = None, memory: EditMemory | None = None,
+                 backend: Backend | None = None, progress: Callable[[str], None] | None = None) -> None:
+        if scope not in CHECKERS:
+            raise ConfigError(f"unknown scope checker {scope!r}; choose one of {', '.join(CHECKERS)}")
+        if injection not in ("facts", "ike"):
+            raise ConfigError(f"unknown injection mode {injection!r}; choose 'facts' or 'ike'")
+        if injection == "ike" and demo_pool is None:
+            raise ConfigError("injection='ike' needs demo_pool= (a CounterFact-shaped training file such as counterfact-train.json)")
+        if k < 1 or max_edits < 1:
+            raise ConfigError("k and max_edits must be at least 1")
+        self.model = model or os.environ.get("AGENTEDIT_MODEL") or DEFAULT_MODEL
+        self.api_base, self.api_key = api_base, api_key
+        self.namespace = namespace
+        self.scope_name = scope
+        self.injection: InjectionMode = injection
+        self.k, self.max_edits = k, max_edits
+        self.timeout, self.max_retries = timeout, max_retries
+        self.params = {"temperature": temperature, "max_tokens": max_tokens}
+        self.memory = memory or EditMemory(store, root=store_dir, chroma_url=chroma_url)
+        self._backend = backend
+        self._owns_backend = backend is None
+        self._checker: ScopeChecker | None = None
+        self._demo_pool_path = demo_pool
+        self._demos: DemoPool | None = None
+        self._progress = progress
+        self._graph = build_graph().compile()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = resolve_backend(self.model, api_base=self.api_base, api_key=self.api_key, timeout=self.timeout,
+                                            max_retries=self.max_retries, default_params=self.params, progress=self._progress)
+        return self._backend
+
+    @property
+    def calibration(self) -> Calibration:
+        saved = self.memory.config.get("scope", {}).get("calibration")
+        return Calibration.from_dict(saved) if saved else default_calibration()
+
+    @property
+    def checker(self) -> ScopeChecker:
+        if self._checker is None:
+            needs_backend = self.scope_name in ("judge", "cascade")
+            self._checker = make_checker(self.scope_name, calibration=self.calibration,
+                                         backend=self.backend if needs_backend else None,
+                                         embedder=self.memory.embedder, max_edits=self.max_edits)
+        return self._checker
+
+    def _context(self) -> WorkflowContext:
+        if self.injection == "ike" and self._demos is None:
+            from .provision import cache_dir
+
+            self._demos = DemoPool.from_counterfact(self._demo_pool_path, self.memory.embedder,  # type: ignore[arg-type]
+                                                    cache_dir=cache_dir() / "demos")
+        return WorkflowContext(memory=self.memory, backend=self.backend, checker=self.checker, k=self.k,
+                               injection=self.injection, demos=self._demos)
+
+    def close(self) -> None:
+        """Stop an embedded model server this Editor started and close the store."""
+        if self._backend is not None and self._owns_backend:
+            self._backend.close()
+        self.memory.close()
+
+    def __enter__(self) -> "Editor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- edits ---------------------------------------------------------------------------------
+    def edit(self, prompt: str | None = None, target_new: str | None = None, *, subject: str | None = None,
+             statement: str | None = None, target_old: str | None = None, namespace: str | None = None,
+             id: str | None = None, aliases: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None,
+             actor: str = "user") -> EditRecord:
+        """Record one edit, benchmark-shaped (prompt + target_new [+ subject]) or as a plain ``statement``."""
+        data: dict[str, Any] = {k: v for k, v in dict(prompt=prompt, subject=subject, statement=statement,
+                                                         target_old=target_old, id=id, metadata=metadata).items() if v is not None}
+        if target_new is not None or prompt is not None:
+            data["target_new"] = target_new
+        if aliases:
+            data["aliases"] = list(aliases)
+        return self.memory.add(data, namespace=namespace or self.namespace, actor=actor)
+
+    def edit_many(self, records: Iterable[Mapping[str, Any] | EditRecord], *, namespace: str | None = None,
+                  actor: str = "user", progress: Callable[[int, int], None] | None = None) -> list[EditRecord]:
+        """Record a batch atomically: a bad record fails the batch (with its index) and nothing is written."""
+        return self.memory.add_many(records, namespace=namespace or self.namespace, actor=actor, progress=progress)
+
+    def update(self, edit_id: str, *, namespace: str | None = None, actor: str = "user", **changes: Any) -> EditRecord:
+        return self.memory.update(edit_id, changes, namespace=namespace, actor=actor)
+
+    def forget(self, edit_id: str, *, namespace: str | None = None, actor: str = "user") -> EditRecord:
+        """Retract an edit: later queries no longer see it; its history is kept."""
+        return self.memory.delete(edit_id, namespace=namespace, actor=actor)
+
+    def edits(self, namespace: str | None = None, *, subject: str | None = None, text: str | None = None,
+              include_inactive: bool = False, limit: int | None = None) -> list[EditRecord]:
+        return self.memory.list(namespace=namespace, subject=subject, text=text, include_inactive=include_inactive, limit=limit)
+
+    def history(self, edit_id: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self.memory.history(edit_id, namespace=namespace)
+
+    def import_edits(self, path: str | os.PathLike[str], *, namespace: str | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> list[EditRecord]:
+        return self.memory.import_file(path, namespace=namespace or self.namespace, progress=progress)
+
+    def export_edits(self, path: str | os.PathLike[str], *, namespace: str | None = None, include_inactive: bool = False) -> int:
+        return self.memory.export_file(path, namespace=namespace, include_inactive=include_inactive)
+
+    def calibrate(self, data: str | os.PathLike[str], *, objective: str = "recall@specificity", target_specificity: float = 0.98,
+                  n_cases: int = 2000, seed: int = 0) -> Calibration:
+        """Calibrate the scope thresholds on a training file and save them with the store."""
+        cal = calibrate_similarity(Path(data), self.memory.embedder, n_cases=n_cases, objective=objective,  # type: ignore[arg-type]
+                                   target_specificity=target_specificity, seed=seed, progress=self._progress)
+        self.memory.config.setdefault("scope", {})["calibration"] = cal.to_dict()
+        self.memory.save_config()
+        self._checker = None
+        return cal
+
+    # -- questions -----------------------------------------------------------------------------
+    def _state(self, *, messages: Sequence[dict[str, Any]] | None, prompt: str | None, namespace: str | None,
+               style: Style, params: dict[str, Any]) -> dict[str, Any]:
+        ns = self.memory.require_namespace(namespace or self.namespace)
+        if style not in ("chat", "complete", "text"):
+            raise ConfigError(f"unknown style {style!r}; use 'chat', 'complete' or 'text'")
+        state: dict[str, Any] = {"namespace": ns, "style": style, "params": {k: v for k, v in params.items() if v is not None}}
+        if style == "chat":
+            if not messages:
+                raise ConfigError("no messages to send: give at least one user message")
+            for i, m in enumerate(messages):
+                if not isinstance(m, Mapping) or "role" not in m:
+                    raise ConfigError(f"message #{i} must be an object with 'role' and 'content'")
+            state["messages"] = [dict(m) for m in messages]
+        else:
+            if not prompt or not prompt.strip():
+                raise ConfigError("the prompt is empty")
+            state["prompt"] = prompt
+        return state
+
+    def _answer(self, out: dict[str, Any], started: float) -> Answer:
+        timings = dict(out.get("timings", {}))
+        timings["total"] = round((time.perf_counter() - started) * 1000.0, 3)
+        comp = out["completion"]
+        req = out.get("request")
+        return Answer(text=comp.text, applied=[r.id for r in out.get("applied", [])], route=out.get("route", "passthrough"),
+                      timings=timings, decisions=list(out.get("decisions", [])),
+                      messages=req if isinstance(req, list) else [{"role": "prompt", "content": req}],
+                      model=comp.model or getattr(self.backend, "name", self.model), usage=comp.usage)
+
+    def ask(self, question: str, *, namespace: str | None = None, style: Style = "chat", system: str | None = None,
+            **params: Any) -> Answer:
+        """Ask one question (``style="complete"`` for a sentence prefix, ``"text"`` for a raw completion)."""
+        started = time.perf_counter()
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
+        state = self._state(messages=messages if style == "chat" else None, prompt=question, namespace=namespace,
+                            style=style, params=params)
+        return self._answer(self._graph.invoke(state, context=self._context()), started)
+
+    async def aask(self, question: str, *, namespace: str | None = None, style: Style = "chat", system: str | None = None,
+                   **params: Any) -> Answer:
+        started = time.perf_counter()
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
+        state = self._state(messages=messages if style == "chat" else None, prompt=question, namespace=namespace,
+                            style=style, params=params)
+        return self._answer(await self._graph.ainvoke(state, context=self._context()), started)
+
+    def chat_answer(self, messages: Sequence[dict[str, Any]], *, namespace: str | None = None, **params: Any) -> Answer:
+        started = time.perf_counter()
+        state = self._state(messages=messages, prompt=None, namespace=namespace, style="chat", params=params)
+        return self._answer(self._graph.invoke(state, context=self._context()), started)
+
+    async def achat_answer(self, messages: Sequence[dict[str, Any]], *, namespace: str | None = None, **params: Any) -> Answer:
+        started = time.perf_counter()
+        state = self._state(messages=messages, prompt=None, namespace=namespace, style="chat", params=params)
+        return self._answer(await self._graph.ainvoke(state, context=self._context()), started)
+
+    def chat(self, messages: Sequence[dict[str, Any]], *, namespace: str | None = None, **params: Any) -> dict[str, Any]:
+        """OpenAI-shaped in, OpenAI-shaped out (``chat.completion``), plus an ``agentedit`` field."""
+        return openai_response(self.chat_answer(messages, namespace=namespace, **params))
+
+    async def achat(self, messages: Sequence[dict[str, Any]], *, namespace: str | None = None, **params: Any) -> dict[str, Any]:
+        return openai_response(await self.achat_answer(messages, namespace=namespace, **params))
+
+
+def openai_response(ans: Answer) -> dict[str, Any]:
+    """Render an :class:`Answer` as an OpenAI ``chat.completion`` object."""
+    return {
+        "id": "chatcmpl-" + uuid.uuid4().hex[:24],
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": ans.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": ans.text}, "finish_reason": "stop"}],
+        "usage": ans.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "agentedit": {"applied": ans.applied, "route": ans.route, "timings": ans.timings},
+    }

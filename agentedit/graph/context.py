@@ -1,0 +1,26 @@
+"""What the workflow's nodes receive through the LangGraph runtime context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..injection import DemoPool, InjectionMode
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
+    from ..memory.store import EditMemory
+    from ..scope.base import ScopeChecker
+
+
+@dataclass
+class WorkflowContext:
+    """The memory, backend and scope checker, plus retrieval and injection settings."""
+
+    memory: "EditMemory"
+    backend: "Backend"
+    checker: "ScopeChecker"
+    k: int = 4
+    injection: InjectionMode = "facts"
+    demos: DemoPool | None = None
+    n_demos: int = 6

@@ -1,0 +1,97 @@
+"""The workflow's nodes: ``retrieve -> scope -> compose -> generate``.
+
+Each is a near-pure function ``(state, runtime) -> partial state``; everything
+stateful (memory, backend, checker) arrives in ``runtime.context``. Every node
+reports its wall time in ``timings`` (milliseconds).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from ..injection import compose_chat, compose_prefix, last_user_text
+from ..prompts import render
+from .context import WorkflowContext
+from .state import QueryState
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def query_text(state: QueryState) -> str:
+    if state.get("style", "chat") == "chat":
+        return last_user_text(state.get("messages", []))
+    return state.get("prompt", "")
+
+
+def retrieve(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
+    t = time.perf_counter()
+    ctx = runtime.context
+    query = query_text(state)
+    cands = ctx.memory.query(query, namespace=state.get("namespace", "default"), k=ctx.k) if query.strip() else []
+    return {"query": query, "candidates": cands, "timings": {"retrieve": _ms(t)}}
+
+
+def _scope_result(state: QueryState, decisions: list, start: float) -> dict[str, Any]:
+    by_id = {c.record.id: c.record for c in state.get("candidates", [])}
+    applied = [by_id[d.edit_id] for d in decisions if d.in_scope and d.edit_id in by_id]
+    return {"decisions": decisions, "applied": applied, "timings": {"scope": _ms(start)}}
+
+
+def scope(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
+    t = time.perf_counter()
+    cands = state.get("candidates", [])
+    decisions = runtime.context.checker.check(state.get("query", ""), cands) if cands else []
+    return _scope_result(state, decisions, t)
+
+
+async def ascope(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
+    t = time.perf_counter()
+    cands = state.get("candidates", [])
+    decisions = await runtime.context.checker.acheck(state.get("query", ""), cands) if cands else []
+    return _scope_result(state, decisions, t)
+
+
+def compose(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
+    """Build the request; with no in-scope edit it is exactly what the unedited model gets."""
+    t = time.perf_counter()
+    ctx = runtime.context
+    applied = state.get("applied", [])
+    style = state.get("style", "chat")
+    if style == "text":
+        request: Any = compose_prefix(state.get("prompt", ""), applied)
+    else:
+        if style == "complete":
+            messages = [{"role": "user", "content": render("complete_user", prompt=state.get("prompt", ""))}]
+        else:
+            messages = list(state.get("messages", []))
+        demos = ctx.demos.select(state.get("query", ""), ctx.n_demos) if (applied and ctx.injection == "ike" and ctx.demos) else ()
+        request = compose_chat(messages, applied, mode=ctx.injection, demos=demos)
+    route = "in-context" if applied else "passthrough"
+    return {"request": request, "route": route, "timings": {"compose": _ms(t)}}
+
+
+def generate(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
+    t = time.perf_counter()
+    backend = runtime.context.backend
+    params = state.get("params", {}) or {}
+    if state.get("style", "chat") == "text":
+        completion = backend.complete(state["request"], **params)
+    else:
+        completion = backend.chat(state["request"], **params)
+    return {"completion": completion, "timings": {"generate": _ms(t)}}
+
+
+async def agenerate(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
+    t = time.perf_counter()
+    backend = runtime.context.backend
+    params = state.get("params", {}) or {}
+    if state.get("style", "chat") == "text":
+        completion = await backend.acomplete(state["request"], **params)  # type: ignore[attr-defined]
+    else:
+        completion = await backend.achat(state["request"], **params)
+    return {"completion": completion, "timings": {"generate": _ms(t)}}

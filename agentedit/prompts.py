@@ -1,0 +1,65 @@
+"""Loading and rendering the Jinja2 templates kept in ``prompts/``.
+
+No prompt text lives in code: every template is a file, found in
+``$AGENTEDIT_PROMPTS``, else the packaged ``agentedit/_prompts``, else the
+repository's ``prompts/`` (editable installs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+def prompts_dir() -> Path:
+    override = os.environ.get("AGENTEDIT_PROMPTS")
+    if override:
+        path = Path(override)
+        if not path.is_dir():
+            raise ConfigError(f"AGENTEDIT_PROMPTS={override} is not a directory of prompt templates")
+        return path
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_prompts", here.parent / "prompts"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError("the prompt templates are missing from this installation; reinstall agentedit")
+
+
+@lru_cache(maxsize=8)
+def _environment(root: str):
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(root),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+    )
+
+
+def render(name: str, **variables: Any) -> str:
+    """Render ``prompts/<name>.j2`` with ``variables``; surrounding whitespace is stripped."""
+    import jinja2
+
+    env = _environment(str(prompts_dir()))
+    try:
+        template = env.get_template(f"{name}.j2")
+    except jinja2.TemplateNotFound:
+        raise ConfigError(f"no prompt template {name!r} in {prompts_dir()}") from None
+    return template.render(**variables).strip()
+
+
+def quote(text: str) -> str:
+    """Quote untrusted text as a JSON string so it reads as data, not as instructions."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def new_marker() -> str:
+    """A fresh boundary marker an edit's text cannot predict or close."""
+    return "FACTS-" + secrets.token_hex(4).upper()

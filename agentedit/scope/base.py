@@ -1,0 +1,57 @@
+"""The scope-checker protocol and the two trivial checkers used as baselines."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol, Sequence, runtime_checkable
+
+from ..memory.store import Candidate
+from ..types import ScopeDecision
+
+
+@runtime_checkable
+class ScopeChecker(Protocol):
+    """Decides, per retrieved candidate, whether the edit bears on the query."""
+
+    name: str
+
+    def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]: ...
+
+    async def acheck(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]: ...
+
+
+class BaseChecker:
+    """Gives every checker an ``acheck`` that runs ``check`` off the event loop."""
+
+    name = "base"
+
+    def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
+        raise NotImplementedError
+
+    async def acheck(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
+        return await asyncio.to_thread(self.check, query, candidates)
+
+    def _decide(self, cand: Candidate, ok: bool, reason: str) -> ScopeDecision:
+        return ScopeDecision(edit_id=cand.record.id, similarity=cand.similarity, in_scope=ok, checker=self.name, reason=reason)
+
+
+class TopKChecker(BaseChecker):
+    """No scope check: the ``k`` nearest edits always apply (what IKE/"prefix-all" baselines do)."""
+
+    name = "prefix-all"
+
+    def __init__(self, k: int = 1) -> None:
+        self.k = k
+
+    def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
+        ranked = sorted(candidates, key=lambda c: -c.similarity)
+        return [self._decide(c, i < self.k, f"rank {i + 1}") for i, c in enumerate(ranked)]
+
+
+class RejectAllChecker(BaseChecker):
+    """Every edit is out of scope: the unedited model (the "none" baseline)."""
+
+    name = "none"
+
+    def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
+        return [self._decide(c, False, "edits disabled") for c in candidates]

@@ -15,6 +15,7 @@ The server applies the chat template stored in the GGUF file unless a
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import logging
 import os
@@ -136,6 +137,11 @@ class LlamaServer:
     def is_running(self) -> bool:
         """True while the server process is alive."""
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running server, else ``None``."""
+        return self._proc.pid if self.is_running and self._proc is not None else None
 
     @property
     def log_path(self) -> Path | None:
@@ -304,10 +310,8 @@ class LlamaServer:
 
     @staticmethod
     def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def _cleanup_files(self) -> None:
         if self._log_file is not None:

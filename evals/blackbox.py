@@ -258,6 +258,8 @@ def main() -> None:
     ap.add_argument("--run-name", default="blackbox-counterfact")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("LiteLLM").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     out = ROOT / "evals" / "results" / args.run_name
     out.mkdir(parents=True, exist_ok=True)
     dd = data_dir(args.data_dir)

@@ -86,18 +86,20 @@ class DemoPool:
     def select(self, query: str, k: int = 6, vector: np.ndarray | None = None) -> list[Demo]:
         """The ``k`` demonstrations nearest the query, with every kind represented, nearest last."""
         vec = self.embedder.embed_one(query) if vector is None else vector
-        order = np.argsort(-(self.vectors @ vec))
-        picked: list[Demo] = []
+        scores = self.vectors @ vec
+        order = np.argsort(-scores)
+        picked: list[int] = []
         for kind in ("retain", "update", "copy"):  # make sure each kind shows up at least once
-            nxt = next((self.demos[i] for i in order if self.demos[i].kind == kind), None)
+            nxt = next((int(i) for i in order if self.demos[i].kind == kind), None)
             if nxt is not None:
                 picked.append(nxt)
         for i in order:
             if len(picked) >= k:
                 break
-            if self.demos[i] not in picked:
-                picked.append(self.demos[i])
-        return list(reversed(picked[:k]))
+            if int(i) not in picked:
+                picked.append(int(i))
+        picked = sorted(picked[:k], key=lambda i: scores[i])  # nearest last, right before the real question
+        return [self.demos[i] for i in picked]
 
 
 def fact_lines(edits: Sequence[EditRecord]) -> list[str]:

@@ -9,6 +9,7 @@ Nothing here writes anywhere: validation happens before any store is touched.
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import io
 import json
 import re
@@ -103,7 +104,7 @@ def build_record(data: Mapping[str, Any] | EditRecord, *, namespace: str = "defa
     if unknown:
         raise EditError(f"unknown field(s) {', '.join(unknown)}; known fields: prompt, subject, target_new, target_old, statement, id, namespace, metadata")
 
-    ns = validate_namespace(data.get("namespace") or namespace)
+    ns = validate_namespace(data["namespace"] if data.get("namespace") is not None else namespace)
     edit_id = data.get("id")
     if edit_id is None or edit_id == "":
         edit_id = new_edit_id()
@@ -116,7 +117,7 @@ def build_record(data: Mapping[str, Any] | EditRecord, *, namespace: str = "defa
     target_old = next((_text(data.get(k), k, limit=MAX_TARGET_CHARS) for k in _OLD_KEYS if data.get(k) is not None), None)
     statement = next((_text(data.get(k), k) for k in _STATEMENT_KEYS if data.get(k) is not None), None)
 
-    if "target_new" in data and target_new is None:
+    if data.get("target_new") is not None and target_new is None:
         raise EditError("target_new is empty or only whitespace; give the new answer the model should produce")
     if prompt is not None and target_new is None:
         raise EditError("target_new is missing: an edit with a prompt needs the new target it should produce")
@@ -155,10 +156,30 @@ def build_record(data: Mapping[str, Any] | EditRecord, *, namespace: str = "defa
     rec = EditRecord(
         id=edit_id, namespace=ns, statement=statement, subject=subject, prompt=prompt, relation=relation,
         target_new=target_new, target_old=target_old, metadata=metadata,
-        valid_from=_text(data.get("valid_from"), "valid_from"), valid_until=_text(data.get("valid_until"), "valid_until"),
+        valid_from=_time(data.get("valid_from"), "valid_from"), valid_until=_time(data.get("valid_until"), "valid_until"),
         actor=str(data.get("actor") or actor),
     )
+    created = _time(data.get("created_at"), "created_at")
+    if created is not None:  # keep the original time on re-import of an export
+        rec.created_at = created
+    if rec.valid_from and rec.valid_until and rec.valid_from >= rec.valid_until:
+        raise EditError(f"valid_from {rec.valid_from} is not before valid_until {rec.valid_until}")
     return rec
+
+
+def _time(value: Any, field: str) -> str | None:
+    """Parse an ISO-8601 time (date or date-time; naive means UTC) into a normalised UTC string."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise EditError(f"{field} must be an ISO-8601 string such as 2026-01-31 or 2026-01-31T12:00:00Z")
+    try:
+        when = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise EditError(f"{field} {value!r} is not an ISO-8601 time; use e.g. 2026-01-31 or 2026-01-31T12:00:00Z") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    return when.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 def build_records(items: Iterable[Mapping[str, Any] | EditRecord], *, namespace: str = "default", actor: str = "user",

@@ -12,7 +12,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-COUNTERFACT_TRAIN = Path("/work/shared/datasets/counterfact/counterfact-train.json")
+DATA_DIR = Path(os.environ.get("AGENTEDIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+COUNTERFACT_TRAIN = DATA_DIR / "counterfact" / "counterfact-train.json"
 
 
 class RecordingBackend:

@@ -137,10 +137,13 @@ def test_non_mapping_edit_is_refused() -> None:
 def test_validity_times_are_checked() -> None:
     # valid_from/valid_until are compared with the current UTC time as ISO-8601 strings; a value that is
     # not a timestamp ("tomorrow") would silently keep the edit out of every answer forever.
-    ok = build_record({"statement": "A fact.", "valid_from": "2030-01-01T00:00:00+00:00"})
-    assert ok.valid_from == "2030-01-01T00:00:00+00:00"
+    ok = build_record({"statement": "A fact.", "valid_from": "2030-01-01T02:00:00+02:00", "valid_until": "2031-01-01"})
+    assert ok.valid_from == "2030-01-01T00:00:00.000000+00:00"  # normalised to UTC, comparable with stored times
+    assert ok.valid_until == "2031-01-01T00:00:00.000000+00:00"  # a date alone means midnight UTC
     with pytest.raises(EditError, match="valid_from"):
         build_record({"statement": "A fact.", "valid_from": "tomorrow"})
+    with pytest.raises(EditError, match="not before valid_until"):
+        build_record({"statement": "A fact.", "valid_from": "2031-01-01", "valid_until": "2030-01-01"})
 
 
 def test_metadata_must_be_an_object() -> None:
@@ -162,10 +165,13 @@ def test_invalid_namespace_is_refused(ns: object) -> None:
         validate_namespace(ns)
 
 
-def test_empty_namespace_is_invalid_but_an_empty_field_means_the_default() -> None:
+def test_empty_namespace_is_invalid_and_a_missing_field_means_the_default() -> None:
     with pytest.raises(EditError, match="invalid namespace ''"):
         validate_namespace("")
-    assert build_record({"statement": "A fact.", "namespace": ""}, namespace="team").namespace == "team"
+    with pytest.raises(EditError, match="invalid namespace ''"):
+        build_record({"statement": "A fact.", "namespace": ""}, namespace="team")
+    assert build_record({"statement": "A fact.", "namespace": None}, namespace="team").namespace == "team"
+    assert build_record({"statement": "A fact."}, namespace="team").namespace == "team"
 
 
 def test_valid_namespace_is_used() -> None:

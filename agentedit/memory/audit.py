@@ -172,9 +172,8 @@ class Ledger:
             sql += " AND lower(subject) = lower(?)"
             args.append(" ".join(subject.split()))
         if text is not None:
-            sql += " AND (lower(statement) LIKE ? ESCAPE '\\' OR lower(record) LIKE ? ESCAPE '\\')"
-            pat = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            args.extend([pat, pat])
+            sql += " AND lower(statement) LIKE ? ESCAPE '\\'"
+            args.append("%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
         sql += " ORDER BY created_at, id"
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"

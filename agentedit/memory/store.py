@@ -287,10 +287,15 @@ class EditMemory:
             raise EditError(f"field(s) {', '.join(bad)} cannot be changed by update")
         merged = {k: v for k, v in old.to_dict().items() if k in ("prompt", "subject", "target_new", "target_old",
                                                                     "valid_from", "valid_until", "metadata")}
-        if "statement" in changes or "prompt" in changes or "target_new" in changes:
-            merged.pop("statement", None)
-        if old.prompt is None:
-            merged["statement"] = old.statement
+        if old.prompt is None and "statement" not in changes:  # a plain statement: it carries the fact itself
+            statement = old.statement
+            if changes.get("target_new") is not None and changes.get("target_new") != old.target_new:
+                cut = statement.rfind(old.target_new) if old.target_new else -1
+                if cut < 0:
+                    raise EditError(f"edit {edit_id!r} is a plain statement that does not contain its target; "
+                                    "give the new statement as well")
+                statement = statement[:cut] + str(changes["target_new"]) + statement[cut + len(old.target_new or ""):]
+            merged["statement"] = statement
         merged.update(changes)
         merged["id"], merged["namespace"] = old.id, old.namespace
         new = build_record(merged, namespace=old.namespace, actor=actor)

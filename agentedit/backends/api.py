@@ -7,7 +7,7 @@ import logging
 import os
 import random
 import time
-from typing import Any, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 from ..errors import BackendError, ConfigError
 from .base import Capabilities, Completion
@@ -39,6 +39,24 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(status, int) and (status >= 500 or status == 429)
 
 
+def _plain(obj: Any) -> dict[str, Any]:
+    """A pydantic/litellm object (or a dict) as a plain dict."""
+    if isinstance(obj, dict):
+        return dict(obj)
+    dump = getattr(obj, "model_dump", None)
+    if dump is None:
+        raise TypeError(f"expected an object with fields, got {type(obj).__name__}")
+    return dict(dump(exclude_none=True))
+
+
+def _usage(resp: Any) -> dict[str, int]:
+    usage = getattr(resp, "usage", None)
+    if usage is None:
+        return {}
+    return {k: v for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+            if isinstance(v := getattr(usage, k, None), int)}
+
+
 class LiteLLMBackend:
     """Chat and completion calls with a timeout, bounded retries with backoff, and clear errors."""
 
@@ -66,6 +84,10 @@ class LiteLLMBackend:
     def _kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
         kw = {**self.default_params, **{k: v for k, v in params.items() if v is not None}}
         kw.update(model=self.model, timeout=self.timeout, num_retries=0)
+        if kw.get("tools"):
+            # litellm checks every tool list for its own MCP-gateway tools, which imports the optional `mcp`
+            # package and fails without it; plain function tools never need that path.
+            kw["_skip_mcp_handler"] = True
         if self.api_base:
             kw["api_base"] = self.api_base
         if self.api_key:
@@ -99,15 +121,20 @@ class LiteLLMBackend:
             text = choice.message.content or ""
         else:
             text = getattr(choice, "text", "") or ""
-        usage = getattr(resp, "usage", None)
-        usage_d = {}
-        if usage is not None:
-            for k in ("prompt_tokens", "completion_tokens", "total_tokens"):
-                v = getattr(usage, k, None)
-                if isinstance(v, int):
-                    usage_d[k] = v
-        return Completion(text=text, finish_reason=getattr(choice, "finish_reason", None), usage=usage_d,
-                          model=getattr(resp, "model", "") or "", raw=resp)
+        tool_calls = [_plain(c) for c in (getattr(choice.message, "tool_calls", None) or [])] if chat else []
+        return Completion(text=text, finish_reason=getattr(choice, "finish_reason", None), usage=_usage(resp),
+                          model=getattr(resp, "model", "") or "", raw=resp, tool_calls=tool_calls)
+
+    def _retry_delay(self, exc: BaseException, attempt: int) -> float:
+        """Seconds to wait before the next attempt, or raise the final :class:`BackendError`."""
+        if isinstance(exc, BackendError):
+            raise exc
+        if attempt >= self.max_retries or not _retryable(exc):
+            raise self._error(exc, attempt + 1) from exc
+        delay = self._backoff(attempt)
+        logger.warning("call to %s failed (%s); retry %d/%d in %.1fs", self._where(), type(exc).__name__,
+                       attempt + 1, self.max_retries, delay)
+        return delay
 
     def _call(self, fn_name: str, chat: bool, **kwargs: Any) -> Completion:
         litellm = _litellm()
@@ -116,15 +143,8 @@ class LiteLLMBackend:
             try:
                 resp = fn(**self._kwargs(kwargs))
                 return self._validated(resp, chat)
-            except BackendError:
-                raise
             except Exception as exc:  # litellm raises many types; classify by name
-                if attempt >= self.max_retries or not _retryable(exc):
-                    raise self._error(exc, attempt + 1) from exc
-                delay = self._backoff(attempt)
-                logger.warning("call to %s failed (%s); retry %d/%d in %.1fs", self._where(), type(exc).__name__,
-                               attempt + 1, self.max_retries, delay)
-                time.sleep(delay)
+                time.sleep(self._retry_delay(exc, attempt))
         raise AssertionError("unreachable")
 
     async def _acall(self, fn_name: str, chat: bool, **kwargs: Any) -> Completion:
@@ -134,12 +154,8 @@ class LiteLLMBackend:
             try:
                 resp = await fn(**self._kwargs(kwargs))
                 return self._validated(resp, chat)
-            except BackendError:
-                raise
             except Exception as exc:
-                if attempt >= self.max_retries or not _retryable(exc):
-                    raise self._error(exc, attempt + 1) from exc
-                await asyncio.sleep(self._backoff(attempt))
+                await asyncio.sleep(self._retry_delay(exc, attempt))
         raise AssertionError("unreachable")
 
     def _validated(self, resp: Any, chat: bool) -> Completion:
@@ -154,6 +170,50 @@ class LiteLLMBackend:
 
     async def achat(self, messages: Sequence[dict[str, Any]], **params: Any) -> Completion:
         return await self._acall("acompletion", True, messages=list(messages), **params)
+
+    async def astream(self, messages: Sequence[dict[str, Any]], **params: Any) -> AsyncIterator[dict[str, Any]]:
+        """Stream a chat reply as OpenAI ``chat.completion.chunk`` dicts (``choices`` with ``delta``; ``usage`` last).
+
+        Failures before the first chunk are retried like :meth:`achat`; a failure after it raises
+        :class:`BackendError` (the caller has already sent part of the reply).
+        """
+        litellm = _litellm()
+        kwargs = self._kwargs({**params, "messages": list(messages)})
+        kwargs.update(stream=True, stream_options={"include_usage": True})
+        for attempt in range(self.max_retries + 1):
+            try:
+                stream = await litellm.acompletion(**kwargs)
+                chunks = stream.__aiter__()
+                first = await chunks.__anext__()
+                break
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                await asyncio.sleep(self._retry_delay(exc, attempt))
+        yield self._chunk(first)
+        try:
+            async for chunk in chunks:
+                yield self._chunk(chunk)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, attempt + 1) from exc
+
+    def _chunk(self, chunk: Any) -> dict[str, Any]:
+        try:
+            choices = []
+            for choice in chunk.choices:
+                delta = {k: v for k, v in _plain(choice.delta).items()
+                         if k in ("role", "content", "tool_calls", "function_call", "refusal") and v is not None}
+                choices.append({"index": getattr(choice, "index", 0) or 0, "delta": delta,
+                                "finish_reason": getattr(choice, "finish_reason", None)})
+        except (AttributeError, TypeError) as exc:
+            raise BackendError(f"{self._where()} streamed a malformed chunk ({type(exc).__name__}: {exc})") from exc
+        out: dict[str, Any] = {"model": getattr(chunk, "model", "") or "", "choices": choices}
+        usage = _usage(chunk)
+        if usage:
+            out["usage"] = usage
+        return out
 
     def complete(self, prompt: str, **params: Any) -> Completion:
         return self._call("text_completion", False, prompt=prompt, **params)

@@ -17,13 +17,14 @@ class Capabilities:
 
 @dataclass
 class Completion:
-    """One model reply."""
+    """One model reply. ``tool_calls`` holds the OpenAI-shaped tool calls the model asked for, if any."""
 
     text: str
     finish_reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     model: str = ""
     raw: Any = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @runtime_checkable

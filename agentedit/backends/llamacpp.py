@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from .api import LiteLLMBackend
 from .base import Capabilities, Completion
@@ -66,6 +66,9 @@ class LlamaCppBackend:
 
     async def achat(self, messages: Sequence[dict[str, Any]], **params: Any) -> Completion:
         return await self.api.achat(messages, **params)
+
+    def astream(self, messages: Sequence[dict[str, Any]], **params: Any) -> AsyncIterator[dict[str, Any]]:
+        return self.api.astream(messages, **params)
 
     def complete(self, prompt: str, **params: Any) -> Completion:
         return self.api.complete(prompt, **params)

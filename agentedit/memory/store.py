@@ -9,7 +9,7 @@ Layout of a store named ``NAME`` under the store root (``./stores`` unless
 
 Writes are all-or-nothing. A batch is validated and embedded before anything is
 written; the ledger transaction stays open while Chroma is updated and is
-rolled back (and Chroma compensated) if that fails. A ``PENDING`` marker makes
+rolled back (and Chroma compensated) if that fails. A ``PENDING.*`` marker per write makes
 the next open reconcile Chroma with the ledger if a process died mid-write.
 """
 
@@ -66,7 +66,6 @@ class EditMemory:
         self._config_path = self.dir / "store.json"
         self.config = self._load_config()
         self.ledger = Ledger(self.dir / "ledger.sqlite")
-        self._pending = self.dir / "PENDING"
         self._chroma_url = chroma_url
         self._collection = self._open_collection()
         with self.ledger.transaction() as conn:
@@ -127,26 +126,36 @@ class EditMemory:
         self.close()
 
     # -- consistency ---------------------------------------------------------------------------
+    def _markers(self) -> list[Path]:
+        """Write-in-progress markers: one ``PENDING.<id>`` per unfinished write (``PENDING`` from older versions)."""
+        return list(self.dir.glob("PENDING*"))
+
     def _reconcile_if_needed(self) -> None:
-        if self._pending.exists() or self._collection.count() != self.ledger.count(status="active"):
+        if self._markers() or self._collection.count() != self.ledger.count(status="active"):
             self.reconcile()
 
     def reconcile(self) -> dict[str, int]:
-        """Make the Chroma index hold exactly the ledger's active edits."""
-        active = self.ledger.active_ids()
-        indexed: set[str] = set()
-        total = self._collection.count()
-        for offset in range(0, total, 10000):
-            indexed.update(self._collection.get(include=[], limit=10000, offset=offset)["ids"])
-        extra = sorted(indexed - active)
-        missing = sorted(active - indexed)
-        if extra:
-            for i in range(0, len(extra), _CHROMA_BATCH):
-                self._collection.delete(ids=extra[i:i + _CHROMA_BATCH])
-        if missing:
-            recs = self.ledger.get_many(missing)
-            self._index([recs[i] for i in missing if i in recs])
-        self._pending.unlink(missing_ok=True)
+        """Make the Chroma index hold exactly the ledger's active edits.
+
+        Runs under the ledger's write lock, so a writer in another process sharing this store (replicas over
+        one Chroma server) is never caught between its index write and its commit.
+        """
+        with self.ledger.transaction():
+            active = self.ledger.active_ids()
+            indexed: set[str] = set()
+            total = self._collection.count()
+            for offset in range(0, total, 10000):
+                indexed.update(self._collection.get(include=[], limit=10000, offset=offset)["ids"])
+            extra = sorted(indexed - active)
+            missing = sorted(active - indexed)
+            if extra:
+                for i in range(0, len(extra), _CHROMA_BATCH):
+                    self._collection.delete(ids=extra[i:i + _CHROMA_BATCH])
+            if missing:
+                recs = self.ledger.get_many(missing)
+                self._index([recs[i] for i in missing if i in recs])
+            for marker in self._markers():  # no write is in flight while we hold the lock
+                marker.unlink(missing_ok=True)
         if extra or missing:
             logger.warning("store %s: reconciled index with ledger (%d removed, %d re-indexed)", self.name, len(extra), len(missing))
         return {"removed": len(extra), "reindexed": len(missing)}
@@ -181,11 +190,14 @@ class EditMemory:
             progress(len(texts), len(texts))
         return out
 
-    def _mark_pending(self) -> None:
-        with open(self._pending, "w") as fh:
+    def _mark_pending(self) -> Path:
+        """Mark one write as in flight (inside its ledger transaction); the writer removes its own marker."""
+        marker = self.dir / f"PENDING.{uuid.uuid4().hex[:12]}"
+        with open(marker, "w") as fh:
             fh.write(utc_now())
             fh.flush()
             os.fsync(fh.fileno())
+        return marker
 
     # -- namespaces ----------------------------------------------------------------------------
     def namespaces(self) -> list[str]:
@@ -257,7 +269,7 @@ class EditMemory:
             for old in superseded_old:
                 Ledger.put(conn, old)
                 Ledger.log(conn, "supersede", old, actor=actor, batch_id=batch_id)
-            self._mark_pending()
+            marker = self._mark_pending()
             try:
                 self._index(to_index, vectors[keep])
                 if old_ids:
@@ -265,7 +277,7 @@ class EditMemory:
             except Exception as exc:
                 self._compensate(added=[r.id for r in to_index], removed=old_ids)
                 raise StoreError(f"writing {len(recs)} edit(s) to the index failed ({exc}); nothing was stored") from exc
-        self._pending.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
         return recs
 
     def _compensate(self, *, added: list[str], removed: list[str]) -> None:
@@ -304,13 +316,13 @@ class EditMemory:
         with self.ledger.transaction() as conn:
             Ledger.put(conn, new)
             Ledger.log(conn, "update", new, actor=actor, before=old)
-            self._mark_pending()
+            marker = self._mark_pending()
             try:
                 self._index([new], vec)
             except Exception as exc:
                 self._compensate(added=[], removed=[old.id])
                 raise StoreError(f"updating edit {edit_id!r} in the index failed ({exc}); nothing was changed") from exc
-        self._pending.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
         return new
 
     def delete(self, edit_id: str, *, namespace: str | None = None, actor: str = "user") -> EditRecord:
@@ -322,12 +334,12 @@ class EditMemory:
         with self.ledger.transaction() as conn:
             Ledger.put(conn, new)
             Ledger.log(conn, "delete", new, actor=actor, before=old)
-            self._mark_pending()
+            marker = self._mark_pending()
             try:
                 self._collection.delete(ids=[edit_id])
             except Exception as exc:
                 raise StoreError(f"removing edit {edit_id!r} from the index failed ({exc}); it is still active") from exc
-        self._pending.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
         return new
 
     # -- reads ---------------------------------------------------------------------------------

@@ -1,0 +1,143 @@
+"""The app factory: ``create_app(config) -> FastAPI``. All state lives on ``app.state.agentedit``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from .. import __version__
+from ..backends import DEFAULT_MODEL, LiteLLMBackend, LlamaCppBackend, resolve_backend
+from ..backends.api import _litellm
+from ..graph import build_graph
+from . import chat, edits
+from .access import Principal, require
+from .auth import KeyStore
+from .config import ServerConfig
+from .errors import install_error_handlers
+from .metrics import CONTENT_TYPE, Metrics
+from .middleware import BodyLimit, RequestMetrics
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
+    from ..editor import Editor
+
+logger = logging.getLogger(__name__)
+
+EditorFactory = Callable[[ServerConfig], "Editor"]
+
+_DESCRIPTION = """An OpenAI-compatible proxy that applies recorded edits to what a model knows.
+
+Point any OpenAI client at this server's `/v1`: chat requests that an edit bears on get the updated facts;
+others reach the model untouched. `/v1/edits` manages the edits. Authenticate with `Authorization: Bearer <key>`;
+pick a namespace with the `x-agentedit-namespace` header (default: the key's first namespace)."""
+
+
+def default_editor(config: ServerConfig) -> "Editor":
+    """An Editor over the configured store and upstream; client parameters are sent as given (no forced defaults)."""
+    from ..editor import Editor
+
+    model = config.model or DEFAULT_MODEL
+    backend = resolve_backend(model, api_base=config.api_base, api_key=config.api_key, timeout=config.timeout,
+                              max_retries=config.max_retries, default_params={"temperature": None, "max_tokens": None})
+    return Editor(model, api_base=config.api_base, api_key=config.api_key, store=config.store, store_dir=config.store_dir,
+                  scope=config.scope, chroma_url=config.chroma_url, timeout=config.timeout, max_retries=config.max_retries,
+                  backend=backend)
+
+
+@dataclass
+class ServerState:
+    """What the routes share: settings, the Editor and its backend, the key store, metrics."""
+
+    config: ServerConfig
+    editor: "Editor"
+    keys: KeyStore | None
+    metrics: Metrics
+    model_name: str
+    started: int = field(default_factory=lambda: int(time.time()))
+    _graph: Any = None
+
+    @property
+    def backend(self) -> "Backend":
+        return self.editor.backend
+
+    async def prepare(self, messages: list[dict[str, Any]], namespace: str) -> dict[str, Any]:
+        """Run retrieve -> scope -> compose (the workflow, stopped before generate)."""
+        if self._graph is None:
+            self._graph = build_graph().compile(interrupt_before=["generate"])
+        state = {"namespace": namespace, "style": "chat", "messages": messages, "params": {}}
+        return await self._graph.ainvoke(state, context=self.editor._context())
+
+    def active_edits(self) -> dict[str, int]:
+        mem = self.editor.memory
+        return {ns: mem.count(ns) for ns in mem.namespaces()}
+
+
+def _warm(editor: "Editor") -> None:
+    """Load the embedder and the scope checker now, and start an embedded model server if there is one."""
+    editor.memory.embedder.embed_one("warm up")
+    if isinstance(editor.backend, LiteLLMBackend):
+        _litellm()  # a slow import: pay it before the first request
+    _ = editor.checker
+    if isinstance(editor.backend, LlamaCppBackend):  # it starts its server on first use: do it before serving
+        _ = editor.backend.base_url
+
+
+def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFactory | None = None) -> FastAPI:
+    """Build the HTTP app. The Editor (from ``editor_factory``, default :func:`default_editor`) is made at
+    startup and closed, with its backend, at shutdown; the key store is opened unless ``config.auth`` is off."""
+    cfg = (config or ServerConfig()).validate()
+    factory = editor_factory or default_editor
+    holder: dict[str, ServerState] = {}
+    metrics = Metrics(active_edits=lambda: holder["state"].active_edits() if "state" in holder else {})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        editor = await asyncio.to_thread(factory, cfg)
+        keys = KeyStore(cfg.resolved_keys_path()) if cfg.auth else None
+        try:
+            await asyncio.to_thread(_warm, editor)
+            state = ServerState(cfg, editor, keys, metrics, model_name=editor.model)
+            holder["state"] = app.state.agentedit = state
+            logger.info("agentedit proxy for %s over store %r ready (auth %s)", editor.model, cfg.store,
+                        "on" if keys else "off")
+            yield
+        finally:
+            holder.pop("state", None)
+            editor.backend.close()
+            editor.close()
+            if keys is not None:
+                keys.close()
+
+    app = FastAPI(title="agentedit", version=__version__, description=_DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(chat.router)
+    app.include_router(edits.router)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness and store status (no key needed)")
+    def healthz(request: Request) -> dict[str, Any]:
+        st: ServerState = request.app.state.agentedit
+        return {"status": "ok", "model": st.model_name, "store": cfg.store, "chroma": cfg.chroma_url or "embedded",
+                "auth": st.keys is not None, "active_edits": st.editor.memory.count()}
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (admin keys)")
+    async def metrics_text(who: Principal = require("admin")) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes, limits={"/v1/edits/batch": cfg.max_batch_bytes})
+    app.add_middleware(RequestMetrics, observe=metrics.observe_request)
+    return app
+
+
+def serve(config: ServerConfig, *, editor_factory: EditorFactory | None = None, log_level: str = "info") -> None:
+    """Run the proxy with uvicorn until interrupted."""
+    import uvicorn
+
+    app = create_app(config, editor_factory=editor_factory)
+    uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, server_header=False)

@@ -1,0 +1,136 @@
+"""``POST /v1/chat/completions`` (plain and streamed) and ``GET /v1/models``.
+
+The client's messages go through the query workflow up to ``compose`` (retrieve, scope, compose);
+the composed request then goes to the upstream model with the client's own parameters (tools
+included). Which edits were applied is reported in the ``x-agentedit-applied`` header and in an
+extra ``agentedit`` body field (in the first chunk when streaming), which OpenAI clients ignore.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ..backends.base import Backend
+from ..errors import BackendError
+from .access import Principal, require
+from .errors import ApiError, as_api_error, error_body
+from .schemas import ChatCompletionRequest
+
+router = APIRouter(tags=["chat"])
+
+APPLIED_HEADER = "x-agentedit-applied"
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def _upstream_failed(request: Request, exc: BackendError) -> ApiError:
+    err = as_api_error(exc)
+    request.app.state.agentedit.metrics.upstream_errors.labels(str(err.status)).inc()
+    return err
+
+
+@router.post("/v1/chat/completions", summary="Chat completion with in-scope edits applied (OpenAI-compatible)")
+async def chat_completions(body: ChatCompletionRequest, request: Request, who: Principal = require("query")) -> Any:
+    st = request.app.state.agentedit
+    started = time.perf_counter()
+    prepared = await st.prepare(body.plain_messages(), who.namespace)
+    st.metrics.prepare.observe(time.perf_counter() - started)
+    ids = [r.id for r in prepared.get("applied", [])]
+    route = prepared.get("route", "passthrough")
+    st.metrics.chats.labels(route, str(body.stream).lower()).inc()
+    st.metrics.applied.inc(len(ids))
+    info: dict[str, Any] = {"applied": ids, "route": route, "namespace": who.namespace,
+                            "timings": dict(prepared.get("timings", {}))}
+    headers = {APPLIED_HEADER: ",".join(ids), "x-agentedit-route": route, "x-agentedit-namespace": who.namespace}
+    params = body.upstream_params()
+    called = time.perf_counter()
+    if body.stream:
+        chunks = _chunks(st.backend, prepared["request"], params)
+        try:
+            first = await anext(chunks, None)
+        except BackendError as exc:
+            raise _upstream_failed(request, exc) from None
+        st.metrics.upstream.observe(time.perf_counter() - called)
+        info["timings"]["upstream_first_chunk"] = _ms(called)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = _sse(first, chunks, info=info, model=st.model_name, include_usage=include_usage)
+        return StreamingResponse(events, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
+    try:
+        completion = await st.backend.achat(prepared["request"], **params)
+    except BackendError as exc:
+        raise _upstream_failed(request, exc) from None
+    st.metrics.upstream.observe(time.perf_counter() - called)
+    info["timings"].update(upstream=_ms(called), total=_ms(started))
+    message: dict[str, Any] = {"role": "assistant", "content": completion.text if (completion.text or not completion.tool_calls) else None}
+    if completion.tool_calls:
+        message["tool_calls"] = completion.tool_calls
+    out: dict[str, Any] = {
+        "id": "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion", "created": int(time.time()),
+        "model": completion.model or st.model_name,
+        "choices": [{"index": 0, "message": message, "finish_reason": completion.finish_reason or "stop", "logprobs": None}],
+    }
+    if completion.usage:
+        out["usage"] = completion.usage
+    out["agentedit"] = info
+    return JSONResponse(out, headers=headers)
+
+
+async def _chunks(backend: Backend, request: Any, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """The backend's stream, or its whole reply as one chunk when it cannot stream."""
+    stream = getattr(backend, "astream", None)
+    if stream is not None:
+        async for chunk in stream(request, **params):
+            yield chunk
+        return
+    done = await backend.achat(request, **params)
+    delta: dict[str, Any] = {"role": "assistant", "content": done.text}
+    if done.tool_calls:
+        delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(done.tool_calls)]
+    yield {"model": done.model, "choices": [{"index": 0, "delta": delta, "finish_reason": done.finish_reason or "stop"}],
+           "usage": done.usage}
+
+
+def _event(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def _sse(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]], *, info: dict[str, Any], model: str,
+               include_usage: bool) -> AsyncIterator[str]:
+    """OpenAI ``chat.completion.chunk`` events, the usage chunk when asked for, then ``[DONE]``."""
+    base = {"id": "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion.chunk", "created": int(time.time())}
+    usage: dict[str, int] | None = None
+    sent = False
+    chunk = first
+    try:
+        while chunk is not None:
+            usage = chunk.get("usage") or usage
+            choices = [{**c, "logprobs": None} for c in chunk.get("choices", []) if c.get("delta") or c.get("finish_reason")]
+            if choices or not sent:
+                out = {**base, "model": chunk.get("model") or model, "choices": choices}
+                if not sent:
+                    out["agentedit"] = info
+                    sent = True
+                yield _event(out)
+            chunk = await anext(rest, None)
+        if include_usage and usage:
+            yield _event({**base, "model": model, "choices": [], "usage": usage})
+        yield "data: [DONE]\n\n"
+    except BackendError as exc:  # headers are sent: report in-band the way OpenAI clients expect
+        err = as_api_error(exc)
+        yield _event(error_body(err.status, err.message, code=err.code))
+    finally:
+        await rest.aclose()  # type: ignore[attr-defined]
+
+
+@router.get("/v1/models", summary="The model this proxy serves")
+async def list_models(request: Request, who: Principal = require("query")) -> dict[str, Any]:
+    st = request.app.state.agentedit
+    return {"object": "list", "data": [{"id": st.model_name, "object": "model", "created": st.started, "owned_by": "agentedit"}]}

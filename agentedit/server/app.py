@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from .. import __version__
 from ..backends import DEFAULT_MODEL, LiteLLMBackend, LlamaCppBackend, resolve_backend
 from ..backends.api import _litellm
-from ..graph import build_graph
+from ..graph.prepare import ChatPreparer
 from . import chat, edits
 from .access import Principal, require
 from .auth import KeyStore
@@ -61,7 +61,10 @@ class ServerState:
     metrics: Metrics
     model_name: str
     started: int = field(default_factory=lambda: int(time.time()))
-    _graph: Any = None
+    preparer: ChatPreparer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.preparer = ChatPreparer(self.editor)
 
     @property
     def backend(self) -> "Backend":
@@ -69,10 +72,7 @@ class ServerState:
 
     async def prepare(self, messages: list[dict[str, Any]], namespace: str) -> dict[str, Any]:
         """Run retrieve -> scope -> compose (the workflow, stopped before generate)."""
-        if self._graph is None:
-            self._graph = build_graph().compile(interrupt_before=["generate"])
-        state = {"namespace": namespace, "style": "chat", "messages": messages, "params": {}}
-        return await self._graph.ainvoke(state, context=self.editor._context())
+        return await self.preparer.arun(messages, namespace=namespace)
 
     def active_edits(self) -> dict[str, int]:
         mem = self.editor.memory

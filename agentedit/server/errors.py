@@ -73,9 +73,10 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     if first.get("type") == "json_invalid":
         ctx = first.get("ctx", {}) or {}
         return f"the request body is not valid JSON ({ctx.get('error', 'parse error')}); send a JSON object", None
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    where = tuple(first.get("loc", ()))
+    loc = [str(p) for p in (where[1:] if where[:1] in (("body",), ("query",), ("path",), ("header",)) else where)]
     param = ".".join(loc) or None
-    if param is None and first.get("loc", ())[:1] == ("body",) and first.get("type") != "missing":
+    if param is None and where[:1] == ("body",) and first.get("type") != "missing":
         return "the request body must be a JSON object (send it with Content-Type: application/json)", None
     msg = first.get("msg", "invalid value")
     if first.get("type") == "missing":

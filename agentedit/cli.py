@@ -298,6 +298,64 @@ def demo(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> N
     run_demo(ctx.obj, console=console, status=_status, as_json=as_json)
 
 
+@app.command("eval")
+def eval_(
+    ctx: typer.Context,
+    suite: str = typer.Option("quick", "--suite", help="quick | standard | full, or a path to a suite YAML."),
+    datasets: Optional[list[str]] = typer.Option(None, "--dataset", "-d", help="Override the suite's datasets (repeatable)."),
+    methods: Optional[list[str]] = typer.Option(None, "--method", help="Override the suite's methods (repeatable)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Cases per dataset."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sample cases with this seed instead of taking the first ones."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="lifelong | single"),
+    scoring: Optional[str] = typer.Option(None, "--scoring", help="generation-match | teacher-forced"),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Parallel requests (API backends)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", envvar="AGENTEDIT_DATA", help="Benchmark folder."),
+    out_dir: str = typer.Option(os.path.join("evals", "results"), "--out-dir"),
+    run_name: Optional[str] = typer.Option(None, "--run-name", help="Folder name under --out-dir (default: suite-model)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Discard earlier results of this run name instead of resuming."),
+) -> None:
+    """Evaluate methods side by side on the benchmarks; resumes where a crashed run stopped."""
+    import shutil
+
+    from .evaluation.runner import Runner
+    from .evaluation.suites import config_from_suite, load_suite
+
+    o: Options = ctx.obj
+    spec = load_suite(suite)
+    cfg = config_from_suite(spec, datasets=datasets or None, methods=methods or None, limit=limit, seed=seed,
+                            protocol=protocol, scoring=scoring, concurrency=concurrency, data_dir=data_dir,
+                            model=o.model, api_base=o.api_base)
+    name = run_name or f"{cfg.suite}-{cfg.model.split(':')[-1].split('/')[-1]}"
+    out = os.path.join(out_dir, name)
+    if fresh and os.path.isdir(out):
+        shutil.rmtree(out)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(desc: str, done: int, total: int) -> None:
+            if desc not in tasks:
+                tasks[desc] = bar.add_task(desc, total=total)
+            bar.update(tasks[desc], completed=done, total=total)
+
+        runner = Runner(cfg, out, progress=progress)
+        try:
+            report = runner.run()
+        finally:
+            runner.close()
+    for ds_name, ds in report["datasets"].items():
+        table = Table(title=f"{ds_name} ({ds['n_cases']} cases, {report['protocol']}, {report['scoring']})")
+        cols = [c for c in ("reliability", "generality", "locality", "portability", "multihop", "edit_applied", "untouched")
+                if any(c in v for v in ds["methods"].values())]
+        table.add_column("method")
+        for c in cols:
+            table.add_column(c, justify="right")
+        for m, v in ds["methods"].items():
+            table.add_row(m, *[f"{v[c]:.3f}" if isinstance(v.get(c), float) else "" for c in cols])
+        console.print(table)
+    console.print(f"wrote {out}/results.json, summary.md, cases.jsonl and plots in {report['wall_s']} s")
+
+
 # -- the HTTP proxy: `serve` and `keys` --------------------------------------------------------------
 keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys of the HTTP proxy (`agentedit serve`).")
 app.add_typer(keys_app, name="keys")

@@ -89,13 +89,14 @@ class Editor:
                                          embedder=self.memory.embedder, max_edits=self.max_edits)
         return self._checker
 
-    def _context(self) -> WorkflowContext:
+    def _context(self, *, with_backend: bool = True) -> WorkflowContext:
         if self.injection == "ike" and self._demos is None:
             from .provision import cache_dir
 
             self._demos = DemoPool.from_counterfact(self._demo_pool_path, self.memory.embedder,  # type: ignore[arg-type]
                                                     cache_dir=cache_dir() / "demos")
-        return WorkflowContext(memory=self.memory, backend=self.backend, checker=self.checker, k=self.k,
+        backend = self.backend if with_backend else None
+        return WorkflowContext(memory=self.memory, backend=backend, checker=self.checker, k=self.k,  # type: ignore[arg-type]
                                injection=self.injection, demos=self._demos)
 
     def close(self) -> None:
@@ -206,6 +207,27 @@ class Editor:
         state = self._state(messages=messages if style == "chat" else None, prompt=question, namespace=namespace,
                             style=style, params=params)
         return self._answer(await self._graph.ainvoke(state, context=self._context()), started)
+
+    def prepare(self, question: str, *, namespace: str | None = None, style: Style = "chat",
+                system: str | None = None) -> dict[str, Any]:
+        """Run retrieve, scope and compose without calling the model.
+
+        Returns the state: ``request`` (messages, or the prompt text for ``style="text"``), ``applied``
+        (records), ``decisions``, ``route`` and ``timings``. Used for teacher-forced scoring and dry runs.
+        """
+        from langgraph.runtime import Runtime
+
+        from .graph import nodes
+
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
+        state: dict[str, Any] = self._state(messages=messages if style == "chat" else None, prompt=question,
+                                            namespace=namespace, style=style, params={})
+        runtime = Runtime(context=self._context(with_backend=False))
+        for node in (nodes.retrieve, nodes.scope, nodes.compose):
+            update = node(state, runtime)  # type: ignore[arg-type]
+            timings = {**state.get("timings", {}), **update.pop("timings", {})}
+            state.update(update, timings=timings)
+        return state
 
     def chat_answer(self, messages: Sequence[dict[str, Any]], *, namespace: str | None = None, **params: Any) -> Answer:
         started = time.perf_counter()

@@ -1,0 +1,9 @@
+"""Evaluation harness: benchmark loaders, scoring, protocols and reports (``agentedit eval``)."""
+
+from .cases import Case, Probe
+from .loaders import DATASETS, EvalDataError, load_dataset
+from .runner import METHODS, RunConfig, Runner, register_method
+from .scoring import agree, gen_match, normalise
+
+__all__ = ["Case", "DATASETS", "EvalDataError", "METHODS", "Probe", "RunConfig", "Runner", "agree", "gen_match",
+           "load_dataset", "normalise", "register_method"]

@@ -1,0 +1,44 @@
+"""The one internal shape every benchmark is loaded into."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+ProbeKind = Literal["reliability", "generality", "locality", "portability", "multihop"]
+ProbeStyle = Literal["complete", "chat"]
+
+
+@dataclass
+class Probe:
+    """One question asked after editing.
+
+    ``targets`` are the accepted answers (new target and its aliases) for
+    reliability/generality/portability/multihop; locality probes are scored
+    against the unedited model's answer, ``targets`` holds the true answer for
+    reference. ``group`` ties the questions of one multi-hop case together (a
+    case counts as solved when any question of its group is answered).
+    """
+
+    kind: ProbeKind
+    prompt: str
+    targets: list[str]
+    style: ProbeStyle = "complete"
+    subkind: str = ""
+    group: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Case:
+    """Edits that go into memory together, and the probes that test them."""
+
+    case_id: str
+    dataset: str
+    edits: list[dict[str, Any]]
+    probes: list[Probe] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"case_id": self.case_id, "dataset": self.dataset, "edits": self.edits, "probes": [p.to_dict() for p in self.probes]}

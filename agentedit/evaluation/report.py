@@ -1,0 +1,154 @@
+"""Aggregating probe rows into metrics, and writing results.json, summary.md and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+METRICS = ("reliability", "generality", "locality", "portability", "multihop")
+
+
+def machine() -> str:
+    """A short description of the machine the run used."""
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001 - torch missing or broken: report the CPU only
+        gpu = None
+    cpu = f"{os.cpu_count()} cores, {platform.machine()}"
+    return f"{cpu}, GPU {gpu}" if gpu else f"{cpu}, CPU only"
+
+
+def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean score per probe kind (multihop: share of cases with any question solved), plus scope figures.
+
+    A metric the rows do not have is left out, not reported as 0.
+    """
+    out: dict[str, Any] = {}
+    if not rows:
+        return out
+    for kind in METRICS:
+        mine = [r for r in rows if r["kind"] == kind]
+        if not mine:
+            continue
+        if kind == "multihop":
+            groups: dict[str, bool] = {}
+            for r in mine:
+                groups[r["group"]] = groups.get(r["group"], False) or r["score"] >= 1.0
+            out[kind] = round(sum(groups.values()) / len(groups), 4)
+        else:
+            out[kind] = round(sum(r["score"] for r in mine) / len(mine), 4)
+    inscope = [r for r in rows if r["kind"] != "locality"]
+    outscope = [r for r in rows if r["kind"] == "locality"]
+    if inscope:
+        out["edit_applied"] = round(sum(bool(r["own_applied"]) for r in inscope) / len(inscope), 4)
+    if outscope:
+        out["untouched"] = round(sum(not r["applied"] for r in outscope) / len(outscope), 4)
+    out["n_cases"] = len({r["case_id"] for r in rows})
+    out["n_probes"] = len(rows)
+    return out
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    os.replace(tmp, path)
+
+
+def md_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return "" if v is None else str(v)
+
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    out += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def bar_plot(path: Path, methods: dict[str, dict[str, Any]], metrics: list[str], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(methods)
+    x = np.arange(len(metrics))
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(metrics) + 2), 4))
+    for i, name in enumerate(names):
+        vals = [methods[name].get(m, np.nan) if methods[name].get(m) is not None else np.nan for m in metrics]
+        bars = ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, metrics)
+    ax.set_ylim(0, 1.1)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def line_plot(path: Path, xs: list[Any], series: dict[str, list[float]], *, xlabel: str, ylabel: str, title: str,
+              logx: bool = True) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, ys in series.items():
+        ax.plot(xs, ys, marker="o", label=name)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """results.json, summary.md and plots for an evaluation run (cases.jsonl is written as it goes)."""
+    write_json(out / "results.json", report)
+    lines = [f"# Evaluation: suite `{report['suite']}`", "",
+             f"Model {report['model']} via {report['backend']}; protocol **{report['protocol']}**; scoring "
+             f"**{report['scoring']}**; embedder {report['embedder']}; machine: {report['machine']}; started "
+             f"{report['started']}; wall time {report['wall_s']} s; {report['model_calls']} model calls "
+             f"({report['cache_hits']} identical requests answered from the run's cache).", "",
+             "Locality = agreement with the unedited model (`none`) on the same probe. `edit_applied`: share of "
+             "in-scope probes where the case's own edit was injected; `untouched`: share of locality probes that "
+             "reached the model with no edit.", ""]
+    for name, ds in report["datasets"].items():
+        metrics = [m for m in METRICS if any(m in v for v in ds["methods"].values())]
+        cols = ["method", *metrics, "edit_applied", "untouched", "n_cases", "n_probes"]
+        lines += [f"## {name}", "", md_table([{"method": m, **v} for m, v in ds["methods"].items()], cols), ""]
+        plot = f"{name}-methods.png"
+        bar_plot(out / plot, {m: v for m, v in ds["methods"].items()}, metrics, f"{name}: {report['model']}, {report['protocol']}")
+        lines += [f"![{name}]({plot})", ""]
+        if ds.get("by_size"):
+            sizes = list(ds["by_size"])
+            for metric in ("reliability", "locality"):
+                series = {m: [ds["by_size"][s].get(m, {}).get(metric, float("nan")) for s in sizes]
+                          for m in next(iter(ds["by_size"].values()))}
+                if all(all(v != v for v in ys) for ys in series.values()):
+                    continue
+                plot = f"{name}-{metric}-by-size.png"
+                line_plot(out / plot, [int(s) for s in sizes], series, xlabel="edits in memory", ylabel=metric,
+                          title=f"{name}: {metric} against edits in memory")
+                lines += [f"![{metric} by size]({plot})", ""]
+            size_rows = [{"edits": s, "method": m, **v} for s in sizes for m, v in ds["by_size"][s].items()]
+            lines += ["Against the number of edits in memory (probes of the first cases only):", "",
+                      md_table(size_rows, ["edits", "method", *metrics, "edit_applied", "untouched", "n_probes"]), ""]
+    (out / "summary.md").write_text("\n".join(lines), "utf-8")

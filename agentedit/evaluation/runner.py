@@ -1,0 +1,356 @@
+"""Running methods side by side on benchmarks, writing results.json, cases.jsonl, summary.md and plots.
+
+Protocols:
+
+- ``lifelong`` (default, the headline): every case's edits are in memory at once, then every probe.
+- ``single``: per case, its edits go in, its probes run, its edits are retracted.
+
+Methods are names resolved by :data:`METHODS` into Editor settings; more (e.g.
+parametric editors) plug in with :func:`register_method` as long as they
+speak the :class:`~agentedit.editor.Editor` API. Locality is agreement with
+the unedited model (``none``), which is always computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from ..backends import resolve_backend
+from ..errors import ConfigError
+from ..memory import EditMemory, shared_embedder
+from ..scope import CHECKERS, DEFAULT_CHECKER, default_calibration
+from .cache import CachedBackend
+from .cases import Case, Probe
+from .loaders import data_dir, load_dataset
+from .scoring import TeacherForcedScorer, agree, gen_match, normalise
+
+logger = logging.getLogger(__name__)
+
+Protocol = Literal["lifelong", "single"]
+Scoring = Literal["generation-match", "teacher-forced"]
+ProgressFn = Callable[[str, int, int], None]
+EditorFactory = Callable[["RunContext", EditMemory], Any]
+
+
+@dataclass
+class RunConfig:
+    datasets: list[str]
+    methods: list[str]
+    model: str = "llamacpp:qwen2.5-coder-0.5b-instruct"
+    api_base: str | None = None
+    limit: int | None = None
+    seed: int | None = None
+    protocol: Protocol = "lifelong"
+    scoring: Scoring = "generation-match"
+    memory_sizes: list[int] = field(default_factory=list)
+    size_probe_cases: int = 20
+    max_tokens: int = 24
+    concurrency: int = 1
+    suite: str = "custom"
+    data_dir: str | None = None
+    demo_pool: str | None = None
+
+    def fingerprint(self) -> str:
+        keep = {k: v for k, v in asdict(self).items() if k not in ("concurrency", "data_dir")}
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class RunContext:
+    config: RunConfig
+    backend: Any
+    out: Path
+
+
+def _in_context(scope: str, injection: str = "facts") -> EditorFactory:
+    def make(ctx: RunContext, memory: EditMemory) -> Any:
+        from ..editor import Editor
+
+        kw: dict[str, Any] = {}
+        if injection == "ike":
+            pool = ctx.config.demo_pool or str(data_dir(ctx.config.data_dir) / "counterfact" / "counterfact-train.json")
+            kw = {"injection": "ike", "demo_pool": pool}
+        return Editor(memory=memory, backend=ctx.backend, scope=scope, max_tokens=ctx.config.max_tokens, **kw)
+
+    return make
+
+
+METHODS: dict[str, EditorFactory] = {
+    "none": _in_context("none"),
+    "prefix-all": _in_context("prefix-all"),
+    "ike": _in_context("prefix-all", "ike"),
+    "agentedit": _in_context(DEFAULT_CHECKER),
+    **{f"agentedit-{c}": _in_context(c) for c in CHECKERS if c not in ("none", "prefix-all")},
+}
+
+
+def register_method(name: str, factory: EditorFactory) -> None:
+    """Make ``name`` usable in ``--methods``; ``factory(ctx, memory)`` returns an Editor-like object."""
+    METHODS[name] = factory
+
+
+def _edit_ids(case: Case) -> list[str]:
+    return [f"{case.dataset}:{case.case_id}:{j}" for j in range(len(case.edits))]
+
+
+def _fact_key(edit: dict[str, Any]) -> tuple[str, str]:
+    return normalise(edit.get("prompt") or ""), normalise(edit["target_new"])
+
+
+def _edits_of(cases: list[Case]) -> list[dict[str, Any]]:
+    out = []
+    for case in cases:
+        for eid, e in zip(_edit_ids(case), case.edits):
+            out.append({**{k: v for k, v in e.items() if v is not None}, "id": eid})
+    return out
+
+
+class _Rows:
+    """cases.jsonl, appended as probes finish; already-finished keys are skipped on resume."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: list[dict[str, Any]] = []
+        if path.exists():
+            for line in path.read_text("utf-8").splitlines():
+                try:
+                    self.rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        self.done = {self.key(r) for r in self.rows}
+        self._fh = open(path, "a", encoding="utf-8")
+
+    @staticmethod
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r["dataset"], r["method"], r["size"], r["case_id"], r["probe_idx"])
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self.done.add(self.key(row))
+        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class Runner:
+    def __init__(self, config: RunConfig, out: str | os.PathLike[str], *, progress: ProgressFn | None = None,
+                 backend: Any = None) -> None:
+        for m in config.methods:
+            if m not in METHODS:
+                raise ConfigError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
+        if config.protocol not in ("lifelong", "single"):
+            raise ConfigError(f"unknown protocol {config.protocol!r}; use lifelong or single")
+        if config.scoring not in ("generation-match", "teacher-forced"):
+            raise ConfigError(f"unknown scoring {config.scoring!r}; use generation-match or teacher-forced")
+        self.config = config
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.progress = progress or (lambda desc, done, total: None)
+        run_file = self.out / "run.json"
+        if run_file.exists():
+            prev = json.loads(run_file.read_text("utf-8"))
+            if prev.get("fingerprint") != config.fingerprint():
+                raise ConfigError(f"{self.out} holds results of a different configuration; use another --run-name or --fresh")
+        run_file.write_text(json.dumps({"fingerprint": config.fingerprint(), "config": asdict(config)}, indent=2), "utf-8")
+        inner = backend if backend is not None else resolve_backend(config.model, api_base=config.api_base, timeout=180,
+                                                                    default_params={"max_tokens": config.max_tokens})
+        self.backend = CachedBackend(inner, self.out / "cache" / "generations.jsonl")
+        self.ctx = RunContext(config, self.backend, self.out)
+        self._scorer: TeacherForcedScorer | None = None
+        self._facts: dict[str, tuple[str, str]] = {}
+        self.embedder = shared_embedder()
+
+    # -- scoring -------------------------------------------------------------------------------
+    @property
+    def scorer(self) -> TeacherForcedScorer:
+        if self._scorer is None:
+            spec = self.config.model
+            if not spec.startswith("llamacpp:"):
+                raise ConfigError("teacher-forced scoring needs the model's logits in-process: use a llamacpp:<name|file.gguf> model")
+            from ..provision import ensure_model
+
+            self._scorer = TeacherForcedScorer(ensure_model(spec.split(":", 1)[1]))
+        return self._scorer
+
+    def _answer(self, editor: Any, probe: Probe) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        if self.config.scoring == "teacher-forced":
+            state = editor.prepare(probe.prompt, style="text")
+            applied = [r.id for r in state.get("applied", [])]
+            tgt, preds = self.scorer.top1(state["request"], probe.targets[0] if probe.targets else "")
+            return {"output": preds, "target_tokens": tgt, "applied": applied, "route": state.get("route"),
+                    "ms": round((time.perf_counter() - t0) * 1000, 1), "request": state["request"]}
+        ans = editor.ask(probe.prompt, style=probe.style, max_tokens=self.config.max_tokens)
+        return {"output": ans.text, "applied": ans.applied, "route": ans.route, "ms": round((time.perf_counter() - t0) * 1000, 1)}
+
+    def _score(self, probe: Probe, res: dict[str, Any], reference: dict[str, Any] | None) -> float:
+        if self.config.scoring == "teacher-forced":
+            if probe.kind == "locality":
+                ref = reference["output"] if reference else []
+                mine = res["output"]
+                return sum(int(a == b) for a, b in zip(mine, ref)) / len(ref) if ref else 0.0
+            tgt, preds = res["target_tokens"], res["output"]
+            best = sum(int(a == b) for a, b in zip(tgt, preds)) / len(tgt) if tgt else 0.0
+            return best
+        if probe.kind == "locality":
+            return float(agree(res["output"], reference["output"])) if reference else 0.0
+        return float(gen_match(res["output"], probe.targets))
+
+    # -- running -------------------------------------------------------------------------------
+    def _cases(self, name: str) -> tuple[list[Case], list[Case]]:
+        every = load_dataset(name, self.config.data_dir)
+        if self.config.seed is not None:
+            every = list(every)
+            random.Random(self.config.seed).shuffle(every)
+        limit = self.config.limit if self.config.limit is not None else len(every)
+        return every[:limit], every[limit:]
+
+    def run(self) -> dict[str, Any]:
+        started = time.time()
+        rows = _Rows(self.out / "cases.jsonl")
+        try:
+            for name in self.config.datasets:
+                cases, spare = self._cases(name)
+                sizes = [("all", cases, cases)]
+                for s in sorted(set(self.config.memory_sizes)):
+                    probe_cases = cases[: min(s, self.config.size_probe_cases)]
+                    extra = (cases[len(probe_cases):] + spare)[: max(0, s - len(probe_cases))]
+                    sizes.append((str(s), probe_cases, probe_cases + extra))
+                for size, probe_cases, mem_cases in sizes:
+                    self._run_size(name, size, probe_cases, mem_cases, rows)
+        finally:
+            rows.close()
+        report = self._report(rows.rows, time.time() - started)
+        from .report import write_report
+
+        write_report(self.out, report, rows.rows)
+        return report
+
+    def _run_size(self, dataset: str, size: str, probe_cases: list[Case], mem_cases: list[Case], rows: _Rows) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix="agentedit-eval-"))
+        self._facts = {e["id"]: _fact_key(e) for e in _edits_of(mem_cases)}
+        try:
+            memory = EditMemory("eval", root=tmp, embedder=self.embedder)
+            if self.config.protocol == "lifelong":
+                memory.add_many(_edits_of(mem_cases), actor="eval")
+            methods = ["none"] + [m for m in self.config.methods if m != "none"]
+            reference: dict[tuple[str, int], dict[str, Any]] = {}
+            for method in methods:
+                editor = METHODS[method](self.ctx, memory)
+                jobs = [(c, i, p) for c in probe_cases for i, p in enumerate(c.probes)]
+                todo = [(c, i, p) for c, i, p in jobs if (dataset, method, size, c.case_id, i) not in rows.done
+                        or (method == "none" and p.kind == "locality")]
+                desc = f"{dataset} · {method} · {size} edits"
+                if self.config.protocol == "single":
+                    self._single(editor, memory, dataset, method, size, probe_cases, todo, rows, reference, desc)
+                else:
+                    self._batch(editor, dataset, method, size, todo, len(jobs), rows, reference, desc)
+            memory.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _record(self, dataset: str, method: str, size: str, case: Case, idx: int, probe: Probe, res: dict[str, Any],
+                reference: dict[tuple[str, int], dict[str, Any]], rows: _Rows) -> None:
+        if method == "none":
+            reference[(case.case_id, idx)] = res
+        if (dataset, method, size, case.case_id, idx) in rows.done:
+            return
+        score = self._score(probe, res, reference.get((case.case_id, idx)))
+        rows.add({"dataset": dataset, "method": method, "size": size, "case_id": case.case_id, "probe_idx": idx,
+                  "kind": probe.kind, "subkind": probe.subkind, "group": probe.group, "prompt": probe.prompt,
+                  "targets": probe.targets, "output": res["output"], "score": score, "applied": res["applied"],
+                  "own_applied": self._own_applied(case, res["applied"]),
+                  "route": res["route"], "ms": res["ms"]})
+
+    def _own_applied(self, case: Case, applied: list[str]) -> bool:
+        """Whether an applied edit states one of the case's facts (MQuAKE cases share edits: a later
+        copy of the same fact supersedes the earlier one and still counts)."""
+        own = {_fact_key(e) for e in case.edits}
+        return any(a in _edit_ids(case) or self._facts.get(a) in own for a in applied)
+
+    def _batch(self, editor: Any, dataset: str, method: str, size: str, todo: list[tuple[Case, int, Probe]], total: int,
+               rows: _Rows, reference: dict[tuple[str, int], dict[str, Any]], desc: str) -> None:
+        done = total - len(todo)
+        self.progress(desc, done, total)
+
+        def work(job: tuple[Case, int, Probe]) -> tuple[Case, int, Probe, dict[str, Any]]:
+            c, i, p = job
+            return c, i, p, self._answer(editor, p)
+
+        if self.config.concurrency > 1:
+            with ThreadPoolExecutor(self.config.concurrency) as pool:
+                for c, i, p, res in pool.map(work, todo):
+                    self._record(dataset, method, size, c, i, p, res, reference, rows)
+                    done += 1
+                    self.progress(desc, done, total)
+        else:
+            for job in todo:
+                c, i, p, res = work(job)
+                self._record(dataset, method, size, c, i, p, res, reference, rows)
+                done += 1
+                self.progress(desc, done, total)
+
+    def _single(self, editor: Any, memory: EditMemory, dataset: str, method: str, size: str, cases: list[Case],
+                todo: list[tuple[Case, int, Probe]], rows: _Rows, reference: dict[tuple[str, int], dict[str, Any]],
+                desc: str) -> None:
+        by_case: dict[str, list[tuple[Case, int, Probe]]] = {}
+        for job in todo:
+            by_case.setdefault(job[0].case_id, []).append(job)
+        for n, case in enumerate(cases):
+            jobs = by_case.get(case.case_id, [])
+            if not jobs:
+                continue
+            recs = memory.add_many(_edits_of([case]), actor="eval") if method != "none" else []
+            try:
+                for c, i, p in jobs:
+                    self._record(dataset, method, size, c, i, p, self._answer(editor, p), reference, rows)
+            finally:
+                for r in recs:
+                    if memory.get(r.id).status == "active":
+                        memory.delete(r.id, actor="eval")
+            self.progress(desc, n + 1, len(cases))
+
+    # -- aggregation ---------------------------------------------------------------------------
+    def _report(self, rows: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
+        from ..evaluation.report import aggregate, machine
+
+        cfg = self.config
+        model = cfg.model
+        if model.startswith("llamacpp:qwen2.5-coder-0.5b"):
+            model = "qwen2.5-coder-0.5b-instruct (gguf q4_k_m)"
+        elif model.startswith("llamacpp:smollm2"):
+            model = "smollm2-135m-instruct (gguf q4_1)"
+        datasets = {}
+        for name in cfg.datasets:
+            mine = [r for r in rows if r["dataset"] == name]
+            n_all = len({r["case_id"] for r in mine if r["size"] == "all"})
+            datasets[name] = {
+                "dataset": name, "n_cases": n_all,
+                "n_edits_in_memory": None if cfg.protocol == "single" else "all cases' edits",
+                "methods": {m: aggregate([r for r in mine if r["method"] == m and r["size"] == "all"])
+                            for m in ["none", *[x for x in cfg.methods if x != "none"]]},
+                "by_size": {s: {m: aggregate([r for r in mine if r["method"] == m and r["size"] == str(s)])
+                                for m in cfg.methods} for s in sorted(set(cfg.memory_sizes))},
+            }
+        return {"suite": cfg.suite, "model": model, "backend": "llama.cpp server" if cfg.model.startswith("llamacpp:") else "litellm",
+                "protocol": cfg.protocol, "scoring": cfg.scoring, "max_tokens": cfg.max_tokens, "limit": cfg.limit,
+                "seed": cfg.seed, "embedder": self.embedder.name, "calibration_threshold": default_calibration().threshold,
+                "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - wall_s)),
+                "wall_s": round(wall_s, 1), "model_calls": self.backend.calls, "cache_hits": self.backend.hits,
+                "datasets": datasets, "cases": "cases.jsonl"}
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,190 @@
+"""Evaluation harness: metrics on hand-made cases, loaders on the shared files, suites, and
+end-to-end runs on SmolLM2 (real llama.cpp server; in-process llama.cpp for teacher forcing)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agentedit.errors import ConfigError
+from agentedit.evaluation import DATASETS, EvalDataError, RunConfig, Runner, agree, gen_match, load_dataset, normalise
+from agentedit.evaluation.report import aggregate
+from agentedit.evaluation.suites import config_from_suite, load_suite
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+def test_normalise_and_generation_match():
+    assert normalise("The  Eiffel-Tower, in PARIS!") == "eiffel tower in paris"
+    assert gen_match("It is located in Rome, Italy.", ["Rome"])
+    assert gen_match("Answer: the United Kingdom", ["UK", "United Kingdom"])
+    assert not gen_match("Romeo and Juliet", ["Rome"])  # whole words only
+    assert not gen_match("anything", [""])
+    assert agree("Paris.", "paris") and not agree("Paris, France", "Paris")
+
+
+def _row(kind, score, case="1", group="", applied=(), own=False):
+    return {"kind": kind, "score": score, "case_id": case, "group": group, "applied": list(applied), "own_applied": own}
+
+
+def test_aggregate_known_answers():
+    rows = [_row("reliability", 1.0, "1", own=True), _row("reliability", 0.0, "2"),
+            _row("locality", 1.0, "1"), _row("locality", 0.0, "2", applied=["x"]),
+            _row("multihop", 0.0, "3", group="g1"), _row("multihop", 1.0, "3", group="g1"), _row("multihop", 0.0, "4", group="g2")]
+    agg = aggregate(rows)
+    assert agg["reliability"] == 0.5 and agg["locality"] == 0.5
+    assert agg["multihop"] == 0.5  # g1 solved by one of its questions, g2 not
+    assert "generality" not in agg and "portability" not in agg  # absent metrics are left out, not 0
+    assert agg["edit_applied"] == round(1 / 5, 4) and agg["untouched"] == 0.5
+    assert agg["n_cases"] == 4 and agg["n_probes"] == 7
+
+
+# -- loaders ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,count,edits_per_case,kinds", [
+    ("counterfact-edit", 10000, 1, {"reliability", "generality", "locality"}),
+    ("zsre", 1304, 1, {"reliability", "generality", "locality", "portability"}),
+    ("wiki_counterfact", 1428, 1, {"reliability", "locality", "portability"}),
+    ("counterfact-portability", 1031, 1, {"reliability", "generality", "locality", "portability"}),
+    ("mquake-hard", 215, 4, {"multihop"}),
+    ("sanitation", 80, 1, {"reliability", "locality"}),
+])
+def test_loaders_read_the_shared_files(name, count, edits_per_case, kinds):
+    cases = load_dataset(name, DATA)
+    assert len(cases) == count
+    assert len(cases[0].edits) == edits_per_case
+    assert {p.kind for c in cases for p in c.probes} == kinds
+    assert all(e["target_new"].strip() for c in cases[:50] for e in c.edits)
+    assert all(p.prompt.strip() for c in cases[:50] for p in c.probes)
+
+
+def test_mquake_questions_share_a_group_and_accept_aliases():
+    case = load_dataset("mquake-hard", DATA, limit=1)[0]
+    assert {p.group for p in case.probes} == {case.case_id} and len(case.probes) == 3
+    assert "Arabic" in case.probes[0].targets and "Arabic language" in case.probes[0].targets
+    assert case.edits[0]["prompt"] == "Hey Jude was performed by"
+
+
+def test_unknown_missing_and_malformed_data_are_clear_errors(tmp_path):
+    with pytest.raises(EvalDataError, match="unknown dataset 'nope'"):
+        load_dataset("nope", DATA)
+    with pytest.raises(EvalDataError, match="not found"):
+        load_dataset("zsre", tmp_path)
+    bad = tmp_path / "counterfact"
+    bad.mkdir()
+    (bad / "counterfact-edit.json").write_text('[{"prompt": "x", "subject": "y"}]', "utf-8")
+    with pytest.raises(EvalDataError, match="record 0: field 'target_new'"):
+        load_dataset("counterfact-edit", tmp_path)
+    (bad / "counterfact-edit.json").write_bytes(b"\xff\xfe not json")
+    with pytest.raises(EvalDataError, match="not valid UTF-8 JSON"):
+        load_dataset("counterfact-edit", tmp_path)
+
+
+def test_every_dataset_has_a_loader_and_file():
+    for name, (rel, _) in DATASETS.items():
+        assert (DATA / rel).exists(), name
+
+
+# -- suites -----------------------------------------------------------------------------------------
+def test_suites_load_and_override():
+    quick = load_suite("quick")
+    cfg = config_from_suite(quick, limit=2, methods=["none", "agentedit"])
+    assert cfg.suite == "quick" and cfg.limit == 2 and cfg.methods == ["none", "agentedit"]
+    assert set(load_suite("standard")["datasets"]) == set(DATASETS)
+    with pytest.raises(ConfigError, match="unknown suite"):
+        load_suite("nope")
+
+
+def test_suite_with_unknown_setting_is_rejected(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("datasets: [zsre]\nmethods: [none]\nspeed: fast\n", "utf-8")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_suite(str(p))
+
+
+def test_unknown_method_is_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="unknown method 'rome2'"):
+        Runner(RunConfig(datasets=["zsre"], methods=["rome2"], data_dir=str(DATA)), tmp_path, backend=object())
+
+
+# -- end to end on SmolLM2 --------------------------------------------------------------------------
+SMOL = "llamacpp:smollm2-135m-instruct"
+
+
+@pytest.mark.integration
+def test_quick_style_run_end_to_end_and_resume(tmp_path):
+    cfg = RunConfig(datasets=["counterfact-edit", "zsre"], methods=["none", "prefix-all", "agentedit"], model=SMOL,
+                    limit=3, memory_sizes=[6], size_probe_cases=2, max_tokens=12, data_dir=str(DATA), suite="test")
+    runner = Runner(cfg, tmp_path / "run")
+    try:
+        report = runner.run()
+    finally:
+        runner.close()
+    out = tmp_path / "run"
+    assert {p.name for p in out.iterdir()} >= {"results.json", "cases.jsonl", "summary.md", "counterfact-edit-methods.png",
+                                               "zsre-methods.png", "counterfact-edit-reliability-by-size.png"}
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["protocol"] == "lifelong" and saved["scoring"] == "generation-match"
+    cf = saved["datasets"]["counterfact-edit"]["methods"]
+    assert set(cf) == {"none", "prefix-all", "agentedit"}
+    assert cf["none"]["locality"] == 1.0 and cf["none"]["edit_applied"] == 0.0  # the reference agrees with itself
+    assert cf["prefix-all"]["edit_applied"] == 1.0 and cf["prefix-all"]["untouched"] == 0.0  # no scope check
+    assert all(0.0 <= v <= 1.0 for m in cf.values() for k, v in m.items() if k in ("reliability", "generality", "locality"))
+    assert "portability" in saved["datasets"]["zsre"]["methods"]["agentedit"]
+    assert "6" in saved["datasets"]["zsre"]["by_size"]
+    rows = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
+    n_rows = len(rows)
+    assert n_rows > 0 and all({"prompt", "output", "score", "applied"} <= set(r) for r in rows)
+    assert report["model_calls"] > 0
+
+    runner = Runner(cfg, out)  # resume: everything is done, nothing is asked again
+    try:
+        again = runner.run()
+    finally:
+        runner.close()
+    assert again["model_calls"] == 0
+    assert len((out / "cases.jsonl").read_text().splitlines()) == n_rows
+    assert again["datasets"]["counterfact-edit"]["methods"] == saved["datasets"]["counterfact-edit"]["methods"]
+
+    with pytest.raises(ConfigError, match="different configuration"):
+        Runner(RunConfig(**{**cfg.__dict__, "limit": 4}), out, backend=object())
+
+
+@pytest.mark.integration
+def test_single_protocol_retracts_each_case(tmp_path):
+    cfg = RunConfig(datasets=["counterfact-edit"], methods=["prefix-all"], model=SMOL, limit=2, protocol="single",
+                    max_tokens=8, data_dir=str(DATA))
+    runner = Runner(cfg, tmp_path / "single")
+    try:
+        report = runner.run()
+    finally:
+        runner.close()
+    rows = [json.loads(line) for line in (tmp_path / "single" / "cases.jsonl").read_text().splitlines()]
+    mine = [r for r in rows if r["method"] == "prefix-all"]
+    # with only the case's own edit in memory, whatever is injected is that case's edit
+    assert mine and all(r["applied"] == [f"counterfact-edit:{r['case_id']}:0"] for r in mine)
+    assert report["datasets"]["counterfact-edit"]["methods"]["prefix-all"]["n_cases"] == 2
+
+
+@pytest.mark.integration
+def test_teacher_forced_scoring_in_process(tmp_path):
+    from agentedit.evaluation.scoring import TeacherForcedScorer
+    from agentedit.provision import ensure_model
+
+    scorer = TeacherForcedScorer(ensure_model("smollm2-135m-instruct"), n_ctx=512)
+    tgt, preds = scorer.top1("The capital of France is", "Paris")
+    assert tgt and len(preds) == len(tgt)
+    assert scorer.accuracy("The capital of France is", "Paris") == 1.0
+    assert scorer.accuracy("The capital of France is", "Zanzibar Quux") < 1.0
+    cfg = RunConfig(datasets=["counterfact-edit"], methods=["prefix-all"], model=SMOL, limit=2, scoring="teacher-forced",
+                    data_dir=str(DATA))
+    runner = Runner(cfg, tmp_path / "tf")
+    try:
+        report = runner.run()
+    finally:
+        runner.close()
+    m = report["datasets"]["counterfact-edit"]["methods"]
+    assert report["model_calls"] == 0  # teacher forcing never generates
+    assert m["none"]["locality"] == 1.0 and 0.0 <= m["prefix-all"]["reliability"] <= 1.0

@@ -1,13 +1,14 @@
-"""Scope checkers side by side on the black-box benchmark's queries (no answer generation).
+"""Scope checkers side by side, decision quality only (no answer generation).
 
-For the first N cases of counterfact-edit.json with all N edits in memory, every
-query (prompt, rephrase = in scope for the case's edit; locality prompt = out of
-scope) is retrieved (k=4) and checked by each checker. Reports recall (the
-case's edit accepted), specificity (nothing accepted for locality queries),
-precision (accepted edits that were the right one), model calls and ms/query.
-The judge and cascade checkers ask the model (default: the embedded Qwen2.5-Coder-0.5B).
+For each dataset, the first N cases' edits are all in memory; every probe is
+retrieved (k=4) and checked by each checker. In scope: reliability and
+generality probes (and wiki_counterfact's Subject_Aliasing probes) — the case's
+own edit must be accepted. Out of scope: locality probes — nothing may be
+accepted. Reports recall, specificity, precision, model calls and ms/query.
+The judge and cascade checkers ask the model (default: embedded Qwen2.5-Coder-0.5B);
+``--judge-n`` limits them to the first cases because each judgement is a model call.
 
-    python evals/scope_checkers.py --n 200
+    python evals/scope_checkers.py --datasets counterfact-edit zsre wiki_counterfact --n 200 --judge-n 40
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals._report import ROOT, bar_plot, data_dir, machine, md_table, write_json  # noqa: E402
-
 from agentedit.backends import resolve_backend  # noqa: E402
+from agentedit.evaluation.loaders import load_dataset  # noqa: E402
+from agentedit.evaluation.report import bar_plot, machine, md_table, write_json  # noqa: E402
 from agentedit.memory import EditMemory, shared_embedder  # noqa: E402
 from agentedit.scope import default_calibration, make_checker  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("evals.scope_checkers")
+MODEL_CHECKERS = ("judge", "cascade")
 
 
 class CountingBackend:
@@ -49,75 +52,113 @@ class CountingBackend:
         self.inner.close()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir")
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--model", default="llamacpp:qwen2.5-coder-0.5b-instruct")
-    ap.add_argument("--api-base")
-    ap.add_argument("--checkers", nargs="+", default=["similarity", "relation", "cascade", "judge", "prefix-all"])
-    ap.add_argument("--run-name", default="scope-checkers-counterfact")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("LiteLLM").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    out = ROOT / "evals" / "results" / args.run_name
-    out.mkdir(parents=True, exist_ok=True)
-    cases = json.loads((data_dir(args.data_dir) / "counterfact/counterfact-edit.json").read_text("utf-8"))[: args.n]
+def in_scope(probe: Any) -> bool | None:
+    if probe.kind in ("reliability", "generality"):
+        return True
+    if probe.kind == "portability" and probe.subkind == "Subject_Aliasing":
+        return True
+    if probe.kind == "locality":
+        return False
+    return None  # portability reasoning etc.: the edit may or may not be the right context; not scored here
+
+
+def evaluate(dataset: str, args: argparse.Namespace, backend: CountingBackend, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    cases = load_dataset(dataset, args.data_dir, limit=args.n)
     tmp = Path(tempfile.mkdtemp(prefix="agentedit-scope-"))
     emb = shared_embedder()
     mem = EditMemory("scope", root=tmp, embedder=emb)
-    mem.add_many([{"id": f"cf{c['case_id']}", "prompt": c["prompt"], "subject": c["subject"], "target_new": c["target_new"]}
-                  for c in cases])
-    backend = CountingBackend(resolve_backend(args.model, api_base=args.api_base, timeout=180))
+    ids = {}
+    edits = []
+    for c in cases:
+        eid = f"c{c.case_id}"
+        ids[c.case_id] = eid
+        edits.append({**{k: v for k, v in c.edits[0].items() if v is not None}, "id": eid})
+    mem.add_many(edits)
+    active = {r.id for r in mem.list()}  # identical subject+relation edits supersede each other
+    queries = [(c, p, in_scope(p)) for c in cases for p in c.probes if in_scope(p) is not None and ids[c.case_id] in active]
+    retrieved = [mem.query(p.prompt, k=4) for _, p, _ in queries]
     cal = default_calibration()
-    queries = [(c, f, c[f]) for c in cases for f in ("prompt", "rephrase_prompt", "locality_prompt")]
-    retrieved = {i: mem.query(q, k=4) for i, (_, _, q) in enumerate(queries)}
-    results: dict[str, dict[str, Any]] = {}
-    rows = []
+    results: dict[str, Any] = {}
     try:
         for name in args.checkers:
             checker = make_checker(name, calibration=cal, backend=backend, embedder=emb)
+            limit_cases = {c.case_id for c in cases[: args.judge_n]} if name in MODEL_CHECKERS else None
             calls0, t0 = backend.calls, time.perf_counter()
-            tp = fp_local = accepted = right = 0
-            for i, (case, field, q) in enumerate(queries):
-                decisions = checker.check(q, retrieved[i])
-                acc = [d.edit_id for d in decisions if d.in_scope]
+            tp = n_in = fp = n_out = accepted = right = 0
+            for (case, probe, label), cands in zip(queries, retrieved):
+                if limit_cases is not None and case.case_id not in limit_cases:
+                    continue
+                acc = [d.edit_id for d in checker.check(probe.prompt, cands) if d.in_scope]
+                own = ids[case.case_id]
                 accepted += len(acc)
-                own = f"cf{case['case_id']}"
-                if field == "locality_prompt":
-                    fp_local += bool(acc)
-                else:
+                if label:
+                    n_in += 1
                     tp += own in acc
-                right += own in acc and field != "locality_prompt"
-                rows.append({"checker": name, "case_id": case["case_id"], "field": field, "query": q, "accepted": acc,
-                             "decisions": [d.to_dict() for d in decisions]})
-            n_in, n_out = 2 * len(cases), len(cases)
-            results[name] = {"recall": round(tp / n_in, 4), "specificity": round(1 - fp_local / n_out, 4),
+                    right += own in acc
+                else:
+                    n_out += 1
+                    fp += bool(acc)
+                rows.append({"dataset": dataset, "checker": name, "case_id": case.case_id, "kind": probe.kind,
+                             "subkind": probe.subkind, "in_scope": label, "query": probe.prompt, "accepted": acc})
+            n_q = n_in + n_out
+            results[name] = {"recall": round(tp / n_in, 4) if n_in else None,
+                             "specificity": round(1 - fp / n_out, 4) if n_out else None,
                              "precision": round(right / accepted, 4) if accepted else None,
-                             "model_calls": backend.calls - calls0,
-                             "ms_per_query": round((time.perf_counter() - t0) * 1000 / len(queries), 2)}
-            log.info("%s: %s", name, results[name])
+                             "n_in_scope": n_in, "n_out_of_scope": n_out, "model_calls": backend.calls - calls0,
+                             "ms_per_query": round((time.perf_counter() - t0) * 1000 / max(1, n_q), 2)}
+            log.info("%s / %s: %s", dataset, name, results[name])
     finally:
-        backend.close()
         mem.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    report = {"suite": "scope-checkers", "dataset": "counterfact-edit", "n_cases": len(cases), "n_queries": len(queries),
-              "model": args.model, "embedder": emb.name, "k": 4, "machine": machine(), "calibration": cal.to_dict(),
-              "methods": results, "cases": "cases.jsonl"}
+    return {"n_cases": len(cases), "n_queries": len(queries), "checkers": results}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir")
+    ap.add_argument("--datasets", nargs="+", default=["counterfact-edit", "zsre", "wiki_counterfact"])
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--judge-n", type=int, default=40, help="cases per dataset for the checkers that call the model")
+    ap.add_argument("--model", default="llamacpp:qwen2.5-coder-0.5b-instruct")
+    ap.add_argument("--api-base")
+    ap.add_argument("--checkers", nargs="+", default=["prefix-all", "similarity", "relation", "judge", "cascade"])
+    ap.add_argument("--run-name", default="scope-checkers")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("LiteLLM", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    out = ROOT / "evals" / "results" / args.run_name
+    out.mkdir(parents=True, exist_ok=True)
+    backend = CountingBackend(resolve_backend(args.model, api_base=args.api_base, timeout=180))
+    rows: list[dict[str, Any]] = []
+    started = time.time()
+    try:
+        per = {ds: evaluate(ds, args, backend, rows) for ds in args.datasets}
+    finally:
+        backend.close()
+    cal = default_calibration()
+    report = {"suite": "scope-checkers", "datasets": per, "n_cases_per_dataset": args.n, "judge_cases_per_dataset": args.judge_n,
+              "judge_model": args.model, "embedder": shared_embedder().name, "k": 4, "machine": machine(),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), "wall_s": round(time.time() - started, 1),
+              "calibration": cal.to_dict(), "cases": "cases.jsonl"}
     write_json(out / "results.json", report)
     with open(out / "cases.jsonl", "w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    bar_plot(out / "scope.png", results, ["recall", "specificity", "precision"], f"Scope checkers, {len(cases)} CounterFact edits")
-    table = md_table([{"checker": k, **v} for k, v in results.items()],
-                     ["checker", "recall", "specificity", "precision", "model_calls", "ms_per_query"])
-    (out / "summary.md").write_text(
-        f"# Scope checkers on CounterFact ({len(cases)} edits in memory, {len(queries)} queries)\n\n"
-        f"Judge model: {args.model}; embedder {emb.name}; k=4; machine: {report['machine']}.\n"
-        "In scope: each case's prompt and rephrase (its own edit must be accepted). Out of scope: its locality prompt "
-        "(nothing may be accepted).\n\n" + table + "\n\n![scope](scope.png)\n", "utf-8")
-    print(table)
+    lines = [f"# Scope checkers: decision quality ({args.n} cases per dataset; judge/cascade on the first {args.judge_n})", "",
+             f"Judge model {args.model}; embedder {report['embedder']}; k=4; machine: {report['machine']}; "
+             f"calibration: similarity threshold {cal.threshold:.3f}, relation threshold {cal.relation_threshold:.3f}, "
+             f"cascade band [{cal.band_low:.3f}, {cal.band_high:.3f}) from {cal.data}.", "",
+             "In scope: reliability and generality probes (plus wiki_counterfact Subject_Aliasing): the case's own edit must be "
+             "accepted. Out of scope: locality probes: nothing may be accepted.", ""]
+    for ds, res in per.items():
+        table = md_table([{"checker": k, **v} for k, v in res["checkers"].items()],
+                         ["checker", "recall", "specificity", "precision", "n_in_scope", "n_out_of_scope", "model_calls", "ms_per_query"])
+        plot = f"{ds}-scope.png"
+        bar_plot(out / plot, res["checkers"], ["recall", "specificity", "precision"], f"{ds}: scope decisions")
+        lines += [f"## {ds}", "", table, "", f"![{ds}]({plot})", ""]
+        print(f"\n{ds}\n{table}")
+    (out / "summary.md").write_text("\n".join(lines), "utf-8")
 
 
 if __name__ == "__main__":

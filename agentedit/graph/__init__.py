@@ -34,16 +34,20 @@ def _node(func: Callable[..., Any], afunc: Callable[..., Any] | None = None) -> 
     return RunnableLambda(sync, afunc=run_async, name=func.__name__)
 
 
-def build_graph() -> StateGraph:
-    """The uncompiled workflow."""
+def build_graph(*, generate: bool = True) -> StateGraph:
+    """The uncompiled workflow; ``generate=False`` ends after ``compose``, for callers that send the
+    composed request themselves (the HTTP proxy, the LangGraph model node)."""
     g = StateGraph(QueryState, context_schema=WorkflowContext)
     g.add_node("retrieve", _node(nodes.retrieve))
     g.add_node("scope", _node(nodes.scope, nodes.ascope))
     g.add_node("compose", _node(nodes.compose))
-    g.add_node("generate", _node(nodes.generate, nodes.agenerate))
     g.add_edge(START, "retrieve")
     g.add_edge("retrieve", "scope")
     g.add_edge("scope", "compose")
+    if not generate:
+        g.add_edge("compose", END)
+        return g
+    g.add_node("generate", _node(nodes.generate, nodes.agenerate))
     g.add_edge("compose", "generate")
     g.add_edge("generate", END)
     return g

@@ -24,7 +24,9 @@ class ChatPreparer:
 
     def __init__(self, editor: "Editor") -> None:
         self.editor = editor
-        self._graph = build_graph().compile(interrupt_before=["generate"])
+        # Never checkpointed: run inside a user's graph (the LangGraph node), it must not write the
+        # memory's objects into that graph's checkpointer.
+        self._graph = build_graph(generate=False).compile(checkpointer=False)
 
     @staticmethod
     def _state(messages: Sequence[dict[str, Any]], namespace: str) -> dict[str, Any]:

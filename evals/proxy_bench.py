@@ -31,10 +31,6 @@ import logging
 import os
 import random
 import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -48,8 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _report import ROOT, data_dir, line_plot, machine, md_table, write_json  # noqa: E402
 
+from agentedit.server.process import ChildServer, free_port, proxy_process  # noqa: E402
+
 log = logging.getLogger("evals.proxy_bench")
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
 
 # -- the stand-in upstream ---------------------------------------------------------------------------
@@ -99,45 +96,9 @@ def run_standin(port: int) -> None:
 
 
 # -- processes -----------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen, seconds: float = 600) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[:4]} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {seconds}s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def start_proxy(work: Path, store: str, upstream: str, log_file: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "agentedit", "--store-dir", str(work / "stores"), "serve", "--store", store,
-           "--model", "openai/standin", "--api-base", upstream, "--port", str(port), "--retries", "0",
-           "--max-batch-mb", "32", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=log_file.open("ab"), stderr=subprocess.STDOUT, env=ENV, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/healthz", proc)
-    return proc, url
+def start_proxy(work: Path, store: str, upstream: str, log_file: Path) -> ChildServer:
+    return proxy_process(store=store, store_dir=work / "stores", model="openai/standin", api_base=upstream,
+                         extra=("--retries", "0", "--max-batch-mb", "32"), log_path=log_file).start(timeout=600)
 
 
 def admin_key(work: Path, store: str) -> str:
@@ -247,7 +208,8 @@ def time_requests(client: httpx.Client, url: str, qs: list[tuple[str, str]], *, 
 
 def measure_latency(work: Path, store: str, upstream: str, qs: list[tuple[str, str]]) -> dict[str, Any]:
     key = admin_key(work, store)
-    proc, url = start_proxy(work, store, upstream, work / f"proxy-{store}.log")
+    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log")
+    url = proxy.base_url
     try:
         with httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=60) as client:
             warm = qs[:20]
@@ -275,13 +237,14 @@ def measure_latency(work: Path, store: str, upstream: str, qs: list[tuple[str, s
                     out[mode][f"server_{step}_p50_ms"] = pct([i["timings"][step] for i in infos if step in i.get("timings", {})], 0.5)
             return out
     finally:
-        stop(proc)
+        proxy.stop()
 
 
 # -- 2. load -------------------------------------------------------------------------------------------
 def measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]], clients: int, duration: float) -> dict[str, Any]:
     key = admin_key(work, store)
-    proc, url = start_proxy(work, store, upstream, work / f"proxy-{store}.log")
+    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log")
+    url = proxy.base_url
     done: list[float] = []
     latencies: list[float] = []
     errors: dict[str, int] = {}
@@ -318,7 +281,7 @@ def measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]
     try:
         elapsed = asyncio.run(run())
     finally:
-        stop(proc)
+        proxy.stop()
     n_err = sum(errors.values())
     return {"clients": clients, "duration_s": round(elapsed, 2), "requests_ok": len(done), "errors": n_err,
             "error_kinds": errors, "per_s": round(len(done) / elapsed, 1), "p50_ms": pct(latencies, 0.5),
@@ -333,7 +296,8 @@ def crash_trial(work: Path, upstream: str, batch: list[dict[str, Any]], trial: i
     shutil.rmtree(work / "stores" / store, ignore_errors=True)
     key = admin_key(work, store)
     headers = {"authorization": f"Bearer {key}"}
-    proc, url = start_proxy(work, store, upstream, work / f"proxy-{store}.log")
+    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log")
+    url = proxy.base_url
     acked: list[str] = []
     batch_reply: dict[str, Any] = {}
     killed = threading.Event()
@@ -369,13 +333,13 @@ def crash_trial(work: Path, upstream: str, batch: list[dict[str, Any]], trial: i
         time.sleep(0.001)
     marker_seen = any(store_dir.glob("PENDING*"))
     kill_at = time.perf_counter() - started
-    os.kill(proc.pid, signal.SIGKILL)
+    proxy.kill()
     killed.set()
-    proc.wait()
     sender.join(timeout=30)
     writer.join(timeout=30)
 
-    proc, url = start_proxy(work, store, upstream, work / f"proxy-{store}.log")  # restart: reconciles on open
+    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log")  # restart: reconciles on open
+    url = proxy.base_url
     try:
         present: dict[str, str] = {}
         with httpx.Client(headers=headers, timeout=60) as c:
@@ -399,7 +363,7 @@ def crash_trial(work: Path, upstream: str, batch: list[dict[str, Any]], trial: i
                 "batch_edit_served": batch[0]["id"] in probe["agentedit"]["applied"],
                 "consistent_serving": (batch[0]["id"] in probe["agentedit"]["applied"]) == (n_batch == len(batch))}
     finally:
-        stop(proc)
+        proxy.stop()
 
 
 def _long_write(min_age: float = 0.2) -> Callable[[Path, float], bool]:
@@ -515,10 +479,10 @@ def main(argv: list[str] | None = None) -> None:
         "wall_s": 0, "config": vars(args)}
 
     port = free_port()
-    upstream_proc = subprocess.Popen([sys.executable, __file__, "--stand-in-upstream", str(port)], env=ENV)
-    upstream = f"http://127.0.0.1:{port}/v1"
+    standin = ChildServer([sys.executable, __file__, "--stand-in-upstream", str(port)], base_url=f"http://127.0.0.1:{port}/v1",
+                          health_path="/models").start(timeout=60)
+    upstream = standin.base_url
     try:
-        wait_http(upstream + "/models", upstream_proc, 30)
         qs = questions(cases, args.requests, args.seed)
         if "latency" not in args.skip:
             report["latency"] = {}
@@ -536,7 +500,7 @@ def main(argv: list[str] | None = None) -> None:
         if "crash" not in args.skip:
             report["crash"] = measure_crash(work, upstream, args.crash_batch, args.crash_trials, args.seed)
     finally:
-        stop(upstream_proc)
+        standin.stop()
         report["wall_s"] = round(time.time() - t0, 1)
         write_report(out, report)
     print(f"wrote {out}/results.json and summary.md")

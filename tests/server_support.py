@@ -7,7 +7,6 @@ fail on purpose: 500s, garbage bodies, slowness); the model tests use a real lla
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -16,11 +15,9 @@ from typing import Any, Iterator
 
 import uvicorn
 
+from agentedit.server.process import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["StubUpstream", "free_port", "serving"]
 
 
 @contextmanager

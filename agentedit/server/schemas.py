@@ -65,26 +65,6 @@ class ChatCompletionRequest(BaseModel):
         return [m.model_dump(exclude_none=True) for m in self.messages]
 
 
-class EditIn(BaseModel):
-    """One edit: ``prompt`` + ``target_new`` (+ ``subject``), or a plain ``statement``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str | None = None
-    target_new: str | None = None
-    subject: str | None = None
-    statement: str | None = None
-    target_old: str | None = None
-    id: str | None = None
-    aliases: list[str] | None = None
-    metadata: dict[str, Any] | None = None
-    valid_from: str | None = None
-    valid_until: str | None = None
-
-    def data(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
-
-
 class EditPatch(BaseModel):
     """Fields to change on an active edit."""
 
@@ -101,6 +81,16 @@ class EditPatch(BaseModel):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True, exclude_none=True)
+
+
+class EditIn(EditPatch):
+    """One edit: ``prompt`` + ``target_new`` (+ ``subject``), or a plain ``statement``."""
+
+    id: str | None = None
+    aliases: list[str] | None = None
+
+    def data(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
 
 
 class EditBatch(BaseModel):

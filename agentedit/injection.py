@@ -116,7 +116,8 @@ def compose_chat(messages: Sequence[dict[str, Any]], edits: Sequence[EditRecord]
     if msgs and msgs[0].get("role") == "system":
         user_system = _content_text(msgs.pop(0).get("content"))
     template = "ike_system" if mode == "ike" else "facts_system"
-    system = render(template, facts=fact_lines(edits), marker=new_marker(), user_system=user_system, demos=list(demos))
+    facts = fact_lines(edits)
+    system = render(template, facts=facts, marker=new_marker(facts), user_system=user_system, demos=list(demos))
     return [{"role": "system", "content": system}, *msgs]
 
 
@@ -124,7 +125,8 @@ def compose_prefix(prompt: str, edits: Sequence[EditRecord]) -> str:
     """A completion prompt with the facts block in front of it."""
     if not edits:
         return prompt
-    return render("facts_prefix", facts=fact_lines(edits), marker=new_marker(), prompt=prompt)
+    facts = fact_lines(edits)
+    return render("facts_prefix", facts=facts, marker=new_marker(facts), prompt=prompt)
 
 
 def _content_text(content: Any) -> str:

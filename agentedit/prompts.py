@@ -7,12 +7,14 @@ repository's ``prompts/`` (editable installs).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .errors import ConfigError
 
@@ -60,6 +62,18 @@ def quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def new_marker() -> str:
-    """A fresh boundary marker an edit's text cannot predict or close."""
-    return "FACTS-" + secrets.token_hex(4).upper()
+_SECRET = None
+
+
+def new_marker(facts: Sequence[str] = ()) -> str:
+    """A boundary marker an edit's text cannot predict or close.
+
+    It is derived from a random per-process secret and the facts it fences, so
+    an edit's author cannot guess it, while the same facts give the same request
+    within one process (which keeps identical requests cacheable).
+    """
+    global _SECRET
+    if _SECRET is None:
+        _SECRET = secrets.token_bytes(16)
+    digest = hmac.new(_SECRET, "\x1f".join(facts).encode("utf-8"), hashlib.sha256).hexdigest()
+    return "FACTS-" + digest[:8].upper()

@@ -73,7 +73,7 @@ def test_prompts_dir_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_quote_and_marker() -> None:
     assert quote('say "hi"\nnow') == '"say \\"hi\\"\\nnow"'
     assert quote("café") == '"café"'
-    markers = {new_marker() for _ in range(50)}
+    markers = {new_marker([f"fact {i}"]) for i in range(50)}
     assert len(markers) == 50 and all(MARKER_RE.match(m) for m in markers)
 
 
@@ -101,11 +101,23 @@ def test_injected_instruction_stays_quoted_data() -> None:
             assert start < i < end
 
 
-def test_marker_is_random_per_call() -> None:
+def test_marker_is_keyed_per_process_and_stable_for_the_same_facts() -> None:
+    import hashlib
+    import subprocess
+    import sys
+
     edits = [_rec("The Eiffel Tower is located in Rome.")]
     msgs = [{"role": "user", "content": "q"}]
     markers = {_marker(compose_chat(msgs, edits)[0]["content"]) for _ in range(5)}
-    assert len(markers) == 5
+    assert len(markers) == 1  # identical requests stay identical (cacheable) within a process
+    other = _marker(compose_chat(msgs, [_rec("The Eiffel Tower is located in Paris.")])[0]["content"])
+    assert other not in markers
+    # an edit's author cannot predict it: it is not a plain hash of the facts, and another process keys it anew
+    fact = json.dumps("The Eiffel Tower is located in Rome.")
+    assert markers.pop() != "FACTS-" + hashlib.sha256(fact.encode()).hexdigest()[:8].upper()
+    code = "from agentedit.prompts import new_marker; print(new_marker(['x']))"
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(2)}
+    assert len(runs) == 2
 
 
 def test_user_system_message_is_kept_first() -> None:

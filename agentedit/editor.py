@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .backends import DEFAULT_MODEL, resolve_backend
 from .backends.base import Backend
-from .errors import ConfigError
+from .errors import ConfigError, EditError
 from .graph import WorkflowContext, build_graph
 from .graph.state import Style
 from .injection import DemoPool, InjectionMode
@@ -30,10 +30,14 @@ class Editor:
     >>> ed.ask("Which city is the Eiffel Tower in?").text       # doctest: +SKIP
 
     ``model`` is a litellm ``provider/model`` (``api_base`` for OpenAI-compatible
-    servers) or ``llamacpp:<name|file.gguf>``; by default ``$AGENTEDIT_MODEL`` or
-    the embedded Qwen2.5-Coder-0.5B-Instruct served by llama.cpp on 127.0.0.1.
-    The model is only contacted (or started) when a question is asked: editing,
-    listing and history work offline.
+    servers), ``llamacpp:<name|file.gguf>``, or ``hf:<hub id|dir|file.gguf|name>`` for
+    local weights; by default ``$AGENTEDIT_MODEL`` or the embedded Qwen2.5-Coder-0.5B-Instruct
+    served by llama.cpp on 127.0.0.1. The model is only contacted (or started) when a
+    question is asked: editing, listing and history work offline (except parametric edits).
+
+    ``method`` picks the route of new edits: ``"in-context"`` (API models' only route), or a
+    parametric editor for ``hf:`` models (``"rome"``, the default there, ``"memit"``, ``"ft"``,
+    ``"alphaedit"``), which writes the edit into the weights; ``forget`` restores them.
     """
 
     def __init__(self, model: str | None = None, *, api_base: str | None = None, api_key: str | None = None,
@@ -41,7 +45,8 @@ class Editor:
                  scope: str = DEFAULT_CHECKER, injection: InjectionMode = "facts", demo_pool: str | os.PathLike[str] | None = None,
                  k: int = 4, max_edits: int = 4, timeout: float = 60.0, max_retries: int = 2, temperature: float = 0.0,
                  max_tokens: int = 256, chroma_url: str | None = None, memory: EditMemory | None = None,
-                 backend: Backend | None = None, progress: Callable[[str], None] | None = None) -> None:
+                 backend: Backend | None = None, progress: Callable[[str], None] | None = None,
+                 method: str | None = None, editor_configs: Mapping[str, Any] | None = None) -> None:
         if scope not in CHECKERS:
             raise ConfigError(f"unknown scope checker {scope!r}; choose one of {', '.join(CHECKERS)}")
         if injection not in ("facts", "ike"):
@@ -66,6 +71,9 @@ class Editor:
         self._demos: DemoPool | None = None
         self._progress = progress
         self._graph = build_graph().compile()
+        self._method = method
+        self._editor_configs = editor_configs
+        self._weights: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -74,6 +82,40 @@ class Editor:
             self._backend = resolve_backend(self.model, api_base=self.api_base, api_key=self.api_key, timeout=self.timeout,
                                             max_retries=self.max_retries, default_params=self.params, progress=self._progress)
         return self._backend
+
+    @property
+    def method(self) -> str:
+        """The route of new edits: ``"in-context"`` or a parametric editor's name."""
+        from .editors.route import default_method
+
+        if self._method is None:  # decided without resolving an API model's backend: editing stays offline
+            local = self._backend is not None or self.model.startswith("hf:")
+            self._method = default_method(self.backend) if local else "in-context"
+        if self._method != "in-context":
+            from .editors import EDITORS
+
+            if self._method not in EDITORS:
+                raise ConfigError(f"unknown method {self._method!r}; choose 'in-context' or one of {', '.join(EDITORS)}")
+            if not self.backend.capabilities.editable_weights:
+                raise ConfigError(f"method {self._method!r} edits weights, which {self.model!r} does not expose; "
+                                  "use a local model (hf:...) or method='in-context'")
+        return self._method
+
+    @property
+    def weights(self) -> Any:
+        """The parametric route (:class:`~agentedit.editors.route.WeightRoute`), for models with editable weights."""
+        if self._weights is None:
+            if not self.backend.capabilities.editable_weights:
+                raise ConfigError(f"{self.model!r} has no editable weights; parametric edits need an hf: model")
+            from .editors.route import WeightRoute
+
+            self._weights = WeightRoute(self.memory, self.backend, configs=self._editor_configs)
+        return self._weights
+
+    def _sync_weights(self) -> None:
+        """Re-apply the store's weight edits before the first question (local models only)."""
+        if (self._backend is not None or self.model.startswith("hf:")) and self.backend.capabilities.editable_weights:
+            self.weights.load()
 
     @property
     def calibration(self) -> Calibration:
@@ -90,6 +132,7 @@ class Editor:
         return self._checker
 
     def _context(self, *, with_backend: bool = True) -> WorkflowContext:
+        self._sync_weights()
         if self.injection == "ike" and self._demos is None:
             from .provision import cache_dir
 
@@ -123,18 +166,27 @@ class Editor:
             data["target_new"] = target_new
         if aliases:
             data["aliases"] = list(aliases)
+        if self.method != "in-context":
+            return self.edit_many([data], namespace=namespace, actor=actor)[0]
         return self.memory.add(data, namespace=namespace or self.namespace, actor=actor)
 
     def edit_many(self, records: Iterable[Mapping[str, Any] | EditRecord], *, namespace: str | None = None,
                   actor: str = "user", progress: Callable[[int, int], None] | None = None) -> list[EditRecord]:
         """Record a batch atomically: a bad record fails the batch (with its index) and nothing is written."""
+        if self.method != "in-context":
+            return self.weights.edit_many(records, method=self.method, namespace=namespace or self.namespace, actor=actor,
+                                          progress=progress)
         return self.memory.add_many(records, namespace=namespace or self.namespace, actor=actor, progress=progress)
 
     def update(self, edit_id: str, *, namespace: str | None = None, actor: str = "user", **changes: Any) -> EditRecord:
+        if self.memory.get(edit_id, namespace=namespace).method != "in-context":
+            raise EditError(f"edit {edit_id!r} lives in the weights and cannot be changed in place; forget it and edit again")
         return self.memory.update(edit_id, changes, namespace=namespace, actor=actor)
 
     def forget(self, edit_id: str, *, namespace: str | None = None, actor: str = "user") -> EditRecord:
-        """Retract an edit: later queries no longer see it; its history is kept."""
+        """Retract an edit: later queries no longer see it (a weight edit is reverted); its history is kept."""
+        if self.memory.get(edit_id, namespace=namespace).method != "in-context":
+            return self.weights.forget(edit_id, namespace=namespace, actor=actor)
         return self.memory.delete(edit_id, namespace=namespace, actor=actor)
 
     def edits(self, namespace: str | None = None, *, subject: str | None = None, text: str | None = None,
@@ -186,7 +238,11 @@ class Editor:
         timings["total"] = round((time.perf_counter() - started) * 1000.0, 3)
         comp = out["completion"]
         req = out.get("request")
-        return Answer(text=comp.text, applied=[r.id for r in out.get("applied", [])], route=out.get("route", "passthrough"),
+        applied, route = [r.id for r in out.get("applied", [])], out.get("route", "passthrough")
+        if route == "passthrough" and self._weights is not None:  # edits in the weights answer this question
+            named = self._weights.mentioned(str(out.get("query", "")), out.get("namespace"))
+            applied, route = (named, "parametric") if named else (applied, route)
+        return Answer(text=comp.text, applied=applied, route=route,
                       timings=timings, decisions=list(out.get("decisions", [])),
                       messages=req if isinstance(req, list) else [{"role": "prompt", "content": req}],
                       model=comp.model or getattr(self.backend, "name", self.model), usage=comp.usage)

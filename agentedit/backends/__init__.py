@@ -9,6 +9,7 @@ Specs:
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 from ..errors import ConfigError
@@ -32,10 +33,13 @@ def resolve_backend(spec: str, *, api_base: str | None = None, api_key: str | No
         return LlamaCppBackend(spec.split(":", 1)[1] or DEFAULT_LOCAL_MODEL, timeout=max(timeout, 120.0),
                                default_params=default_params, progress=progress)
     if spec.startswith("hf:"):
-        raise ConfigError(
-            f"{spec!r}: the white-box (local weights) backend is not part of this installation yet; "
-            "serve the model with an OpenAI-compatible server and use 'openai/<name>' with api_base, or 'llamacpp:<file.gguf>'"
-        )
+        if api_base:
+            raise ConfigError("api_base cannot be combined with an hf: model; its weights are loaded in this process")
+        from .local import LocalBackend
+
+        # device and dtype: $AGENTEDIT_DEVICE (auto, cpu, cuda...) and $AGENTEDIT_DTYPE (auto, float32, bfloat16, float16)
+        return LocalBackend(spec.split(":", 1)[1], device=os.environ.get("AGENTEDIT_DEVICE", "auto"),
+                            dtype=os.environ.get("AGENTEDIT_DTYPE", "auto"), default_params=default_params, progress=progress)
     return LiteLLMBackend(spec, api_base=api_base, api_key=api_key, timeout=timeout, max_retries=max_retries,
                           default_params=default_params)
 

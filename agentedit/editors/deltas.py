@@ -26,7 +26,7 @@ from ..errors import EditError, StoreError
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)
 class Factor:
     """``left @ right`` ([out, r] @ [r, in]), or ``left`` alone when dense."""
 
@@ -37,7 +37,7 @@ class Factor:
         return self.left if self.right is None else self.left @ self.right
 
 
-@dataclass
+@dataclass(eq=False)
 class Delta:
     """One applied edit (or batch): what each parameter gains, plus method-specific tensors in ``extras``."""
 
@@ -149,7 +149,7 @@ class DeltaStack:
     def remove(self, delta_id: str) -> Delta:
         """Revert one delta exactly; later deltas stay applied as if it had never been."""
         delta = self.get(delta_id)
-        self._order.remove(delta)
+        self._order = [d for d in self._order if d is not delta]
         self._rebuild(list(delta.parts))
         return delta
 

@@ -178,6 +178,9 @@ class Runner:
     def scorer(self) -> TeacherForcedScorer:
         if self._scorer is None:
             spec = self.config.model
+            if spec.startswith("hf:"):
+                self._scorer = resolve_backend(spec)  # type: ignore[assignment]  # LocalBackend has top1()
+                return self._scorer  # type: ignore[return-value]
             if not spec.startswith("llamacpp:"):
                 raise ConfigError("teacher-forced scoring needs the model's logits in-process: use a llamacpp:<name|file.gguf> model")
             from ..provision import ensure_model
@@ -190,7 +193,8 @@ class Runner:
         if self.config.scoring == "teacher-forced":
             state = editor.prepare(probe.prompt, style="text")
             applied = [r.id for r in state.get("applied", [])]
-            tgt, preds = self.scorer.top1(state["request"], probe.targets[0] if probe.targets else "")
+            scorer = editor if hasattr(editor, "top1") else self.scorer  # parametric methods score their own weights
+            tgt, preds = scorer.top1(state["request"], probe.targets[0] if probe.targets else "")
             return {"output": preds, "target_tokens": tgt, "applied": applied, "route": state.get("route"),
                     "ms": round((time.perf_counter() - t0) * 1000, 1), "request": state["request"]}
         ans = editor.ask(probe.prompt, style=probe.style, max_tokens=self.config.max_tokens)

@@ -33,6 +33,7 @@ def retrieve(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, 
     ctx = runtime.context
     query = query_text(state)
     cands = ctx.memory.query(query, namespace=state.get("namespace", "default"), k=ctx.k) if query.strip() else []
+    cands = [c for c in cands if c.record.method == "in-context"]  # weight edits are in the model already
     return {"query": query, "candidates": cands, "timings": {"retrieve": _ms(t)}}
 
 

@@ -1,0 +1,197 @@
+"""The parametric route: edits written into a local model's weights, recorded in the edit memory.
+
+Every edit is a record in the memory like any other (``method`` names the editor,
+``metadata["delta"]`` the delta that holds it), and every delta is a safetensors file in
+``stores/<name>/deltas/``, numbered in the order applied. Opening the store on the same model
+re-applies the deltas of active records in that order; ``forget`` reverts a delta bit for bit
+(and re-edits the other records of a batch delta, so they keep holding).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ..errors import EditError, StoreError
+from ..records import build_records
+from ..types import EditRecord
+from .base import ParametricEditor
+from .context import EditContext
+from .corpus import Corpus
+from .deltas import Delta
+from .requests import EditRequest
+
+logger = logging.getLogger(__name__)
+
+_FILE = re.compile(r"^(\d{8})-(d_[0-9a-f]+)\.safetensors$")
+BATCHED = ("memit",)  # methods that write one delta per batch; the others write one delta per edit
+
+
+class WeightRoute:
+    """Keeps a local model's weights in step with the parametric records of an edit memory."""
+
+    def __init__(self, memory: Any, backend: Any, *, corpus: Corpus | None = None, cache_dir: str | Path | None = None,
+                 configs: Mapping[str, Any] | None = None) -> None:
+        from . import EDITORS
+
+        self.memory, self.backend = memory, backend
+        self.dir = Path(memory.dir) / "deltas"
+        self._corpus, self._cache_dir = corpus, cache_dir
+        self.configs = dict(configs or {})
+        self._editors = EDITORS
+        self._ctx: EditContext | None = None
+        self._loaded = False
+
+    @property
+    def ctx(self) -> EditContext:
+        if self._ctx is None:
+            from ..provision import cache_dir
+
+            self._ctx = EditContext.create(self.backend, corpus=self._corpus,
+                                           cache_dir=self._cache_dir if self._cache_dir is not None else cache_dir())
+        return self._ctx
+
+    def editor(self, method: str) -> ParametricEditor:
+        from . import make_editor
+
+        return make_editor(method, self.ctx, self.configs.get(method))
+
+    # -- files ---------------------------------------------------------------------------------
+    def _files(self) -> dict[str, tuple[int, Path]]:
+        out = {}
+        if self.dir.is_dir():
+            for f in self.dir.iterdir():
+                m = _FILE.match(f.name)
+                if m:
+                    out[m.group(2)] = (int(m.group(1)), f)
+        return out
+
+    def _save(self, delta: Delta) -> Path:
+        seq = max((s for s, _ in self._files().values()), default=0) + 1
+        return delta.save(self.dir / f"{seq:08d}-{delta.id}.safetensors")
+
+    def _unlink(self, delta_id: str) -> None:
+        hit = self._files().get(delta_id)
+        if hit:
+            hit[1].unlink(missing_ok=True)
+
+    # -- loading -------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Apply the saved deltas of active parametric records (once per route), in the order they were made."""
+        if self._loaded:
+            return
+        ctx = self.ctx
+        wanted = {str(r.metadata.get("delta")) for r in self.memory.list(include_inactive=False)
+                  if r.method in self._editors and r.metadata.get("delta")}
+        files = self._files()
+        missing = sorted(wanted - set(files))
+        if missing:
+            raise StoreError(f"store {self.memory.name!r}: delta file(s) {', '.join(missing)} missing from {self.dir}; "
+                             "restore them, or forget the edits that use them")
+        for delta_id, (_, path) in sorted(files.items(), key=lambda kv: kv[1][0]):
+            if delta_id not in wanted:
+                continue
+            delta = Delta.load(path, device=str(ctx.backend.device))
+            if delta.meta.get("model") not in (None, ctx.fingerprint):
+                raise StoreError(f"store {self.memory.name!r} holds weight edits made for another model "
+                                 f"({delta.meta.get('model')}, this one is {ctx.fingerprint}); open it with that model")
+            with ctx.backend.lock:
+                ctx.stack.push(delta)
+        self._loaded = True
+        if wanted:
+            logger.info("store %s: %d weight delta(s) re-applied", self.memory.name, len(wanted))
+
+    # -- writes --------------------------------------------------------------------------------
+    def edit_many(self, items: Iterable[Mapping[str, Any] | EditRecord], *, method: str, namespace: str, actor: str = "user",
+                  progress: Callable[[int, int], None] | None = None) -> list[EditRecord]:
+        """Validate all, write each delta to the weights and to disk, then record the edits; on error nothing stays."""
+        if method not in self._editors:
+            raise EditError(f"{method!r} is not a parametric method; choose one of {', '.join(self._editors)}")
+        recs = build_records(list(items), namespace=namespace, actor=actor)
+        reqs = [EditRequest.from_record(r, where=f"edit #{i}") for i, r in enumerate(recs)]
+        self.load()
+        editor = self.editor(method)
+        groups = [list(range(len(recs)))] if method in BATCHED else [[i] for i in range(len(recs))]
+        done: list[Delta] = []
+        try:
+            for n, group in enumerate(groups):
+                delta = editor.apply([reqs[i] for i in group])
+                done.append(delta)
+                delta.meta["records"] = [recs[i].id for i in group]
+                self._save(delta)
+                for i in group:
+                    recs[i].method = method
+                    recs[i].metadata = {**recs[i].metadata, "delta": delta.id}
+                if progress:
+                    progress(group[-1] + 1, len(recs))
+            out = self.memory.add_many([], namespace=namespace, actor=actor, records=recs)
+        except BaseException:
+            for delta in reversed(done):
+                self._discard(delta.id)
+            raise
+        self._drop_unused([r.supersedes for r in out if r.supersedes])
+        return out
+
+    def _discard(self, delta_id: str) -> None:
+        with self.ctx.backend.lock:
+            if delta_id in self.ctx.stack:
+                self.ctx.stack.remove(delta_id)
+        self._unlink(delta_id)
+
+    def _holders(self, delta: Delta, but: str | None = None) -> list[EditRecord]:
+        """Active records whose edit lives in ``delta``."""
+        ids = [i for i in delta.meta.get("records", []) if i != but]
+        recs = self.memory.ledger.get_many(ids) if ids else {}
+        return [recs[i] for i in ids if i in recs and recs[i].status == "active" and recs[i].metadata.get("delta") == delta.id]
+
+    def _drop_unused(self, record_ids: Sequence[str]) -> None:
+        """Revert the deltas of superseded parametric records once no active record needs them."""
+        for rid in record_ids:
+            old = self.memory.ledger.get(rid)
+            did = old.metadata.get("delta") if old else None
+            if did and did in self.ctx.stack and not self._holders(self.ctx.stack.get(did)):
+                self._discard(did)
+
+    def forget(self, edit_id: str, *, namespace: str | None = None, actor: str = "user") -> EditRecord:
+        """Retract a parametric edit and restore the weights (other edits of its batch are re-applied)."""
+        rec = self.memory.get(edit_id, namespace=namespace)
+        if rec.status != "active":
+            raise EditError(f"edit {edit_id!r} was already {rec.status}")
+        self.load()
+        delta_id = rec.metadata.get("delta")
+        if not delta_id or delta_id not in self.ctx.stack:
+            return self.memory.delete(edit_id, namespace=namespace, actor=actor)
+        delta = self.ctx.stack.get(delta_id)
+        others = self._holders(delta, but=edit_id)
+        with self.ctx.backend.lock:
+            self.ctx.stack.remove(delta_id)
+        try:
+            out = self.memory.delete(edit_id, namespace=namespace, actor=actor)
+        except BaseException:
+            with self.ctx.backend.lock:
+                self.ctx.stack.push(delta)
+            raise
+        self._unlink(delta_id)
+        if others:  # the rest of a batch: edit them again, without the forgotten one
+            new = self.editor(delta.method).apply([EditRequest.from_record(r) for r in others])
+            new.meta["records"] = [r.id for r in others]
+            self._save(new)
+            for r in others:
+                self.memory.update(r.id, {"metadata": {**r.metadata, "delta": new.id}}, actor=actor)
+        return out
+
+    def active_ids(self, namespace: str | None = None) -> list[str]:
+        return [r.id for r in self.memory.list(namespace=namespace) if r.method in self._editors]
+
+    def mentioned(self, text: str, namespace: str | None = None) -> list[str]:
+        """Active weight edits whose subject the text names (what ``Answer.applied`` reports on this route)."""
+        low = text.lower()
+        return [r.id for r in self.memory.list(namespace=namespace)
+                if r.method in self._editors and r.subject and r.subject.lower() in low]
+
+
+def default_method(backend: Any) -> str:
+    """ROME for models whose weights can be edited, in-context otherwise."""
+    return "rome" if getattr(getattr(backend, "capabilities", None), "editable_weights", False) else "in-context"

@@ -1,0 +1,95 @@
+"""Parametric editors as evaluation methods (``--methods rome,memit,ft,alphaedit`` with an ``hf:`` model).
+
+The runner writes each protocol's edits into the memory itself; :class:`WeightSyncEditor` makes
+the weights follow: before each question it applies the memory's active edits that the model
+does not hold yet (one MEMIT batch, or one edit at a time for the others) and reverts those that
+were retracted. Questions then go to the edited model untouched (no in-context injection).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..errors import ConfigError
+from ..types import Answer
+
+logger = logging.getLogger(__name__)
+
+PARAMETRIC = ("rome", "memit", "ft", "alphaedit")
+
+
+class WeightSyncEditor:
+    """Speaks the Editor API the runner uses (``ask``, ``prepare``, ``edit_many``, ``forget``) over edited weights."""
+
+    def __init__(self, model: str, memory: Any, method: str, *, max_tokens: int = 24, configs: Any = None,
+                 backend: Any = None) -> None:
+        from ..backends import resolve_backend
+        from ..editor import Editor
+        from ..editors.route import BATCHED, WeightRoute
+
+        if backend is None:
+            if not model.startswith("hf:"):
+                raise ConfigError(f"method {method!r} edits weights: run the evaluation with an hf: model, not {model!r}")
+            backend = resolve_backend(model, default_params={"max_tokens": max_tokens})
+        self.method, self.memory, self.backend = method, memory, backend
+        self.route = WeightRoute(memory, backend, configs=configs)
+        self._inner = Editor(memory=memory, backend=backend, scope="none", max_tokens=max_tokens, method="in-context")
+        self._batched = method in BATCHED
+        self._held: dict[str, str] = {}  # record id -> delta id
+
+    def sync(self) -> None:
+        """Make the weights hold exactly the memory's active edits."""
+        from ..editors.requests import EditRequest
+
+        active = {r.id: r for r in self.memory.list()}
+        editor = self.route.editor(self.method)
+        for rid in [r for r in self._held if r not in active]:
+            did = self._held.pop(rid)
+            if did in self.route.ctx.stack and did not in self._held.values():
+                editor.revert(did)
+        new = [r for rid, r in active.items() if rid not in self._held]
+        if not new:
+            return
+        groups = [new] if self._batched else [[r] for r in new]
+        for group in groups:
+            delta = editor.apply([EditRequest.from_record(r) for r in group])
+            for r in group:
+                self._held[r.id] = delta.id
+
+    def ask(self, question: str, **kw: Any) -> Answer:
+        self.sync()
+        ans = self._inner.ask(question, **kw)
+        named = [rid for rid, r in ((r.id, r) for r in self.memory.list()) if r.subject and r.subject.lower() in question.lower()]
+        ans.applied, ans.route = named, "parametric"
+        return ans
+
+    def prepare(self, question: str, **kw: Any) -> dict[str, Any]:
+        self.sync()
+        return self._inner.prepare(question, **kw)
+
+    def top1(self, prefix: str, target: str) -> tuple[list[int], list[int]]:
+        """Teacher-forced top-1 predictions of the edited model."""
+        self.sync()
+        return self.backend.top1(prefix, target)
+
+    def edit_many(self, records: Any, **kw: Any) -> Any:
+        return self.memory.add_many(records, **kw)
+
+    def forget(self, edit_id: str, **kw: Any) -> Any:
+        return self.memory.delete(edit_id, **kw)
+
+
+def _factory(method: str) -> Any:
+    def make(ctx: Any, memory: Any) -> WeightSyncEditor:
+        return WeightSyncEditor(ctx.config.model, memory, method, max_tokens=ctx.config.max_tokens)
+
+    return make
+
+
+def register_parametric_methods() -> None:
+    """Add ``rome``, ``memit``, ``ft`` and ``alphaedit`` to the runner's methods."""
+    from .runner import register_method
+
+    for name in PARAMETRIC:
+        register_method(name, _factory(name))

@@ -1,17 +1,19 @@
 """Relation-aware scope checker: the query must name the edit's subject, and ask its relation.
 
 An edit is in scope when (1) the query mentions the edit's subject (or one of
-its ``metadata.aliases``), compared on normalised text, and (2) the query with
-the subject masked is similar enough to the edit's relation template with the
-subject masked ("The mother tongue of X is" vs "X is a native speaker of").
-The second threshold is calibrated with the similarity one. Edits without a
-known subject fall back to the plain similarity threshold.
+its ``metadata.aliases``), compared on normalised text, and (2) the sentence of
+the query that names the subject, with the subject masked, is similar enough
+to the edit's relation template with the subject masked ("The mother tongue of
+X is" vs "X is a native speaker of"). The relation threshold is calibrated with
+the similarity one (see :func:`agentedit.scope.similarity.calibrate_similarity`).
+Edits without a known subject fall back to the plain similarity threshold.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+import threading
+from collections import OrderedDict
 from typing import Sequence
 
 import numpy as np
@@ -23,6 +25,7 @@ from .base import BaseChecker
 
 MASK = "X"
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 
 
 def normalise(text: str) -> str:
@@ -56,6 +59,20 @@ def mask_subject(text: str, subject: str) -> str:
     return re.sub(pattern, MASK, text, count=1, flags=re.IGNORECASE)
 
 
+def subject_clause(text: str, subject: str) -> str:
+    """The last sentence of ``text`` that names ``subject`` (drops unrelated lead-in sentences)."""
+    parts = [p for p in _SENTENCE_END.split(text) if p.strip()]
+    for part in reversed(parts):
+        if find_subject(part, [subject]):
+            return part
+    return text
+
+
+def query_relation(query: str, subject: str) -> str:
+    """What the query asks about ``subject``: its clause naming the subject, subject masked."""
+    return mask_subject(subject_clause(query, subject), subject)
+
+
 def relation_text(rec: EditRecord) -> str | None:
     if rec.relation:
         return rec.relation.replace("{}", MASK)
@@ -71,33 +88,51 @@ class RelationChecker(BaseChecker):
 
     name = "relation"
 
-    def __init__(self, embedder: Embedder, *, relation_threshold: float, fallback_threshold: float, max_edits: int = 4) -> None:
+    def __init__(self, embedder: Embedder, *, relation_threshold: float, fallback_threshold: float, max_edits: int = 4,
+                 cache_size: int = 65536) -> None:
         self.embedder = embedder
         self.relation_threshold = relation_threshold
         self.fallback_threshold = fallback_threshold
         self.max_edits = max_edits
-        self._embed_cached = lru_cache(maxsize=65536)(self._embed_one)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
 
-    def _embed_one(self, text: str) -> np.ndarray:
-        return self.embedder.embed_one(text)
+    def _vectors(self, texts: set[str]) -> dict[str, np.ndarray]:
+        """Embeddings of ``texts``, computing the missing ones in one batch."""
+        with self._lock:
+            have = {t: self._cache[t] for t in texts if t in self._cache}
+        missing = sorted(texts - set(have))
+        if missing:
+            for t, v in zip(missing, self.embedder.embed(missing)):
+                have[t] = v
+            with self._lock:
+                for t in missing:
+                    self._cache[t] = have[t]
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return have
 
     def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
+        ranked = sorted(candidates, key=lambda c: -c.similarity)
+        plans: list[tuple[Candidate, str | None, str | None, str | None]] = []
+        for cand in ranked:
+            rel = relation_text(cand.record)
+            named = find_subject(query, subject_names(cand.record)) if rel is not None else None
+            plans.append((cand, rel, named, query_relation(query, named) if named else None))
+        vecs = self._vectors({t for _, rel, _, q in plans if q is not None for t in (rel, q) if t is not None})
         out: list[ScopeDecision] = []
         accepted = 0
-        for cand in sorted(candidates, key=lambda c: -c.similarity):
-            rec = cand.record
-            rel = relation_text(rec)
+        for cand, rel, named, qrel in plans:
             if rel is None:
                 ok = cand.similarity >= self.fallback_threshold
                 reason = f"no subject; similarity {cand.similarity:.3f} vs {self.fallback_threshold:.3f}"
+            elif named is None or qrel is None:
+                ok, reason = False, f"query does not name {cand.record.subject!r}"
             else:
-                named = find_subject(query, subject_names(rec))
-                if named is None:
-                    ok, reason = False, f"query does not name {rec.subject!r}"
-                else:
-                    rsim = float(self._embed_cached(mask_subject(query, named)) @ self._embed_cached(rel))
-                    ok = rsim >= self.relation_threshold
-                    reason = f"names {named!r}; relation similarity {rsim:.3f} {'>=' if ok else '<'} {self.relation_threshold:.3f}"
+                rsim = float(vecs[qrel] @ vecs[rel])
+                ok = rsim >= self.relation_threshold
+                reason = f"names {named!r}; relation similarity {rsim:.3f} {'>=' if ok else '<'} {self.relation_threshold:.3f}"
             ok = ok and accepted < self.max_edits
             accepted += ok
             out.append(self._decide(cand, ok, reason))

@@ -47,6 +47,8 @@ class Calibration:
     band_high: float
     relation_threshold: float
     relation_recall: float
+    relation_specificity: float
+    relation_negatives: int
     n_positive: int
     n_negative: int
     n_cases: int
@@ -88,37 +90,53 @@ def choose_threshold(pos: np.ndarray, neg: np.ndarray, objective: Objective = "r
         srt = np.sort(neg)
         k = math.ceil(target_specificity * len(srt))  # at least k negatives must fall below t
         return float(srt[k - 1] + 1e-6)
-    candidates = np.unique(np.concatenate([pos, neg + 1e-6]))
-    best_t, best = float(candidates[0]), -1.0
-    for t in candidates:
-        rec, spec = _rates(pos, neg, float(t))
-        if objective == "balanced-accuracy":
-            score = (rec + spec) / 2
-        elif objective == "f1":
-            tp, fp = rec * len(pos), (1 - spec) * len(neg)
-            score = 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + (1 - rec) * len(pos))
-        else:
-            raise ScopeError(f"unknown calibration objective {objective!r}; use recall@specificity, balanced-accuracy or f1")
-        if score > best:
-            best_t, best = float(t), score
-    return best_t
+    if objective not in ("balanced-accuracy", "f1"):
+        raise ScopeError(f"unknown calibration objective {objective!r}; use recall@specificity, balanced-accuracy or f1")
+    cands = np.unique(np.concatenate([pos, neg + 1e-6]))
+    sp, sn = np.sort(pos), np.sort(neg)
+    recall = 1.0 - np.searchsorted(sp, cands, side="left") / len(sp)  # share of pos >= t
+    spec = np.searchsorted(sn, cands, side="left") / len(sn)  # share of neg < t
+    if objective == "balanced-accuracy":
+        score = (recall + spec) / 2
+    else:
+        tp, fp = recall * len(pos), (1 - spec) * len(neg)
+        score = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + (1 - recall) * len(pos), 1e-12), 0.0)
+    return float(cands[int(np.argmax(score))])
 
 
-def relation_pairs(cases: Sequence[dict[str, Any]], embedder: Embedder) -> np.ndarray:
-    """Masked-relation similarities of in-scope queries that name their edit's subject."""
-    from .relation import find_subject, mask_subject
+def relation_pairs(cases: Sequence[dict[str, Any]], embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
+    """Masked-relation similarities: in-scope pairs, and synthetic same-subject/other-relation pairs.
+
+    In scope: each case's prompt and paraphrase (the clause naming the subject,
+    subject masked) against its own relation template. Out of scope: pairs of
+    relation templates whose answer sets never overlap in the data (a place vs
+    a language, say): the question a checker faces when a query names an
+    edited subject but asks about another of its relations.
+    """
+    from .relation import find_subject, mask_subject, query_relation
 
     left, right = [], []
+    answers: dict[str, set[str]] = {}
     for c in cases:
         rel = mask_subject(c["prompt"], c["subject"])
+        answers.setdefault(rel, set()).update(
+            str(c.get(k) or "").strip().lower() for k in ("target_new", "ground_truth") if c.get(k))
         for q in (c["prompt"], c["rephrase_prompt"]):
             if find_subject(q, [c["subject"]]):
-                left.append(mask_subject(q, c["subject"]))
+                left.append(query_relation(q, c["subject"]))
                 right.append(rel)
     if not left:
         raise ScopeError("no calibration query names its subject; the data lacks usable subject fields")
     a, b = embedder.embed(left), embedder.embed(right)
-    return np.sum(a * b, axis=1)
+    pos = np.sum(a * b, axis=1)
+    templates = [t for t, ans in answers.items() if len(ans) >= 3]
+    vecs = embedder.embed(templates)
+    sims = vecs @ vecs.T
+    neg = [sims[i, j] for i in range(len(templates)) for j in range(i + 1, len(templates))
+           if not answers[templates[i]] & answers[templates[j]]]
+    if not neg:
+        raise ScopeError("the calibration data has no relations with disjoint answers to contrast")
+    return pos, np.asarray(neg, dtype=np.float32)
 
 
 def scope_pairs(cases: Sequence[dict[str, Any]], embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
@@ -166,15 +184,17 @@ def calibrate_similarity(data: str | Path, embedder: Embedder, *, n_cases: int =
     band_high = choose_threshold(pos, neg, "recall@specificity", 0.999)
     if progress:
         progress("embedding subject-masked relations")
-    rel = relation_pairs(cases, embedder)
-    # Subject gating supplies the specificity; the relation threshold keeps 98% of in-scope pairs.
-    rel_t = float(np.quantile(rel, 0.02))
+    rel_pos, rel_neg = relation_pairs(cases, embedder)
+    # The relation threshold balances recall on in-scope pairs against rejection of other relations.
+    rel_t = choose_threshold(rel_pos, rel_neg, "balanced-accuracy")
+    rel_recall, rel_spec = _rates(rel_pos, rel_neg, rel_t)
     cal = Calibration(
         threshold=round(t, 6), objective=objective,
         target_specificity=target_specificity if objective == "recall@specificity" else None,
         recall=round(rec, 4), specificity=round(spec, 4), balanced_accuracy=round((rec + spec) / 2, 4),
         band_low=round(min(band_low, t), 6), band_high=round(max(band_high, t), 6),
-        relation_threshold=round(rel_t, 6), relation_recall=round(float(np.mean(rel >= rel_t)), 4),
+        relation_threshold=round(rel_t, 6), relation_recall=round(rel_recall, 4), relation_specificity=round(rel_spec, 4),
+        relation_negatives=len(rel_neg),
         n_positive=len(pos), n_negative=len(neg), n_cases=len(cases), data=path.name,
         data_sha256=hashlib.sha256(raw).hexdigest(), embedder=embedder.name, seed=seed,
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 import logging
 import os
 import resource
@@ -162,7 +163,7 @@ def run_method(name: str, ctx: Any, cases: list[dict[str, Any]], args: argparse.
                reference: dict[tuple[str, int], list[int]] | None, quality: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from agentedit.editors import EditRequest, make_editor
 
-    editor = make_editor(name, ctx)
+    editor = make_editor(name, ctx, editor_configs(args)[name])
     reqs = [EditRequest.make(c["prompt"], c["subject"], c["target"], id=c["id"]) for c in cases]
     rows: list[dict[str, Any]] = []
     edit_s, done = 0.0, 0
@@ -206,6 +207,17 @@ def run_method(name: str, ctx: Any, cases: list[dict[str, Any]], args: argparse.
     return res, [{**r, "method": name} for r in rows]
 
 
+def editor_configs(args: argparse.Namespace) -> dict[str, Any]:
+    """The methods' defaults, with the target search shortened where the command line asks."""
+    from agentedit.editors import AlphaEditConfig, FTConfig, MEMITConfig, ROMEConfig, TargetConfig
+
+    def target() -> TargetConfig:
+        return TargetConfig(steps=args.steps, n_contexts=args.contexts)
+
+    return {"rome": ROMEConfig(target=target()), "memit": MEMITConfig(target=target()), "ft": FTConfig(steps=args.ft_steps),
+            "alphaedit": AlphaEditConfig(target=target())}
+
+
 # -- report ------------------------------------------------------------------------------------
 def write(out: Path, report: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     from agentedit.evaluation.report import bar_plot, md_table, write_json
@@ -245,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memit-batch", type=int, default=100, help="MEMIT batch size with --synthetic")
     ap.add_argument("--corpus-samples", type=int, default=64)
     ap.add_argument("--corpus-length", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=20, help="target-search steps (ROME, MEMIT, AlphaEdit)")
+    ap.add_argument("--contexts", type=int, default=4, help="context prefixes the target is optimised under")
+    ap.add_argument("--ft-steps", type=int, default=25)
     ap.add_argument("--method-budget-s", type=float, default=1e9, help="stop a single/sequential method's loop after this long")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--cache-dir", default=None, help="statistics cache (default: the agentedit cache)")
@@ -277,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus = SampledCorpus(n_samples=args.corpus_samples, length=args.corpus_length)
     ctx = EditContext.create(backend, corpus=corpus, cache_dir=args.cache_dir or cache_dir())
     meter = Meter(backend.device)
-    layers = sorted({L for m in methods for L in _layers(make_editor(m, ctx))})
+    layers = sorted({L for m in methods for L in _layers(make_editor(m, ctx, editor_configs(args)[m]))})
     t = time.perf_counter()
     ctx.moments.prefetch(layers)
     stats_s = round(time.perf_counter() - t, 1)
@@ -303,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
               "machine": machine(), "torch_threads": torch.get_num_threads(), "started": started,
               "wall_s": round(time.perf_counter() - t0, 1), "load_s": load_s, "n_cases": len(cases),
               "corpus": f"{corpus.id} (text sampled from the unedited model at temperature 1)", "stats_s": stats_s,
-              "stats_layers": layers, "methods": results, "cases": "cases.jsonl",
+              "stats_layers": layers, "methods": results,
+              "configs": {m: asdict(c) for m, c in editor_configs(args).items() if m in methods}, "cases": "cases.jsonl",
               "notes": ["Locality is the share of the unedited model's top-1 tokens on the locality prompt that the "
                         "edit keeps. Peak memory on a CPU is the process's peak RSS so far, so it only grows from row "
                         "to row."]}

@@ -62,7 +62,7 @@ class SecondMoments:
 
         ctx = self.ctx
         with ctx.stack.pristine():
-            rows = self.corpus.rows(ctx.backend, self.dir.parent.parent / "corpora" if self.dir else None)
+            rows = self.corpus.rows(ctx.backend, self.dir.parent / "corpora" if self.dir else None)  # per model
             logger.info("second moments of layers %s over %d rows of %s", layers, len(rows), self.corpus.id)
             size = ctx.layout.inner_size
             acc = {L: torch.zeros(size, size, dtype=torch.float32, device=ctx.backend.device) for L in layers}

@@ -20,14 +20,11 @@ resumes and identical passthrough requests are answered once.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import random
-import re
 import shutil
 import statistics
-import string
 import sys
 import tempfile
 import time
@@ -36,69 +33,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals._report import ROOT, bar_plot, data_dir, line_plot, machine, md_table, write_json  # noqa: E402
-
 from agentedit.backends import resolve_backend  # noqa: E402
-from agentedit.backends.base import Completion  # noqa: E402
 from agentedit.editor import Editor  # noqa: E402
+from agentedit.evaluation.cache import CachedBackend  # noqa: E402
+from agentedit.evaluation.loaders import data_dir  # noqa: E402
+from agentedit.evaluation.report import bar_plot, line_plot, machine, md_table, write_json  # noqa: E402
+from agentedit.evaluation.scoring import gen_match, normalise  # noqa: E402
 from agentedit.memory import EditMemory, shared_embedder  # noqa: E402
 from agentedit.scope import default_calibration, make_checker  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("evals.blackbox")
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalise(text: str) -> str:
-    text = text.lower()
-    text = "".join(ch if ch not in string.punctuation else " " for ch in text)
-    return " ".join(_ARTICLES.sub(" ", text).split())
 
 
 def matches(answer: str, target: str) -> bool:
-    """Generation-match: the normalised target appears as whole words in the normalised answer."""
-    t = normalise(target)
-    return bool(t) and f" {t} " in f" {normalise(answer)} "
-
-
-class CachedBackend:
-    """Wraps a backend; identical requests (greedy) are answered from a JSONL cache on disk."""
-
-    def __init__(self, inner: Any, path: Path) -> None:
-        self.inner, self.path = inner, path
-        self.name, self.capabilities = inner.name, inner.capabilities
-        self.cache: dict[str, str] = {}
-        self.calls = 0
-        self.hits = 0
-        if path.exists():
-            for line in path.read_text("utf-8").splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    self.cache[row["key"]] = row["text"]
-
-    def _key(self, messages: Any, params: dict[str, Any]) -> str:
-        return hashlib.sha256(json.dumps([messages, params], sort_keys=True).encode()).hexdigest()
-
-    def chat(self, messages: Any, **params: Any) -> Completion:
-        key = self._key(messages, params)
-        if key in self.cache:
-            self.hits += 1
-            return Completion(text=self.cache[key], model=self.name)
-        self.calls += 1
-        comp = self.inner.chat(messages, **params)
-        self.cache[key] = comp.text
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"key": key, "text": comp.text}) + "\n")
-        return comp
-
-    async def achat(self, messages: Any, **params: Any) -> Completion:
-        return self.chat(messages, **params)
-
-    def complete(self, prompt: str, **params: Any) -> Completion:
-        return self.chat([{"role": "prompt", "content": prompt}], **params)
-
-    def close(self) -> None:
-        self.inner.close()
+    return gen_match(answer, [target])
 
 
 PROBES = (("reliability", "prompt"), ("generality", "rephrase_prompt"), ("locality", "locality_prompt"))
@@ -113,7 +62,6 @@ def run_quality(args: argparse.Namespace, out: Path, cases: list[dict[str, Any]]
     mem.add_many(edits)
     inner = resolve_backend(args.model, api_base=args.api_base, timeout=180, default_params={"max_tokens": args.max_tokens})
     backend = CachedBackend(inner, out / "cache" / "generations.jsonl")
-    (out / "cache").mkdir(parents=True, exist_ok=True)
     methods = ["none", "prefix-all"] + [f"agentedit-{c}" for c in args.checkers]
     rows: list[dict[str, Any]] = []
     summary: dict[str, dict[str, Any]] = {}
@@ -198,7 +146,7 @@ def synthetic_edits(dd: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
 
 def run_latency(args: argparse.Namespace, cases: list[dict[str, Any]]) -> dict[str, Any]:
     sizes = sorted(args.latency_sizes)
-    dd = data_dir(args.data_dir)
+    dd = data_dir(args.data_dir or ROOT.parent / "shared" / "datasets")
     edits = synthetic_edits(dd, sizes[-1])
     tmp = Path(tempfile.mkdtemp(prefix="agentedit-lat-"))
     emb = shared_embedder()
@@ -262,7 +210,7 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     out = ROOT / "evals" / "results" / args.run_name
     out.mkdir(parents=True, exist_ok=True)
-    dd = data_dir(args.data_dir)
+    dd = data_dir(args.data_dir or ROOT.parent / "shared" / "datasets")
     cases = json.loads((dd / "counterfact/counterfact-edit.json").read_text("utf-8"))[: args.n]
     report_path = out / "results.json"
     report: dict[str, Any] = json.loads(report_path.read_text("utf-8")) if report_path.exists() else {}

@@ -87,3 +87,24 @@ def test_a_bad_edit_in_a_batch_writes_nothing(memory):
         ed.edit_many([EIFFEL, {"prompt": "the capital of france", "subject": "spain", "target_new": "berlin"}])
     assert memory.list() == [] and same_weights(ed.backend.model, before)
     assert not (memory.dir / "deltas").exists() or not list((memory.dir / "deltas").iterdir())
+
+
+def test_eval_harness_methods_make_the_weights_follow_the_memory(memory):
+    from agentedit.evaluation import METHODS
+    from agentedit.evaluation.parametric import WeightSyncEditor
+
+    assert {"rome", "memit", "ft", "alphaedit"} <= set(METHODS)
+    model, tok = tiny_model("llama")
+    backend = LocalBackend.from_model(model, tok)
+    before = weights(model)
+    ev = WeightSyncEditor("hf:unused", memory, "memit", configs=tiny_configs(), backend=backend, max_tokens=2)
+    a, b = memory.add_many([EIFFEL, FRANCE])
+    ans = ev.ask(EIFFEL["prompt"], style="complete")
+    assert ans.route == "parametric" and ans.applied == [a.id]
+    assert ev.top1(FRANCE["prompt"], FRANCE["target_new"])[1] == ev.top1(FRANCE["prompt"], FRANCE["target_new"])[0]
+    memory.delete(a.id)  # one edit of the batch leaves: the other is edited in again, alone
+    ev.sync()
+    assert _top1(ev, FRANCE) and not _top1(ev, EIFFEL)
+    memory.delete(b.id)
+    ev.sync()
+    assert same_weights(model, before)

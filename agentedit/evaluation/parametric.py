@@ -44,11 +44,12 @@ class WeightSyncEditor:
 
         active = {r.id: r for r in self.memory.list()}
         editor = self.route.editor(self.method)
-        for rid in [r for r in self._held if r not in active]:
-            did = self._held.pop(rid)
-            if did in self.route.ctx.stack and did not in self._held.values():
+        lost = {did for rid, did in self._held.items() if rid not in active}  # deltas holding a retracted edit
+        self._held = {rid: did for rid, did in self._held.items() if did not in lost}
+        for did in lost:
+            if did in self.route.ctx.stack:
                 editor.revert(did)
-        new = [r for rid, r in active.items() if rid not in self._held]
+        new = [r for rid, r in active.items() if rid not in self._held]  # incl. the rest of a reverted batch
         if not new:
             return
         groups = [new] if self._batched else [[r] for r in new]

@@ -33,6 +33,7 @@ class Options:
     api_base: Optional[str]
     namespace: str
     scope: str
+    method: Optional[str] = None
 
 
 def _emit_json(data: Any) -> None:
@@ -45,17 +46,21 @@ def _main(
     store: str = typer.Option("default", "--store", envvar="AGENTEDIT_STORE", help="Name of the edit store (a folder under the store dir)."),
     store_dir: Optional[str] = typer.Option(None, "--store-dir", envvar="AGENTEDIT_STORES", help="Where stores live (default ./stores)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", envvar="AGENTEDIT_MODEL",
-                                        help="litellm 'provider/model', or 'llamacpp:<name|file.gguf>' (default: embedded Qwen2.5-Coder-0.5B)."),
+                                        help="litellm 'provider/model', 'llamacpp:<name|file.gguf>', or 'hf:<hub id|dir|file.gguf|name>' for "
+                                             "local weights (default: embedded Qwen2.5-Coder-0.5B)."),
     api_base: Optional[str] = typer.Option(None, "--api-base", envvar="AGENTEDIT_API_BASE", help="Base URL of an OpenAI-compatible server."),
     namespace: str = typer.Option("default", "--namespace", "-n", envvar="AGENTEDIT_NAMESPACE", help="Namespace (tenant) of the edits."),
     scope: str = typer.Option(DEFAULT_CHECKER, "--scope", envvar="AGENTEDIT_SCOPE",
                               help="Scope checker: " + ", ".join(CHECKERS) + "."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+    method: Optional[str] = typer.Option(None, "--method", envvar="AGENTEDIT_METHOD",
+                                         help="Route of new edits: in-context, or rome/memit/ft/alphaedit for hf: models "
+                                              "(default: rome for hf: models, in-context otherwise)."),
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    ctx.obj = Options(store, store_dir, model, api_base, namespace, scope)
+    ctx.obj = Options(store, store_dir, model, api_base, namespace, scope, method)
 
 
 def _status(msg: str) -> None:
@@ -68,7 +73,7 @@ def _editor(ctx: typer.Context, **kw: Any) -> Iterator[Any]:
 
     o: Options = ctx.obj
     ed = Editor(o.model, api_base=o.api_base, store=o.store, store_dir=o.store_dir, namespace=o.namespace, scope=o.scope,
-                progress=_status, **kw)
+                progress=_status, method=o.method, **kw)
     try:
         yield ed
     finally:

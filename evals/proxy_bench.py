@@ -131,10 +131,10 @@ def synthetic_edits(n: int) -> list[dict[str, Any]]:
     cities = ["Oslo", "Quito", "Lagos", "Hanoi", "Perth", "Graz", "Cusco", "Tartu", "Izmir", "Leeds", "Porto",
               "Turku", "Malmo", "Split", "Kyoto", "Davao", "Tromso", "Sucre", "Brno", "Cork"]
     out = []
-    for i, (f, l, j) in enumerate(itertools.product(first, last, jobs)):
+    for i, (c, f, l, j) in enumerate(itertools.product(cities, first, last, jobs)):
         if i >= n:
             break
-        out.append({"statement": f"{f} {l} works as a {j} in {cities[i % len(cities)]}.", "subject": f"{f} {l}"})
+        out.append({"statement": f"{f} {l} works as a {j} in {c}.", "subject": f"{f} {l}"})
     if len(out) < n:
         raise SystemExit(f"only {len(out)} synthetic facts available; lower --sizes")
     return out

@@ -62,7 +62,8 @@ class ChatCompletionRequest(BaseModel):
         return {k: v for k in FORWARDED if (v := getattr(self, k)) is not None}
 
     def plain_messages(self) -> list[dict[str, Any]]:
-        return [m.model_dump(exclude_none=True) for m in self.messages]
+        """The messages exactly as the client sent them (explicit nulls kept, nothing added)."""
+        return [m.model_dump(exclude_unset=True) for m in self.messages]
 
 
 class EditPatch(BaseModel):

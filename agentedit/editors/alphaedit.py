@@ -37,27 +37,24 @@ class AlphaEdit(MEMIT):
             self.ctx.extra[key] = (keep @ keep.T).float()
         return self.ctx.extra[key]
 
-    def earlier_keys(self, layer: int) -> Any:
-        """``Σ K_pᵀ K_p`` over the AlphaEdit deltas applied to this model."""
-        import torch
-
-        d = self.ctx.layout.inner_size
-        acc = torch.zeros(d, d, dtype=torch.float64, device=self.ctx.backend.device)
-        for delta in self.ctx.stack.deltas:
-            k = delta.extras.get(f"keys.{layer}") if delta.method == self.name else None
-            if k is not None:
-                k = k.to(acc.device, torch.float64)
-                acc += k.T @ k
-        return acc
+    def earlier_keys(self, layer: int) -> list[Any]:
+        """The keys ``K_p`` stored with the AlphaEdit deltas applied to this model."""
+        return [d.extras[f"keys.{layer}"] for d in self.ctx.stack.deltas
+                if d.method == self.name and f"keys.{layer}" in d.extras]
 
     def solve(self, layer: int, keys: Any, resid: Any) -> tuple[Any, Any]:
+        """``M⁻¹ P Kᵀ`` with ``M = α I + (P K_allᵀ) K_all`` by Woodbury: ``O(d² m)`` for ``m`` keys, never ``O(d³)``."""
         import torch
 
         p = self.projection(layer).double()
         k = keys.double()
-        m = p @ (k.T @ k + self.earlier_keys(layer)) + self.config.l2 * torch.eye(p.shape[0], dtype=p.dtype, device=p.device)
-        right = torch.linalg.solve(m, p @ k.T).T
-        return resid.T.float().contiguous(), right.float().contiguous()
+        every = torch.cat([k, *[e.to(k.device, k.dtype) for e in self.earlier_keys(layer)]])  # K_all, [m, in]
+        u = p @ every.T  # [in, m]
+        b = p @ k.T  # [in, n]
+        alpha = self.config.l2
+        small = alpha * torch.eye(every.shape[0], dtype=k.dtype, device=k.device) + every @ u
+        x = (b - u @ torch.linalg.solve(small, every @ b)) / alpha
+        return resid.T.float().contiguous(), x.T.float().contiguous()
 
     def extras(self, keys: dict[str, Any]) -> dict[str, Any]:
         return keys

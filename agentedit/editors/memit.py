@@ -18,6 +18,7 @@ from .context import low_rank_edit
 from .deltas import Delta, Factor
 from .keys import subject_keys, values_at
 from .requests import EditRequest
+from .rome import inverse_moment_solver
 from .targets import TargetConfig, optimise_targets
 
 
@@ -26,6 +27,7 @@ class MEMITConfig:
     layers: tuple[int, ...] | None = None  # default: 5 consecutive early-middle layers
     n_layers: int = 5
     mom2_weight: float = 15000.0  # λ
+    ridge: float = 1e-4  # added to C's diagonal (times its mean) so a statistics matrix from little text is invertible
     target: TargetConfig = field(default_factory=TargetConfig)
 
 
@@ -59,13 +61,18 @@ class MEMIT(ParametricEditor):
         return self._delta(parts, **self.extras(keys))
 
     def solve(self, layer: int, keys: Any, resid: Any) -> tuple[Any, Any]:
-        """``(left, right)`` with ``left @ right = Rᵀ K (λC + KᵀK)⁻¹`` (as ``[out, n] @ [n, in]``)."""
+        """``(left, right)`` with ``left @ right = Rᵀ K (λC + KᵀK)⁻¹`` (as ``[out, n] @ [n, in]``).
+
+        Through ``(λC + KᵀK)⁻¹Kᵀ = (λC)⁻¹Kᵀ (I + K(λC)⁻¹Kᵀ)⁻¹`` with ROME's cached factor of ``C``:
+        ``O(d²n)`` per call instead of a fresh ``O(d³)`` solve.
+        """
         import torch
 
-        c = self.ctx.moments.get(layer).double()
+        inv = inverse_moment_solver(self.ctx, layer, self.config.ridge)
         k = keys.double()
-        a = self.config.mom2_weight * c + k.T @ k
-        right = torch.linalg.solve(a, k.T).T
+        ck = inv(k.T) / self.config.mom2_weight  # (λC)⁻¹Kᵀ, [in, n]
+        small = torch.eye(k.shape[0], dtype=k.dtype, device=k.device) + k @ ck
+        right = torch.linalg.solve(small, ck.T)
         return resid.T.float().contiguous(), right.float().contiguous()
 
     def extras(self, keys: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ class ROMEConfig:
 
 
 def inverse_moment_solver(ctx: Any, layer: int, ridge: float) -> Any:
-    """``x ↦ (C + ridge·mean(diag C)·I)⁻¹ x`` with a Cholesky factor cached for the context's lifetime."""
+    """``x ↦ (C + ridge·mean(diag C)·I)⁻¹ x`` (float64) with a Cholesky factor cached for the context's lifetime."""
     import torch
 
     key = ("chol", layer, ridge)
@@ -36,7 +36,7 @@ def inverse_moment_solver(ctx: Any, layer: int, ridge: float) -> Any:
         c = c + ridge * c.diagonal().mean() * torch.eye(c.shape[0], dtype=c.dtype, device=c.device)
         ctx.extra[key] = torch.linalg.cholesky(c)
     chol = ctx.extra[key]
-    return lambda x: torch.cholesky_solve(x.double(), chol).float()
+    return lambda x: torch.cholesky_solve(x.double().to(chol.device), chol)  # float64
 
 
 class ROME(ParametricEditor):
@@ -53,7 +53,7 @@ class ROME(ParametricEditor):
         lefts, rights, pending = [], [], {}
         for i, req in enumerate(requests):
             k = subject_keys(self.ctx, [req], layer, self.prefixes, pending)[0]
-            u = solve(k[:, None])[:, 0]
+            u = solve(k[:, None])[:, 0].float()
             target, value = optimise_targets(self.ctx, [req], path, self.config.target, self.prefixes, pending)
             _, k_now = values_at(self.ctx, [req], path, pending, with_inputs=True)
             r = (target[0] - value[0]) / torch.dot(u, k_now[0])

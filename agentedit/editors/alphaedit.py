@@ -31,7 +31,7 @@ class AlphaEdit(MEMIT):
 
         key = ("null-space", layer, self.config.null_threshold)
         if key not in self.ctx.extra:
-            c = self.ctx.moments.get(layer).double()
+            c = self.ctx.moments.get(layer).float()  # float32 is enough to split the spectrum, and much faster
             vals, vecs = torch.linalg.eigh(c)
             keep = vecs[:, vals < self.config.null_threshold * vals.clamp_min(0).mean()]
             self.ctx.extra[key] = (keep @ keep.T).float()

@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         backend = LocalBackend(args.model, device=args.device, dtype=args.dtype)
         label = args.model
     t = time.perf_counter()
-    backend.model  # load now, not inside the first timing
+    _ = backend.model  # load now, not inside the first timing
     load_s = round(time.perf_counter() - t, 1)
     corpus = SampledCorpus(n_samples=args.corpus_samples, length=args.corpus_length)
     ctx = EditContext.create(backend, corpus=corpus, cache_dir=args.cache_dir or cache_dir())

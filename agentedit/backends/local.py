@@ -124,7 +124,7 @@ def load_model(source: Source, *, device: str, dtype: Any) -> tuple[Any, Any]:
             raise ConfigError(f"hf:{source.location}: not in the local Hugging Face cache and downloads are off here; "
                               "download it elsewhere and pass its directory, or use a .gguf file") from exc
         raise BackendError(f"loading {source.location} failed: {exc}") from exc
-    model.to(device).eval()
+    model.to(device).eval()  # type: ignore[arg-type]
     for p in model.parameters():
         p.requires_grad_(False)
     if tok.pad_token_id is None:

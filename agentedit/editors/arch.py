@@ -104,7 +104,7 @@ def discover(model: Any) -> Layout:
         missing.append(f"a layer count in the config (one of {', '.join(_LAYER_KEYS)})")
     if hidden is None:
         missing.append(f"a hidden size in the config (one of {', '.join(_HIDDEN_KEYS)})")
-    if missing:
+    if missing or n_layers is None or hidden is None:
         raise ArchitectureError(f"{model_type}: cannot edit this model: missing {'; '.join(missing)}")
     inner = _first(cfg, _INNER_KEYS) or 4 * hidden  # gpt2's n_inner=None means 4 * n_embd
 

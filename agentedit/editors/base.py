@@ -41,7 +41,7 @@ class ParametricEditor:
             delta = self.compute(reqs)
             delta.meta.update(method=self.name, requests=[{"id": r.id, "prompt": r.prompt, "subject": r.subject,
                                                            "target": r.target} for r in reqs],
-                              config=asdict(self.config) if is_dataclass(self.config) else {},
+                              config=asdict(self.config) if is_dataclass(self.config) and not isinstance(self.config, type) else {},
                               model=self.ctx.fingerprint, seconds=round(time.perf_counter() - started, 3))
             self.ctx.stack.push(delta)
         logger.info("%s: %d edit(s) applied in %.1fs (delta %s)", self.name, len(reqs), delta.meta["seconds"], delta.id)

@@ -29,7 +29,7 @@ class EditContext:
     fingerprint: str
     cache_dir: Path | None = None
     moments: Any = None  # SecondMoments, set in create()
-    extra: dict[str, Any] = field(default_factory=dict)  # per-method state that outlives one call (e.g. projections)
+    extra: dict[Any, Any] = field(default_factory=dict)  # per-method state that outlives one call (e.g. projections)
 
     @classmethod
     def create(cls, backend: Any, *, corpus: Corpus | None = None, cache_dir: str | Path | None = None) -> "EditContext":

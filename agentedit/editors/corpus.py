@@ -25,7 +25,8 @@ OPENINGS = ("The", "In", "A", "It", "He", "She", "This", "On", "After", "During"
 
 
 class Corpus(Protocol):
-    id: str
+    @property
+    def id(self) -> str: ...
 
     def rows(self, backend: Any, cache_dir: Path | None) -> list[list[int]]: ...
 

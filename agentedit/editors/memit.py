@@ -43,13 +43,13 @@ class MEMIT(ParametricEditor):
         return self.ctx.layout.default_layers(self.config.n_layers)
 
     def compute(self, requests: Sequence[EditRequest]) -> Delta:
-        import torch
-
         layout, layers = self.ctx.layout, self.layers()
         self.ctx.moments.prefetch(layers)
         z_path = layout.block_path(layers[-1])
         z, _ = optimise_targets(self.ctx, requests, z_path, self.config.target, self.prefixes)
-        parts, pending, keys = {}, {}, {}
+        parts: dict[str, Factor] = {}
+        pending: dict[str, tuple[str, Any]] = {}
+        keys: dict[str, Any] = {}
         for i, layer in enumerate(layers):
             k = subject_keys(self.ctx, requests, layer, self.prefixes, pending)
             now = values_at(self.ctx, requests, z_path, pending)

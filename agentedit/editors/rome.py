@@ -50,8 +50,10 @@ class ROME(ParametricEditor):
         layer = self.config.layer if self.config.layer is not None else layout.default_layers(1)[0]
         path = layout.mlp_out_path(layer)
         solve = inverse_moment_solver(self.ctx, layer, self.config.ridge)
-        lefts, rights, pending = [], [], {}
-        for i, req in enumerate(requests):
+        lefts: list[Any] = []
+        rights: list[Any] = []
+        pending: dict[str, tuple[str, Any]] = {}
+        for req in requests:
             k = subject_keys(self.ctx, [req], layer, self.prefixes, pending)[0]
             u = solve(k[:, None])[:, 0].float()
             target, value = optimise_targets(self.ctx, [req], path, self.config.target, self.prefixes, pending)

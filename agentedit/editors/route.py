@@ -116,7 +116,7 @@ class WeightRoute:
         groups = [list(range(len(recs)))] if method in BATCHED else [[i] for i in range(len(recs))]
         done: list[Delta] = []
         try:
-            for n, group in enumerate(groups):
+            for group in groups:
                 delta = editor.apply([reqs[i] for i in group])
                 done.append(delta)
                 delta.meta["records"] = [recs[i].id for i in group]

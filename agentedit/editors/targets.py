@@ -65,7 +65,10 @@ def _optimise_chunk(ctx: EditContext, reqs: list[EditRequest], path: str, cfg: T
     t_rows, t_pos, t_ids, t_req = [], [], [], []
     for n, r in enumerate(rows):
         for t in range(r.target_from, len(r.full)):
-            t_rows.append(n), t_pos.append(t - 1), t_ids.append(r.full[t]), t_req.append(r.request)
+            t_rows.append(n)
+            t_pos.append(t - 1)
+            t_ids.append(r.full[t])
+            t_req.append(r.request)
     t_rows_t, t_pos_t = torch.tensor(t_rows, device=device), torch.tensor(t_pos, device=device)
     t_ids_t, t_req_t = torch.tensor(t_ids, device=device), torch.tensor(t_req, device=device)
     counts = torch.bincount(t_req_t, minlength=len(reqs)).float()

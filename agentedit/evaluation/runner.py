@@ -349,7 +349,8 @@ class Runner:
                 "by_size": {s: {m: aggregate([r for r in mine if r["method"] == m and r["size"] == str(s)])
                                 for m in cfg.methods} for s in sorted(set(cfg.memory_sizes))},
             }
-        return {"suite": cfg.suite, "model": model, "backend": "llama.cpp server" if cfg.model.startswith("llamacpp:") else "litellm",
+        return {"suite": cfg.suite, "model": model, "backend": "llama.cpp server" if cfg.model.startswith("llamacpp:") else
+                "transformers" if cfg.model.startswith("hf:") else "litellm",
                 "protocol": cfg.protocol, "scoring": cfg.scoring, "max_tokens": cfg.max_tokens, "limit": cfg.limit,
                 "seed": cfg.seed, "embedder": self.embedder.name, "calibration_threshold": default_calibration().threshold,
                 "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - wall_s)),

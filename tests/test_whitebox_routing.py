@@ -108,3 +108,24 @@ def test_eval_harness_methods_make_the_weights_follow_the_memory(memory):
     memory.delete(b.id)
     ev.sync()
     assert same_weights(model, before)
+
+
+def test_agentedit_eval_runs_a_parametric_method_on_an_hf_model(tmp_path):
+    import json
+
+    from agentedit.evaluation import RunConfig, Runner
+    from conftest import DATA_DIR
+
+    model, tok = tiny_model("llama")
+    model.save_pretrained(tmp_path / "tiny")
+    tok.save_pretrained(tmp_path / "tiny")
+    cfg = RunConfig(datasets=["counterfact-edit"], methods=["rome"], model=f"hf:{tmp_path / 'tiny'}", limit=2,
+                    protocol="single", max_tokens=2, data_dir=str(DATA_DIR))
+    runner = Runner(cfg, tmp_path / "run")
+    report = runner.run()
+    runner.close()
+    rome = report["datasets"]["counterfact-edit"]["methods"]["rome"]
+    assert report["backend"] == "transformers" and rome["n_cases"] == 2 and "locality" in rome
+    rows = [json.loads(line) for line in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
+    assert {r["route"] for r in rows if r["method"] == "rome"} == {"parametric"}
+    assert (tmp_path / "run" / "results.json").exists() and (tmp_path / "run" / "summary.md").exists()

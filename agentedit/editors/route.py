@@ -82,9 +82,12 @@ class WeightRoute:
         """Apply the saved deltas of active parametric records (once per route), in the order they were made."""
         if self._loaded:
             return
-        ctx = self.ctx
         wanted = {str(r.metadata.get("delta")) for r in self.memory.list(include_inactive=False)
                   if r.method in self._editors and r.metadata.get("delta")}
+        if not wanted:  # nothing to re-apply: do not load the model for it
+            self._loaded = True
+            return
+        ctx = self.ctx
         files = self._files()
         missing = sorted(wanted - set(files))
         if missing:
@@ -100,8 +103,7 @@ class WeightRoute:
             with ctx.backend.lock:
                 ctx.stack.push(delta)
         self._loaded = True
-        if wanted:
-            logger.info("store %s: %d weight delta(s) re-applied", self.memory.name, len(wanted))
+        logger.info("store %s: %d weight delta(s) re-applied", self.memory.name, len(wanted))
 
     # -- writes --------------------------------------------------------------------------------
     def edit_many(self, items: Iterable[Mapping[str, Any] | EditRecord], *, method: str, namespace: str, actor: str = "user",

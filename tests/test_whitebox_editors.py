@@ -123,3 +123,22 @@ def test_a_layer_the_model_lacks_is_refused(tmp_path):
     with pytest.raises(ArchitectureError, match="layer 9 does not exist"):
         make_editor("memit", ctx, MEMITConfig(layers=(2, 9))).apply([EditRequest.make(*EIFFEL)])
     assert same_weights(ctx.backend.model, before)
+
+
+def test_statistics_are_taken_from_the_loaded_weights_even_after_edits(tmp_path):
+    ctx = _ctx("llama", tmp_path / "a")
+    make_editor("ft", ctx, tiny_configs()["ft"]).apply([EditRequest.make(*EIFFEL)])  # changes layer 1
+    edited = weights(ctx.backend.model)
+    late = ctx.moments.get(3)  # computed now, with the edit in place
+    assert same_weights(ctx.backend.model, edited)  # and the edit is still there afterwards
+    assert torch.equal(late, _ctx("llama", tmp_path / "b").moments.get(3))
+
+
+def test_text_corpus_keys_the_cache_by_its_content(tmp_path):
+    from agentedit.editors import TextCorpus
+
+    a, b = TextCorpus(["the city of rome is in italy . " * 8]), TextCorpus(["the capital of france is paris . " * 8])
+    assert a.id != b.id and a.id == TextCorpus(["the city of rome is in italy . " * 8]).id
+    model, tok = tiny_model("llama")
+    ctx = EditContext.create(LocalBackend.from_model(model, tok), corpus=a, cache_dir=tmp_path)
+    assert ctx.moments.count(2) == len(ctx.backend.encode("the city of rome is in italy . " * 8))

@@ -35,7 +35,8 @@ class CachedBackend:
 
     @staticmethod
     def key(kind: str, payload: Any, params: dict[str, Any]) -> str:
-        return hashlib.sha256(json.dumps([kind, payload, params], sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        """Chat payloads are message lists and text payloads strings, so they never share a key."""
+        return hashlib.sha256(json.dumps([payload, params], sort_keys=True).encode()).hexdigest()
 
     def _get(self, kind: str, payload: Any, params: dict[str, Any], call: Any) -> Completion:
         key = self.key(kind, payload, params)

@@ -26,7 +26,7 @@ class ChatPreparer:
         self.editor = editor
         # Never checkpointed: run inside a user's graph (the LangGraph node), it must not write the
         # memory's objects into that graph's checkpointer.
-        self._graph = build_graph(generate=False).compile(checkpointer=False)
+        self._graph: Any = build_graph(generate=False).compile(checkpointer=False)  # Any: build_graph's StateGraph is unparameterised
 
     @staticmethod
     def _state(messages: Sequence[dict[str, Any]], namespace: str) -> dict[str, Any]:

@@ -401,6 +401,7 @@ def serve(
     max_batch_mb: float = typer.Option(8.0, "--max-batch-mb", help="Largest batch-import body."),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds per upstream attempt."),
     retries: int = typer.Option(2, "--retries", help="Upstream retries on connection errors, timeouts and 5xx."),
+    torch_threads: int = typer.Option(1, "--torch-threads", help="CPU threads for embedding each question (0: torch's default)."),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Serve the OpenAI-compatible edit proxy: point any OpenAI client at http://HOST:PORT/v1."""
@@ -410,7 +411,7 @@ def serve(
                               store=store or o.store, store_dir=o.store_dir, chroma_url=chroma_url, scope=o.scope,
                               namespace=o.namespace, host=host, port=port, auth=not no_auth, keys_path=keys_path,
                               max_body_bytes=int(max_body_mb * 1_000_000), max_batch_bytes=int(max_batch_mb * 1_000_000),
-                              timeout=timeout, max_retries=retries).validate()
+                              timeout=timeout, max_retries=retries, torch_threads=torch_threads or None).validate()
     if cfg.auth:
         keys = server.KeyStore(cfg.resolved_keys_path())
         if not keys.list():

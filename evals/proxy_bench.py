@@ -406,7 +406,9 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     write_json(out / "results.json", report)
     lines = [f"# Proxy benchmark: {report['run_name']}", "",
              f"Machine: {report['machine']}. Upstream: {report['upstream']}. Proxy: {report['backend']}; scope checker "
-             f"`{report['scope']}`, embedder {report['embedder']}. Started {report['started']}, {report['wall_s']} s.", ""]
+             f"`{report['scope']}`, embedder {report['embedder']}. Started {report['started']}, {report['wall_s']} s. "
+             f"Load average (1 min) {report['load_avg_1m_at_start']} at the start, {report.get('load_avg_1m_at_end', '?')} "
+             "at the end (other jobs shared the machine when this is above the core count).", ""]
     lat = report.get("latency", {})
     if lat:
         rows = []
@@ -476,7 +478,7 @@ def main(argv: list[str] | None = None) -> None:
         "upstream": "minimal OpenAI-compatible server on 127.0.0.1 (own process)",
         "backend": "agentedit serve (uvicorn, 1 process, API keys on, embedded Chroma)", "scope": "similarity",
         "embedder": "all-MiniLM-L6-v2 (CPU)", "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "wall_s": 0, "config": vars(args)}
+        "wall_s": 0, "config": vars(args), "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
 
     port = free_port()
     standin = ChildServer([sys.executable, __file__, "--stand-in-upstream", str(port)], base_url=f"http://127.0.0.1:{port}/v1",
@@ -501,6 +503,7 @@ def main(argv: list[str] | None = None) -> None:
             report["crash"] = measure_crash(work, upstream, args.crash_batch, args.crash_trials, args.seed)
     finally:
         standin.stop()
+        report["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
         report["wall_s"] = round(time.time() - t0, 1)
         write_report(out, report)
     print(f"wrote {out}/results.json and summary.md")

@@ -136,8 +136,12 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
 
 
 def serve(config: ServerConfig, *, editor_factory: EditorFactory | None = None, log_level: str = "info") -> None:
-    """Run the proxy with uvicorn until interrupted."""
+    """Run the proxy with uvicorn until interrupted (this owns the process: it sets torch's thread count)."""
     import uvicorn
 
+    if config.torch_threads:
+        import torch
+
+        torch.set_num_threads(config.torch_threads)
     app = create_app(config, editor_factory=editor_factory)
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, server_header=False)

@@ -30,7 +30,9 @@ class ServerConfig:
     ``model``/``api_base``/``api_key`` name the upstream model (a litellm ``provider/model`` or
     ``llamacpp:<name>``). ``auth=False`` (``--no-auth``) serves every request as an admin of every
     namespace and is refused unless ``host`` is a loopback address. Request namespaces default to
-    ``namespace`` when the API key does not pin one.
+    ``namespace`` when the API key does not pin one. ``torch_threads`` caps the CPU threads of the query
+    embedder in :func:`~agentedit.server.serve` (one per request avoids oversubscribing the cores when requests
+    run side by side; ``None`` leaves torch's default).
     """
 
     model: str | None = None
@@ -49,6 +51,7 @@ class ServerConfig:
     max_batch_bytes: int = 8_000_000
     timeout: float = 60.0
     max_retries: int = 2
+    torch_threads: int | None = 1
 
     def validate(self) -> "ServerConfig":
         if not self.auth and not is_loopback(self.host):
@@ -58,6 +61,8 @@ class ServerConfig:
             raise ConfigError("max_body_bytes must be at least 1024 and max_batch_bytes at least max_body_bytes")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port {self.port} is out of range 1-65535")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ConfigError("torch_threads must be at least 1 (or None for torch's default)")
         if self.timeout <= 0 or self.max_retries < 0:
             raise ConfigError("timeout must be positive and max_retries at least 0")
         return self

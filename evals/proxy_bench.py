@@ -39,11 +39,11 @@ from typing import Any, Callable
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from _report import ROOT, data_dir, line_plot, machine, md_table, write_json  # noqa: E402
-
+from agentedit.evaluation.loaders import data_dir  # noqa: E402
+from agentedit.evaluation.report import line_plot, machine, md_table, write_json  # noqa: E402
 from agentedit.server.process import ChildServer, free_port, proxy_process  # noqa: E402
 
 log = logging.getLogger("evals.proxy_bench")

@@ -11,7 +11,7 @@ import pytest
 from agentedit import Editor
 from agentedit.errors import ConfigError, EditError, UnknownNamespaceError
 from agentedit.memory import EditMemory
-from agentedit.scope import JudgeChecker, SimilarityChecker
+from agentedit.scope import JudgeChecker, RelationChecker, SimilarityChecker
 
 EIFFEL_Q = "In which city is the Eiffel Tower?"
 STAGES = {"retrieve", "scope", "compose", "generate", "total"}
@@ -144,7 +144,10 @@ def test_calibrate_saves_with_the_store(tmp_path: Path, embedder, make_backend, 
     mem = EditMemory("cal", root=tmp_path, embedder=embedder)
     with Editor(memory=mem, backend=make_backend()) as ed:
         cal = ed.calibrate(counterfact_slice, n_cases=25, target_specificity=0.9)
-        assert isinstance(ed.checker, SimilarityChecker) and ed.checker.threshold == cal.threshold
+        assert isinstance(ed.checker, RelationChecker)  # the default checker, rebuilt from the new calibration
+        assert ed.checker.relation_threshold == cal.relation_threshold and ed.checker.fallback_threshold == cal.threshold
+    with Editor(memory=mem, backend=make_backend(), scope="similarity") as sim:
+        assert isinstance(sim.checker, SimilarityChecker) and sim.checker.threshold == cal.threshold
     saved = json.loads((tmp_path / "cal" / "store.json").read_text("utf-8"))
     assert saved["scope"]["calibration"]["threshold"] == cal.threshold
     with Editor(memory=EditMemory("cal", root=tmp_path, embedder=embedder), backend=make_backend()) as again:

@@ -30,8 +30,10 @@ def _marker(text: str) -> str:
 
 # -- templates ------------------------------------------------------------------------------------
 def test_every_template_renders() -> None:
-    names = sorted(p.stem for p in prompts_dir().glob("*.j2"))
-    assert names == ["complete_user", "facts_prefix", "facts_system", "ike_system", "scope_judge"]
+    names = {p.stem for p in prompts_dir().glob("*.j2")}
+    assert names >= {"complete_user", "facts_prefix", "facts_system", "ike_system", "scope_judge"}
+    readme = (prompts_dir() / "README.md").read_text("utf-8")
+    assert all(f"`{n}.j2`" in readme for n in names), "every template is listed in prompts/README.md"
     assert render("complete_user", prompt="The Eiffel Tower is in") == \
         "Complete the sentence with a short answer: The Eiffel Tower is in"
     judge = render("scope_judge", fact='"F"', query='"Q"')

@@ -144,17 +144,49 @@ def synthetic_edits(dd: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
     return out
 
 
+def time_queries(mem: EditMemory, checkers: dict[str, Any], queries: list[str]) -> dict[str, dict[str, float]]:
+    """p50/p95/mean of retrieve (k=4) + scope per checker, after a warm-up."""
+    out = {}
+    for name, checker in checkers.items():
+        for q in queries[:10]:  # warm caches and the index
+            checker.check(q, mem.query(q, k=4))
+        times = []
+        for q in queries:
+            t0 = time.perf_counter()
+            checker.check(q, mem.query(q, k=4))
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        out[name] = {"p50_ms": round(statistics.median(times), 2), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2),
+                     "mean_ms": round(statistics.fmean(times), 2)}
+    return out
+
+
 def run_latency(args: argparse.Namespace, cases: list[dict[str, Any]]) -> dict[str, Any]:
     sizes = sorted(args.latency_sizes)
     dd = data_dir(args.data_dir or ROOT.parent / "shared" / "datasets")
-    edits = synthetic_edits(dd, sizes[-1])
-    tmp = Path(tempfile.mkdtemp(prefix="agentedit-lat-"))
     emb = shared_embedder()
-    mem = EditMemory("lat", root=tmp, embedder=emb)
     cal = default_calibration()
     checkers = {name: make_checker(name, calibration=cal, embedder=emb) for name in ("similarity", "relation")}
     queries = [c[f] for c in cases for f in ("prompt", "rephrase_prompt", "locality_prompt")][: args.latency_queries]
-    results: dict[str, Any] = {"sizes": sizes, "queries": len(queries), "checkers": {}, "import": None}
+    results: dict[str, Any] = {"sizes": sizes, "queries": len(queries), "checkers": {}, "import": None, "prebuilt": {}}
+    if args.prebuilt:  # stores built earlier (e.g. by evals/proxy_bench.py): time them as they are
+        for store in sorted(Path(args.prebuilt).iterdir()):
+            if not (store / "ledger.sqlite").exists():
+                continue
+            with EditMemory(store.name, root=args.prebuilt, embedder=emb) as pre:
+                size = pre.count()
+                if size not in sizes:
+                    continue
+                log.info("latency: prebuilt store %s with %d edits", store.name, size)
+                for name, figs in time_queries(pre, checkers, queries).items():
+                    results["checkers"].setdefault(name, {})[str(size)] = figs
+                results["prebuilt"][str(size)] = str(store)
+        sizes = [s for s in sizes if str(s) not in results["prebuilt"]]
+    if not sizes:
+        return results
+    edits = synthetic_edits(dd, sizes[-1])
+    tmp = Path(tempfile.mkdtemp(prefix="agentedit-lat-"))
+    mem = EditMemory("lat", root=tmp, embedder=emb)
     have = 0
     try:
         for size in sizes:
@@ -172,19 +204,8 @@ def run_latency(args: argparse.Namespace, cases: list[dict[str, Any]]) -> dict[s
                     mem.add_many(batch[i:i + 5000])
             have = size
             log.info("latency: %d edits in memory", mem.count())
-            for name, checker in checkers.items():
-                for q in queries[:10]:  # warm caches and the index
-                    checker.check(q, mem.query(q, k=4))
-                times = []
-                for q in queries:
-                    t0 = time.perf_counter()
-                    checker.check(q, mem.query(q, k=4))
-                    times.append((time.perf_counter() - t0) * 1000)
-                times.sort()
-                entry = results["checkers"].setdefault(name, {})
-                entry[str(size)] = {"p50_ms": round(statistics.median(times), 2),
-                                    "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2),
-                                    "mean_ms": round(statistics.fmean(times), 2)}
+            for name, figs in time_queries(mem, checkers, queries).items():
+                results["checkers"].setdefault(name, {})[str(size)] = figs
     finally:
         mem.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -201,6 +222,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--latency-sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--latency-queries", type=int, default=300)
+    ap.add_argument("--prebuilt", help="folder of stores built earlier to time as they are (sizes taken from their counts)")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--run-name", default="blackbox-counterfact")
@@ -232,8 +254,8 @@ def main() -> None:
         lat = run_latency(args, cases)
         report["latency"] = lat
         line_plot(out / "latency.png", lat["sizes"],
-                  {f"{n} p50": [v[str(s)]["p50_ms"] for s in lat["sizes"]] for n, v in lat["checkers"].items()}
-                  | {f"{n} p95": [v[str(s)]["p95_ms"] for s in lat["sizes"]] for n, v in lat["checkers"].items()},
+                  {f"{n} p50": [v.get(str(s), {}).get("p50_ms", float("nan")) for s in lat["sizes"]] for n, v in lat["checkers"].items()}
+                  | {f"{n} p95": [v.get(str(s), {}).get("p95_ms", float("nan")) for s in lat["sizes"]] for n, v in lat["checkers"].items()},
                   xlabel="edits in memory", ylabel="retrieve + scope (ms)", title="Retrieve + scope latency (2-core CPU)")
     write_json(report_path, report)
     write_summary(out, report)
@@ -259,7 +281,8 @@ def write_summary(out: Path, rep: dict[str, Any]) -> None:
         rows = []
         for name, per in lat["checkers"].items():
             for size in lat["sizes"]:
-                rows.append({"checker": name, "edits": size, **per[str(size)]})
+                if str(size) in per:
+                    rows.append({"checker": name, "edits": size, **per[str(size)]})
         lines += ["## Retrieve + scope latency", "", f"{lat['queries']} queries per size, k=4.", "",
                   md_table(rows, ["checker", "edits", "p50_ms", "p95_ms", "mean_ms"]), ""]
         if lat.get("import"):

@@ -149,6 +149,10 @@ class Ledger:
     def active_ids(self) -> set[str]:
         return {r[0] for r in self._rows("SELECT id FROM edits WHERE status = 'active'")}
 
+    def active_namespaces(self) -> dict[str, str]:
+        """``{edit id: namespace}`` of every active edit."""
+        return dict(self._rows("SELECT id, namespace FROM edits WHERE status = 'active'"))  # type: ignore[arg-type]
+
     def count(self, namespace: str | None = None, status: str | None = "active") -> int:
         sql, args = "SELECT COUNT(*) FROM edits WHERE 1=1", []
         if namespace is not None:

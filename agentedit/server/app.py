@@ -71,8 +71,11 @@ class ServerState:
         return self.editor.backend
 
     async def prepare(self, messages: list[dict[str, Any]], namespace: str) -> dict[str, Any]:
-        """Run retrieve -> scope -> compose (the workflow, stopped before generate)."""
-        return await self.preparer.arun(messages, namespace=namespace)
+        """Run retrieve -> scope -> compose (the workflow, stopped before generate) in one worker thread.
+
+        One thread hop for the whole workflow instead of one per node (``ainvoke``): 48 ms against 72 ms per
+        request, measured interleaved on the loaded 2-core machine (embedding alone: 31 ms)."""
+        return await asyncio.to_thread(self.preparer.run, messages, namespace=namespace)
 
     def active_edits(self) -> dict[str, int]:
         mem = self.editor.memory

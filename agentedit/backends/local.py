@@ -124,6 +124,11 @@ def load_model(source: Source, *, device: str, dtype: Any) -> tuple[Any, Any]:
             raise ConfigError(f"hf:{source.location}: not in the local Hugging Face cache and downloads are off here; "
                               "download it elsewhere and pass its directory, or use a .gguf file") from exc
         raise BackendError(f"loading {source.location} failed: {exc}") from exc
+    except (ImportError, ValueError) as exc:
+        if "accelerate" in str(exc) or "gguf" in str(exc).lower():
+            raise ConfigError(f"loading {source.location} needs an optional package ({exc}); "
+                              "install agentedit[local] (gguf, accelerate)") from exc
+        raise
     model.to(device).eval()  # type: ignore[arg-type]
     for p in model.parameters():
         p.requires_grad_(False)

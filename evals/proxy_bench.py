@@ -366,17 +366,28 @@ def crash_trial(work: Path, upstream: str, batch: list[dict[str, Any]], trial: i
         proxy.stop()
 
 
-def _long_write(min_age: float = 0.2) -> Callable[[Path, float], bool]:
-    """Fires once a write marker has existed for ``min_age`` s: the batch's index write (single edits take ms)."""
-    first_seen: dict[str, float] = {}
+class _BatchWrite:
+    """Watches a store's write markers: the batch's is the one alive longer than ``min_age`` s (a single edit's
+    lives for milliseconds), so a kill can be aimed at the batch's index write or just after its commit."""
 
-    def rule(store_dir: Path, t: float) -> bool:
-        names = {p.name for p in store_dir.glob("PENDING*")}
-        for name in names:
-            first_seen.setdefault(name, t)
-        return any(t - first_seen[n] >= min_age for n in names)
+    def __init__(self, min_age: float = 1.5) -> None:
+        self.min_age = min_age
+        self.first_seen: dict[str, float] = {}
+        self.marker: str | None = None
 
-    return rule
+    def _poll(self, store_dir: Path, t: float) -> None:
+        for path in store_dir.glob("PENDING*"):
+            seen = self.first_seen.setdefault(path.name, t)
+            if self.marker is None and t - seen >= self.min_age:
+                self.marker = path.name
+
+    def during(self, store_dir: Path, t: float) -> bool:
+        self._poll(store_dir, t)
+        return self.marker is not None
+
+    def after_commit(self, store_dir: Path, t: float) -> bool:
+        self._poll(store_dir, t)
+        return self.marker is not None and not (store_dir / self.marker).exists()
 
 
 def measure_crash(work: Path, upstream: str, size: int, trials: int, seed: int) -> dict[str, Any]:
@@ -385,9 +396,10 @@ def measure_crash(work: Path, upstream: str, size: int, trials: int, seed: int) 
     rng = random.Random(seed)
     plans: list[tuple[str, Callable[[Path, float], bool]]] = [
         ("during embedding (2 s in)", lambda d, t: t >= 2.0),
-        ("during the batch's index write", _long_write()),
+        ("during the batch's index write", _BatchWrite().during),
+        ("just after the batch's commit", _BatchWrite().after_commit),
     ]
-    for _ in range(max(0, trials - 2)):
+    for _ in range(max(0, trials - 3)):
         at = rng.uniform(1.0, size / 300.0)
         plans.append((f"at a random moment ({at:.1f} s)", lambda d, t, at=at: t >= at))
     results = []
@@ -409,6 +421,10 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
              f"`{report['scope']}`, embedder {report['embedder']}. Started {report['started']}, {report['wall_s']} s. "
              f"Load average (1 min) {report['load_avg_1m_at_start']} at the start, {report.get('load_avg_1m_at_end', '?')} "
              "at the end (other jobs shared the machine when this is above the core count).", ""]
+    if report.get("kept_from_earlier_run"):
+        kept = report["kept_from_earlier_run"]
+        lines += [f"The {', '.join(kept['parts'])} figures come from the run started {kept['started']} "
+                  f"(load average {kept['load_avg_1m_at_start']} at its start); the rest from this one.", ""]
     lat = report.get("latency", {})
     if lat:
         rows = []
@@ -454,8 +470,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of the load run")
     ap.add_argument("--crash-batch", type=int, default=10000)
-    ap.add_argument("--crash-trials", type=int, default=3)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["latency", "load", "crash"])
+    ap.add_argument("--crash-trials", type=int, default=4)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["latency", "load", "crash"],
+                    help="parts not to run; their figures are kept from an earlier results.json of the same run name")
     ap.add_argument("--work-dir", default="/tmp/agentedit-proxy-bench", help="stores and logs (reused between runs)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--run-name", default="proxy-bench")
@@ -479,6 +496,13 @@ def main(argv: list[str] | None = None) -> None:
         "backend": "agentedit serve (uvicorn, 1 process, API keys on, embedded Chroma)", "scope": "similarity",
         "embedder": "all-MiniLM-L6-v2 (CPU)", "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "wall_s": 0, "config": vars(args), "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
+    earlier = json.loads((out / "results.json").read_text("utf-8")) if (out / "results.json").exists() else {}
+    kept = [part for part in args.skip if part in earlier]
+    for part in kept:
+        report[part] = earlier[part]
+    if kept:
+        report["kept_from_earlier_run"] = {"parts": kept, "started": earlier.get("started"),
+                                           "load_avg_1m_at_start": earlier.get("load_avg_1m_at_start")}
 
     port = free_port()
     standin = ChildServer([sys.executable, __file__, "--stand-in-upstream", str(port)], base_url=f"http://127.0.0.1:{port}/v1",

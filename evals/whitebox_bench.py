@@ -267,11 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    import torch
 
     from agentedit.backends.local import LocalBackend
     from agentedit.editors import EditContext, SampledCorpus, make_editor
-    from agentedit.evaluation.report import machine
     from agentedit.provision import cache_dir
 
     started, t0 = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
@@ -300,17 +298,33 @@ def main(argv: list[str] | None = None) -> int:
     reference = None
     if quality:
         reference = {(r["case_id"], r["probe_idx"]): r["top1"] for r in score_cases(backend, cases, None) if r["kind"] == "locality"}
-    results, rows = {}, []
-    for name in methods:
-        mine = cases if (quality or name in ("memit", "alphaedit")) else cases[: args.rome_edits]
-        if not quality and name == "memit":
-            mine = cases[: args.memit_batch]
-        res, r = run_method(name, ctx, mine, args, meter, reference, quality)
-        results[name], rows = res, rows + r
+    results: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
     if quality:
-        results = {"none": {"protocol": "unedited", **summarise(score_cases(backend, cases, reference)), "n_edits": 0},
-                   **results}
-    report = {"suite": "whitebox", "dataset": "counterfact-edit" if quality else "timing prompts",
+        results["none"] = {"protocol": "unedited", **summarise(score_cases(backend, cases, reference)), "n_edits": 0}
+    name = args.run_name or (f"whitebox-{args.synthetic}-{backend.device}" if args.synthetic else
+                             f"whitebox-{Path(args.model).stem}-{len(cases)}")
+    out = Path(__file__).resolve().parent / "results" / name
+    for method in methods:  # the report is rewritten after each method, so a cut-short run keeps what it measured
+        mine = cases if (quality or method in ("memit", "alphaedit")) else cases[: args.rome_edits]
+        if not quality and method == "memit":
+            mine = cases[: args.memit_batch]
+        res, r = run_method(method, ctx, mine, args, meter, reference, quality)
+        results[method], rows = res, rows + r
+        report = _report(args, backend, label, started, t0, load_s, cases, corpus, stats_s, layers, results, quality, methods)
+        write(out, report, rows)
+    print(json.dumps({k: v for k, v in report.items() if k != "notes"}, indent=2))  # the script's output
+    return 0
+
+
+def _report(args: argparse.Namespace, backend: Any, label: str, started: str, t0: float, load_s: float,
+            cases: list[dict[str, Any]], corpus: Any, stats_s: float, layers: list[int], results: dict[str, Any],
+            quality: bool, methods: list[str]) -> dict[str, Any]:
+    import torch
+
+    from agentedit.evaluation.report import machine
+
+    return {"suite": "whitebox", "dataset": "counterfact-edit" if quality else "timing prompts",
               "model": label, "backend": "transformers (agentedit.backends.local)", "device": backend.device,
               "dtype": str(next(backend.model.parameters()).dtype).replace("torch.", ""),
               "scoring": "teacher-forced top-1 token accuracy (EasyEdit protocol); locality against the unedited model"
@@ -323,12 +337,6 @@ def main(argv: list[str] | None = None) -> int:
               "notes": ["Locality is the share of the unedited model's top-1 tokens on the locality prompt that the "
                         "edit keeps. Peak memory on a CPU is the process's peak RSS so far, so it only grows from row "
                         "to row."]}
-    name = args.run_name or (f"whitebox-{args.synthetic}-{backend.device}" if args.synthetic else
-                             f"whitebox-{Path(args.model).stem}-{len(cases)}")
-    out = Path(__file__).resolve().parent / "results" / name
-    write(out, report, rows)
-    print(json.dumps({k: v for k, v in report.items() if k != "notes"}, indent=2))  # the script's output
-    return 0
 
 
 def _layers(editor: Any) -> tuple[int, ...]:

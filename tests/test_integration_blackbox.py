@@ -116,7 +116,7 @@ def test_cli_edit_then_ask_against_the_server(qwen_server, tmp_path):
     res = _cli(*common, "edit", EIFFEL["prompt"], EIFFEL["target_new"], "--subject", EIFFEL["subject"], "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     rec = json.loads(res.stdout)
-    res = _cli(*common, "ask", "In which city is the Eiffel Tower?", "--json", cwd=tmp_path)
+    res = _cli(*common, "ask", "In which city is the Eiffel Tower?", "--max-tokens", "32", "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     ans = json.loads(res.stdout)
     assert ans["applied"] == [rec["id"]] and "rome" in ans["text"].lower()

@@ -31,6 +31,17 @@ class BaseChecker:
     async def acheck(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
         return await asyncio.to_thread(self.check, query, candidates)
 
+    @staticmethod
+    def _cap(decisions: list[ScopeDecision], max_edits: int) -> list[ScopeDecision]:
+        """Keep at most ``max_edits`` accepted decisions (in the given order); later ones say why they were dropped."""
+        accepted = 0
+        for d in decisions:
+            if d.in_scope:
+                accepted += 1
+                if accepted > max_edits:
+                    d.in_scope, d.reason = False, d.reason + "; over max_edits"
+        return decisions
+
     def _decide(self, cand: Candidate, ok: bool, reason: str) -> ScopeDecision:
         return ScopeDecision(edit_id=cand.record.id, similarity=cand.similarity, in_scope=ok, checker=self.name, reason=reason)
 

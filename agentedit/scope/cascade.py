@@ -41,14 +41,7 @@ class CascadeChecker(BaseChecker):
     def _merge(self, settled: list[ScopeDecision], judged: list[ScopeDecision]) -> list[ScopeDecision]:
         for d in judged:
             d.checker = self.name
-        out = sorted(settled + judged, key=lambda d: -d.similarity)
-        accepted = 0
-        for d in out:
-            if d.in_scope:
-                accepted += 1
-                if accepted > self.max_edits:
-                    d.in_scope, d.reason = False, d.reason + "; over max_edits"
-        return out
+        return self._cap(sorted(settled + judged, key=lambda d: -d.similarity), self.max_edits)
 
     def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
         settled, ambiguous = self._partition(candidates)

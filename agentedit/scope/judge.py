@@ -65,13 +65,7 @@ class JudgeChecker(BaseChecker):
         return ask, skip
 
     def _finish(self, decisions: list[ScopeDecision], skip: list[Candidate]) -> list[ScopeDecision]:
-        accepted = 0
-        for d in decisions:
-            if d.in_scope:
-                accepted += 1
-                if accepted > self.max_edits:
-                    d.in_scope, d.reason = False, d.reason + "; over max_edits"
-        return decisions + [self._decide(c, False, "not judged (below min similarity or rank)") for c in skip]
+        return self._cap(decisions, self.max_edits) + [self._decide(c, False, "not judged (below min similarity or rank)") for c in skip]
 
     def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
         ask, skip = self._split(candidates)

@@ -500,9 +500,11 @@ def main(argv: list[str] | None = None) -> None:
     kept = [part for part in args.skip if part in earlier]
     for part in kept:
         report[part] = earlier[part]
-    if kept:
-        report["kept_from_earlier_run"] = {"parts": kept, "started": earlier.get("started"),
-                                           "load_avg_1m_at_start": earlier.get("load_avg_1m_at_start")}
+    if kept:  # where the kept figures were measured (an earlier run may itself have kept them)
+        origin = earlier.get("kept_from_earlier_run") or {}
+        first = origin if set(kept) <= set(origin.get("parts", [])) else earlier
+        report["kept_from_earlier_run"] = {"parts": kept, "started": first.get("started"),
+                                           "load_avg_1m_at_start": first.get("load_avg_1m_at_start")}
 
     port = free_port()
     standin = ChildServer([sys.executable, __file__, "--stand-in-upstream", str(port)], base_url=f"http://127.0.0.1:{port}/v1",

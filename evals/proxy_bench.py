@@ -96,8 +96,8 @@ def run_standin(port: int) -> None:
 
 
 # -- processes -----------------------------------------------------------------------------------------
-def start_proxy(work: Path, store: str, upstream: str, log_file: Path) -> ChildServer:
-    return proxy_process(store=store, store_dir=work / "stores", model="openai/standin", api_base=upstream,
+def start_proxy(work: Path, store: str, upstream: str, log_file: Path, scope: str = "similarity") -> ChildServer:
+    return proxy_process(store=store, store_dir=work / "stores", model="openai/standin", api_base=upstream, scope=scope,
                          extra=("--retries", "0", "--max-batch-mb", "32"), log_path=log_file).start(timeout=600)
 
 
@@ -206,9 +206,9 @@ def time_requests(client: httpx.Client, url: str, qs: list[tuple[str, str]], *, 
     return times, infos
 
 
-def measure_latency(work: Path, store: str, upstream: str, qs: list[tuple[str, str]]) -> dict[str, Any]:
+def measure_latency(work: Path, store: str, upstream: str, qs: list[tuple[str, str]], scope: str) -> dict[str, Any]:
     key = admin_key(work, store)
-    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log")
+    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log", scope)
     url = proxy.base_url
     try:
         with httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=60) as client:
@@ -417,8 +417,8 @@ def measure_crash(work: Path, upstream: str, size: int, trials: int, seed: int) 
 def write_report(out: Path, report: dict[str, Any]) -> None:
     write_json(out / "results.json", report)
     lines = [f"# Proxy benchmark: {report['run_name']}", "",
-             f"Machine: {report['machine']}. Upstream: {report['upstream']}. Proxy: {report['backend']}; scope checker "
-             f"`{report['scope']}`, embedder {report['embedder']}. Started {report['started']}, {report['wall_s']} s. "
+             f"Machine: {report['machine']}. Upstream: {report['upstream']}. Proxy: {report['backend']}; "
+             f"embedder {report['embedder']}. Started {report['started']}, {report['wall_s']} s. "
              f"Load average (1 min) {report['load_avg_1m_at_start']} at the start, {report.get('load_avg_1m_at_end', '?')} "
              "at the end (other jobs shared the machine when this is above the core count).", ""]
     if report.get("kept_from_earlier_run"):
@@ -428,26 +428,34 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     lat = report.get("latency", {})
     if lat:
         rows = []
-        for size, r in lat.items():
-            for mode in ("plain", "stream_ttft"):
-                m = r[mode]
-                rows.append({"edits": size, "request": mode, "direct p50": m["direct_p50_ms"], "proxy p50": m["proxy_p50_ms"],
-                             "added p50": m["added_p50_ms"], "direct p95": m["direct_p95_ms"], "proxy p95": m["proxy_p95_ms"],
-                             "added p95": m["added_p95_ms"], "retrieve p50": m["server_retrieve_p50_ms"],
-                             "applied (related)": m["applied_fraction_related"], "applied (unrelated)": m["applied_fraction_unrelated"]})
+        for scope, by_size in lat.items():
+            for size, r in by_size.items():
+                for mode in ("plain", "stream_ttft"):
+                    m = r[mode]
+                    rows.append({"scope": scope, "edits": size, "request": mode, "direct p50": m["direct_p50_ms"],
+                                 "proxy p50": m["proxy_p50_ms"], "added p50": m["added_p50_ms"], "direct p95": m["direct_p95_ms"],
+                                 "proxy p95": m["proxy_p95_ms"], "added p95": m["added_p95_ms"],
+                                 "retrieve p50": m["server_retrieve_p50_ms"], "scope p50": m["server_scope_p50_ms"],
+                                 "applied (related)": m["applied_fraction_related"],
+                                 "applied (unrelated)": m["applied_fraction_unrelated"]})
         lines += ["## Added latency (ms, one client, sequential requests)", "",
                   md_table(rows, list(rows[0])), "",
                   "`added` = proxy minus direct at the same percentile; `stream_ttft` is time to the first content token. "
-                  "`retrieve` is the proxy's own timing of embedding the question and searching the index.", ""]
-        xs = [int(s) for s in lat]
-        line_plot(out / "added_latency.png", xs, {
-            "plain, added p50": [lat[s]["plain"]["added_p50_ms"] for s in lat],
-            "plain, added p95": [lat[s]["plain"]["added_p95_ms"] for s in lat],
-            "stream TTFT, added p50": [lat[s]["stream_ttft"]["added_p50_ms"] for s in lat],
-        }, xlabel="edits in memory", ylabel="ms added by the proxy", title="Latency the proxy adds")
+                  "`retrieve` and `scope` are the proxy's own timings of those steps (retrieve embeds the question and "
+                  "searches the index; the relation checker embeds again). `applied` is the fraction of questions that got "
+                  "an edit: paraphrases of stored edits (related) and unrelated prompts.", ""]
+        series: dict[str, list[float]] = {}
+        sizes = sorted({int(size) for by_size in lat.values() for size in by_size})
+        for scope, by_size in lat.items():
+            if all(str(x) in by_size for x in sizes):
+                series[f"{scope}: plain, added p50"] = [by_size[str(x)]["plain"]["added_p50_ms"] for x in sizes]
+                series[f"{scope}: stream TTFT, added p50"] = [by_size[str(x)]["stream_ttft"]["added_p50_ms"] for x in sizes]
+        line_plot(out / "added_latency.png", sizes, series, xlabel="edits in memory", ylabel="ms added by the proxy (p50)",
+                  title="Latency the proxy adds")
     load = report.get("load")
     if load:
-        lines += [f"## Load: {load['clients']} concurrent clients for {load['duration_s']} s ({load['n_edits_in_memory']} edits)", "",
+        lines += [f"## Load: {load['clients']} concurrent clients for {load['duration_s']} s ({load['n_edits_in_memory']} edits, "
+                  f"{report.get('load_and_crash_scope', 'similarity')} scope)", "",
                   md_table([load], ["requests_ok", "errors", "per_s", "p50_ms", "p95_ms", "p99_ms"]), "",
                   f"Errors by kind: {load['error_kinds'] or 'none'}. The load generator runs on the same machine.", ""]
         line_plot(out / "load.png", list(range(len(load["per_second"]))), {"completed requests": load["per_second"]},
@@ -466,6 +474,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 100000], help="edits in memory for the latency runs")
+    ap.add_argument("--scopes", nargs="+", default=["similarity", "relation"],
+                    help="scope checkers to time (the first one also serves the load and crash runs)")
     ap.add_argument("--requests", type=int, default=300, help="requests per latency measurement")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of the load run")
@@ -493,7 +503,7 @@ def main(argv: list[str] | None = None) -> None:
     report: dict[str, Any] = {
         "suite": "proxy", "run_name": args.run_name, "model": "stand-in upstream (answers at once)",
         "upstream": "minimal OpenAI-compatible server on 127.0.0.1 (own process)",
-        "backend": "agentedit serve (uvicorn, 1 process, API keys on, embedded Chroma)", "scope": "similarity",
+        "backend": "agentedit serve (uvicorn, 1 process, API keys on, embedded Chroma)", "load_and_crash_scope": "similarity",
         "embedder": "all-MiniLM-L6-v2 (CPU)", "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "wall_s": 0, "config": vars(args), "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
     earlier = json.loads((out / "results.json").read_text("utf-8")) if (out / "results.json").exists() else {}
@@ -514,11 +524,13 @@ def main(argv: list[str] | None = None) -> None:
         qs = questions(cases, args.requests, args.seed)
         if "latency" not in args.skip:
             report["latency"] = {}
-            for size in args.sizes:
-                store = build_store(work, size, cases)
-                report["latency"][str(size)] = measure_latency(work, store, upstream, qs)
-                log.info("latency with %d edits: %s", size, report["latency"][str(size)])
-                write_report(out, report)
+            for scope in args.scopes:
+                report["latency"][scope] = {}
+                for size in args.sizes:
+                    store = build_store(work, size, cases)
+                    report["latency"][scope][str(size)] = measure_latency(work, store, upstream, qs, scope)
+                    log.info("latency, %s scope, %d edits: %s", scope, size, report["latency"][scope][str(size)])
+                    write_report(out, report)
         if "load" not in args.skip:
             size = max(args.sizes)
             store = build_store(work, size, cases)

@@ -106,11 +106,12 @@ class ChildServer:
 
 
 def proxy_process(*, store: str, model: str, api_base: str | None = None, store_dir: str | os.PathLike[str] | None = None,
-                  chroma_url: str | None = None, port: int | None = None, extra: Sequence[str] = (),
+                  chroma_url: str | None = None, scope: str | None = None, port: int | None = None, extra: Sequence[str] = (),
                   log_path: str | os.PathLike[str] | None = None) -> ChildServer:
     """``agentedit serve`` on 127.0.0.1 (a free port unless given), not started yet."""
     port = port or free_port()
-    cmd = [sys.executable, "-m", "agentedit", *(["--store-dir", str(store_dir)] if store_dir else []), "serve",
+    cmd = [sys.executable, "-m", "agentedit", *(["--store-dir", str(store_dir)] if store_dir else []),
+           *(["--scope", scope] if scope else []), "serve",
            "--store", store, "--model", model, "--port", str(port), "--log-level", "warning"]
     if api_base:
         cmd += ["--api-base", api_base]

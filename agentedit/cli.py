@@ -34,6 +34,14 @@ class Options:
     namespace: str
     scope: str
     method: Optional[str] = None
+    scope_model: Optional[str] = None
+
+    def scope_model_dir(self) -> str:
+        """``--scope-model`` if given, else the store's own ``scope-model`` folder."""
+        from .memory.store import store_root
+        from .scope.trained import MODEL_DIRNAME
+
+        return self.scope_model or str(store_root(self.store_dir) / self.store / MODEL_DIRNAME)
 
 
 def _emit_json(data: Any) -> None:
@@ -56,11 +64,13 @@ def _main(
     method: Optional[str] = typer.Option(None, "--method", envvar="AGENTEDIT_METHOD",
                                          help="Route of new edits: in-context, or rome/memit/ft/alphaedit for hf: models "
                                               "(default: rome for hf: models, in-context otherwise)."),
+    scope_model: Optional[str] = typer.Option(None, "--scope-model", envvar="AGENTEDIT_SCOPE_MODEL",
+                                              help="Folder of the trained scope model (default: the store's scope-model folder)."),
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    ctx.obj = Options(store, store_dir, model, api_base, namespace, scope, method)
+    ctx.obj = Options(store, store_dir, model, api_base, namespace, scope, method, scope_model)
 
 
 def _status(msg: str) -> None:
@@ -73,7 +83,7 @@ def _editor(ctx: typer.Context, **kw: Any) -> Iterator[Any]:
 
     o: Options = ctx.obj
     ed = Editor(o.model, api_base=o.api_base, store=o.store, store_dir=o.store_dir, namespace=o.namespace, scope=o.scope,
-                progress=_status, method=o.method, **kw)
+                progress=_status, method=o.method, scope_model=o.scope_model, **kw)
     try:
         yield ed
     finally:
@@ -265,6 +275,29 @@ def calibrate(
                       f"relation threshold {cal.relation_threshold:.4f}; saved to store {ctx.obj.store!r}")
 
 
+@app.command("train-scope")
+def train_scope(
+    ctx: typer.Context,
+    data: str = typer.Option(os.path.join("..", "shared", "datasets", "counterfact", "counterfact-train.json"), "--data",
+                             help="CounterFact-shaped training file (never the evaluation split)."),
+    minutes: float = typer.Option(15.0, "--minutes", help="Training time budget (2 CPU cores: 15 minutes is about one epoch)."),
+    specificity: float = typer.Option(0.98, "--specificity", help="Specificity the threshold must reach on the held-back slice."),
+    seed: int = typer.Option(0, "--seed"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for training (use 1 when another job shares the cores)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Train the 'trained' scope checker (a MiniLM cross-encoder) and save it with the store."""
+    with _editor(ctx) as ed:
+        report = ed.train_scope(data, minutes=minutes, seed=seed, target_specificity=specificity, threads=threads)
+        where = ed.scope_model_dir
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        console.print(f"trained scope model in {where}: threshold {report.threshold:.4f}, held-back recall "
+                      f"{report.heldout_recall:.3f} at specificity {report.heldout_specificity:.3f} (AUC {report.heldout_auc:.3f}), "
+                      f"{report.steps} steps in {report.train_seconds:.0f} s; use it with --scope trained")
+
+
 @namespace_app.command("create")
 def namespace_create(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     """Create an empty namespace."""
@@ -330,6 +363,8 @@ def eval_(
     cfg = config_from_suite(spec, datasets=datasets or None, methods=methods or None, limit=limit, seed=seed,
                             protocol=protocol, scoring=scoring, concurrency=concurrency, data_dir=data_dir,
                             model=o.model, api_base=o.api_base)
+    if any(m.endswith("trained") for m in cfg.methods):
+        cfg.scope_model = o.scope_model_dir()
     name = run_name or f"{cfg.suite}-{cfg.model.split(':')[-1].split('/')[-1]}"
     out = os.path.join(out_dir, name)
     if fresh and os.path.isdir(out):
@@ -407,7 +442,7 @@ def serve(
     """Serve the OpenAI-compatible edit proxy: point any OpenAI client at http://HOST:PORT/v1."""
     server = _server_module()
     o: Options = ctx.obj
-    cfg = server.ServerConfig(model=model or o.model, api_base=api_base or o.api_base, api_key=upstream_key,
+    cfg = server.ServerConfig(model=model or o.model, api_base=api_base or o.api_base, api_key=upstream_key, scope_model=o.scope_model,
                               store=store or o.store, store_dir=o.store_dir, chroma_url=chroma_url, scope=o.scope,
                               namespace=o.namespace, host=host, port=port, auth=not no_auth, keys_path=keys_path,
                               max_body_bytes=int(max_body_mb * 1_000_000), max_batch_bytes=int(max_batch_mb * 1_000_000),

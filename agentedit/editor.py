@@ -46,7 +46,8 @@ class Editor:
                  k: int = 4, max_edits: int = 4, timeout: float = 60.0, max_retries: int = 2, temperature: float = 0.0,
                  max_tokens: int = 256, chroma_url: str | None = None, memory: EditMemory | None = None,
                  backend: Backend | None = None, progress: Callable[[str], None] | None = None,
-                 method: str | None = None, editor_configs: Mapping[str, Any] | None = None) -> None:
+                 method: str | None = None, editor_configs: Mapping[str, Any] | None = None,
+                 scope_model: str | os.PathLike[str] | None = None) -> None:
         if scope not in CHECKERS:
             raise ConfigError(f"unknown scope checker {scope!r}; choose one of {', '.join(CHECKERS)}")
         if injection not in ("facts", "ike"):
@@ -73,6 +74,7 @@ class Editor:
         self._graph = build_graph().compile()
         self._method = method
         self._editor_configs = editor_configs
+        self._scope_model = Path(scope_model) if scope_model is not None else None
         self._weights: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -118,6 +120,13 @@ class Editor:
             self.weights.load()
 
     @property
+    def scope_model_dir(self) -> Path:
+        """Where the trained scope model lives: ``scope_model=`` if given, else the store's ``scope-model`` folder."""
+        from .scope.trained import MODEL_DIRNAME
+
+        return self._scope_model if self._scope_model is not None else self.memory.dir / MODEL_DIRNAME
+
+    @property
     def calibration(self) -> Calibration:
         saved = self.memory.config.get("scope", {}).get("calibration")
         return Calibration.from_dict(saved) if saved else default_calibration()
@@ -128,7 +137,8 @@ class Editor:
             needs_backend = self.scope_name in ("judge", "cascade")
             self._checker = make_checker(self.scope_name, calibration=self.calibration,
                                          backend=self.backend if needs_backend else None,
-                                         embedder=self.memory.embedder, max_edits=self.max_edits)
+                                         embedder=self.memory.embedder, max_edits=self.max_edits,
+                                         model_dir=self.scope_model_dir)
         return self._checker
 
     def _context(self, *, with_backend: bool = True) -> WorkflowContext:
@@ -212,6 +222,16 @@ class Editor:
         self.memory.save_config()
         self._checker = None
         return cal
+
+    def train_scope(self, data: str | os.PathLike[str], *, minutes: float = 15.0, seed: int = 0,
+                    target_specificity: float = 0.98, threads: int | None = None) -> Any:
+        """Train the ``trained`` scope checker on a CounterFact-shaped file; its model is saved with the store."""
+        from .scope.trained import train_scope_model
+
+        report = train_scope_model(Path(data), self.scope_model_dir, self.memory.embedder, minutes=minutes, seed=seed,
+                                   target_specificity=target_specificity, threads=threads, progress=self._progress)
+        self._checker = None
+        return report
 
     # -- questions -----------------------------------------------------------------------------
     def _state(self, *, messages: Sequence[dict[str, Any]] | None, prompt: str | None, namespace: str | None,

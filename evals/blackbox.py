@@ -69,7 +69,7 @@ def run_quality(args: argparse.Namespace, out: Path, cases: list[dict[str, Any]]
     try:
         for method in methods:
             scope = method.split("-", 1)[1] if method.startswith("agentedit-") else method
-            ed = Editor(memory=mem, backend=backend, scope=scope, max_tokens=args.max_tokens)
+            ed = Editor(memory=mem, backend=backend, scope=scope, max_tokens=args.max_tokens, scope_model=args.scope_model)
             t0, calls0 = time.time(), backend.calls
             for i, case in enumerate(cases):
                 for metric, field in PROBES:
@@ -166,7 +166,8 @@ def run_latency(args: argparse.Namespace, cases: list[dict[str, Any]]) -> dict[s
     dd = data_dir(args.data_dir or ROOT.parent / "shared" / "datasets")
     emb = shared_embedder()
     cal = default_calibration()
-    checkers = {name: make_checker(name, calibration=cal, embedder=emb) for name in ("similarity", "relation")}
+    checkers = {name: make_checker(name, calibration=cal, embedder=emb, model_dir=args.scope_model)
+                for name in args.latency_checkers}
     queries = [c[f] for c in cases for f in ("prompt", "rephrase_prompt", "locality_prompt")][: args.latency_queries]
     results: dict[str, Any] = {"sizes": sizes, "queries": len(queries), "checkers": {}, "import": None, "prebuilt": {}}
     if args.prebuilt:  # stores built earlier (e.g. by evals/proxy_bench.py): time them as they are
@@ -228,6 +229,9 @@ def main() -> None:
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--run-name", default="blackbox-counterfact")
+    ap.add_argument("--latency-checkers", nargs="+", default=["similarity", "relation"])
+    ap.add_argument("--scope-model", default=str(ROOT / "stores" / "default" / "scope-model"),
+                    help="trained checker's folder (written by `agentedit train-scope`)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("LiteLLM").setLevel(logging.WARNING)

@@ -81,7 +81,7 @@ def evaluate(dataset: str, args: argparse.Namespace, backend: CountingBackend, r
     results: dict[str, Any] = {}
     try:
         for name in args.checkers:
-            checker = make_checker(name, calibration=cal, backend=backend, embedder=emb)
+            checker = make_checker(name, calibration=cal, backend=backend, embedder=emb, model_dir=args.scope_model)
             limit_cases = {c.case_id for c in cases[: args.judge_n]} if name in MODEL_CHECKERS else None
             calls0, t0 = backend.calls, time.perf_counter()
             tp = n_in = fp = n_out = accepted = right = 0
@@ -123,6 +123,8 @@ def main() -> None:
     ap.add_argument("--api-base")
     ap.add_argument("--checkers", nargs="+", default=["prefix-all", "similarity", "relation", "judge", "cascade"])
     ap.add_argument("--run-name", default="scope-checkers")
+    ap.add_argument("--scope-model", default=str(ROOT / "stores" / "default" / "scope-model"),
+                    help="trained checker's folder (written by `agentedit train-scope`)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("LiteLLM", "httpx"):

@@ -60,9 +60,12 @@ class RunConfig:
     suite: str = "custom"
     data_dir: str | None = None
     demo_pool: str | None = None
+    scope_model: str | None = None
 
     def fingerprint(self) -> str:
         keep = {k: v for k, v in asdict(self).items() if k not in ("concurrency", "data_dir")}
+        if keep.get("scope_model") is None:
+            keep.pop("scope_model", None)  # runs from before the option keep their fingerprint
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -81,6 +84,8 @@ def _in_context(scope: str, injection: str = "facts") -> EditorFactory:
         if injection == "ike":
             pool = ctx.config.demo_pool or str(data_dir(ctx.config.data_dir) / "counterfact" / "counterfact-train.json")
             kw = {"injection": "ike", "demo_pool": pool}
+        if scope == "trained":
+            kw["scope_model"] = ctx.config.scope_model
         return Editor(memory=memory, backend=ctx.backend, scope=scope, max_tokens=ctx.config.max_tokens, **kw)
 
     return make

@@ -47,7 +47,7 @@ def default_editor(config: ServerConfig) -> "Editor":
     backend = resolve_backend(model, api_base=config.api_base, api_key=config.api_key, timeout=config.timeout,
                               max_retries=config.max_retries, default_params={"temperature": None, "max_tokens": None})
     return Editor(model, api_base=config.api_base, api_key=config.api_key, store=config.store, store_dir=config.store_dir,
-                  scope=config.scope, chroma_url=config.chroma_url, timeout=config.timeout, max_retries=config.max_retries,
+                  scope=config.scope, scope_model=config.scope_model, chroma_url=config.chroma_url, timeout=config.timeout, max_retries=config.max_retries,
                   backend=backend)
 
 

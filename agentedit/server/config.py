@@ -42,6 +42,7 @@ class ServerConfig:
     store_dir: str | None = None
     chroma_url: str | None = None
     scope: str = DEFAULT_CHECKER
+    scope_model: str | None = None
     namespace: str = DEFAULT_NAMESPACE
     host: str = "127.0.0.1"
     port: int = 8000

@@ -1,0 +1,375 @@
+"""A learned scope checker: a cross-encoder that judges whether a query asks an edit's relation.
+
+The structural half of the decision stays as in the relation checker: the query
+must name the edit's subject (or an alias). What is learned is the other half:
+given the query's clause with the subject masked ("Where X is from, people speak
+the language of") and the edit's relation with the subject masked ("The mother
+tongue of X is"), does the query ask that relation? A MiniLM cross-encoder
+(initialised from the offline all-MiniLM-L6-v2 weights) scores the pair.
+
+Training data come from ``counterfact-train.json`` only, never an evaluation
+set (:func:`training_pairs`):
+
+- relations are recovered without relation ids: each case's prompt gives a
+  template (subject masked), and its locality prompt is another subject under
+  the same relation, usually through another template; matching the locality
+  prompt against the known templates links the two, and linked templates form
+  one relation (union-find);
+- positives: a case's paraphrase clause and every template of its relation,
+  paired with each template of that relation;
+- negatives: templates of other relations, mined by retrieval (the nearest ones
+  by embedding similarity, the hard cases) plus a random one.
+
+The threshold is calibrated on a held-back slice of the training cases
+(recall at a target specificity), and the artefact (weights, tokenizer,
+``scope_model.json`` with the threshold and the training figures) lives in the
+store's folder under ``scope-model/``: ``agentedit train-scope`` writes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, ScopeError
+from ..memory.embed import Embedder, _default_model_dir
+from ..memory.store import Candidate
+from ..types import ScopeDecision, utc_now
+from .base import BaseChecker
+from .relation import MASK, find_subject, mask_subject, query_relation, relation_text, subject_names
+from .similarity import choose_threshold
+
+logger = logging.getLogger(__name__)
+
+MODEL_DIRNAME = "scope-model"
+META_FILE = "scope_model.json"
+MAX_TOKENS = 64
+
+
+# -- training data ----------------------------------------------------------------------------------------
+def _template_regex(template: str) -> re.Pattern[str] | None:
+    """A regex matching ``template`` (subject masked as ``X``) with any subject in the slot."""
+    if template.count(MASK) != 1 or not re.search(rf"(?<!\w){MASK}(?!\w)", template):
+        return None
+    before, after = re.split(rf"(?<!\w){MASK}(?!\w)", template, maxsplit=1)
+    if len(before.strip()) + len(after.strip()) < 4:
+        return None
+    return re.compile("^" + re.escape(before) + r"(.+?)" + re.escape(after) + "$", re.IGNORECASE)
+
+
+@dataclass
+class _Case:
+    template: str
+    rephrase: str | None
+    relation: int = -1
+
+
+def _usable(cases: Sequence[Any]) -> list[dict[str, str]]:
+    need = ("prompt", "subject", "rephrase_prompt", "locality_prompt")
+    return [c for c in cases if isinstance(c, dict) and all(isinstance(c.get(k), str) and c[k].strip() for k in need)]
+
+
+def relation_clusters(cases: Sequence[dict[str, str]]) -> list[_Case]:
+    """Each case's template and paraphrase clause, with relation ids recovered by union-find (see module doc)."""
+    out: list[_Case] = []
+    for c in cases:
+        if not find_subject(c["prompt"], [c["subject"]]):
+            continue
+        rephrase = query_relation(c["rephrase_prompt"], c["subject"]) if find_subject(c["rephrase_prompt"], [c["subject"]]) else None
+        out.append(_Case(mask_subject(c["prompt"], c["subject"]), rephrase))
+    templates = sorted({c.template for c in out})
+    index = {t: i for i, t in enumerate(templates)}
+    parent = list(range(len(templates)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    # Longest templates first, so "X is a native speaker of" wins over "X is a".
+    regexes = [(t, rx) for t in sorted(templates, key=len, reverse=True) if (rx := _template_regex(t)) is not None]
+    kept = [c for c in cases if find_subject(c["prompt"], [c["subject"]])]
+    for case, raw in zip(out, kept):
+        local = raw["locality_prompt"].strip()
+        for t, rx in regexes:
+            if rx.match(local):
+                a, b = find(index[case.template]), find(index[t])
+                if a != b:
+                    parent[a] = b
+                break
+    for case in out:
+        case.relation = find(index[case.template])
+    return out
+
+
+def training_pairs(cases: Sequence[_Case], embedder: Embedder, *, rng: random.Random, hard: int = 3,
+                   per_case_positives: int = 2) -> list[tuple[str, str, int]]:
+    """(query clause, edit relation, label) pairs: positives within a relation, mined negatives across relations."""
+    templates_of: dict[int, list[str]] = {}
+    for c in cases:
+        lst = templates_of.setdefault(c.relation, [])
+        if c.template not in lst:
+            lst.append(c.template)
+    all_templates = sorted({t for ts in templates_of.values() for t in ts})
+    relation_of = {c.template: c.relation for c in cases}
+    vecs = embedder.embed(all_templates)
+    pairs: list[tuple[str, str, int]] = []
+    first_of: dict[str, _Case] = {}
+    for c in cases:
+        first_of.setdefault(c.template, c)
+    queries = [(c.rephrase, c) for c in cases if c.rephrase] + [(t, c) for t, c in first_of.items()]
+    qvecs = embedder.embed([q for q, _ in queries])
+    sims = qvecs @ vecs.T
+    for (q, c), row in zip(queries, sims):
+        same = templates_of[c.relation]
+        for t in rng.sample(same, min(per_case_positives, len(same))):
+            pairs.append((q, t, 1))
+        order = np.argsort(-row)
+        mined = [all_templates[j] for j in order[: 8 * hard + 8] if relation_of[all_templates[j]] != c.relation][:hard]
+        for t in mined:
+            pairs.append((q, t, 0))
+        other = all_templates[rng.randrange(len(all_templates))]
+        if relation_of[other] != c.relation:
+            pairs.append((q, other, 0))
+    rng.shuffle(pairs)
+    return pairs
+
+
+# -- the model --------------------------------------------------------------------------------------------
+class PairScorer:
+    """A sequence-pair classifier (one logit) over masked query and relation texts."""
+
+    def __init__(self, path: str | Path, *, device: str = "cpu", new_head: bool = False) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        self.torch = torch
+        self.device = device
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the fresh head's "newly initialised" notice is expected when training starts
+        try:
+            self.model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        self.model.to(device).eval()
+        self._lock = threading.Lock()
+        self.new_head = new_head
+
+    def _batch(self, queries: Sequence[str], relations: Sequence[str]) -> Any:
+        enc = self.tokenizer(list(queries), list(relations), truncation=True, max_length=MAX_TOKENS, padding=True,
+                             return_tensors="pt")
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def logits(self, queries: Sequence[str], relations: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        if not queries:
+            return np.zeros((0,), dtype=np.float32)
+        out = []
+        with self._lock, self.torch.inference_mode():
+            for i in range(0, len(queries), batch_size):
+                enc = self._batch(queries[i:i + batch_size], relations[i:i + batch_size])
+                out.append(self.model(**enc).logits[:, 0].float().cpu().numpy())
+        return np.concatenate(out)
+
+    def probabilities(self, queries: Sequence[str], relations: Sequence[str]) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logits(queries, relations)))
+
+    def save(self, path: Path) -> None:
+        self.model.save_pretrained(str(path), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(path))
+
+
+@dataclass
+class TrainingReport:
+    threshold: float
+    target_specificity: float
+    heldout_recall: float
+    heldout_specificity: float
+    heldout_auc: float
+    n_train_pairs: int
+    n_heldout_pairs: int
+    n_relations: int
+    steps: int
+    epochs: float
+    train_seconds: float
+    data: str
+    data_sha256: str
+    base_model: str
+    seed: int
+    created_at: str = field(default_factory=utc_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    scores = np.concatenate([pos, neg])
+    ranks = scores.argsort().argsort() + 1
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def train_scope_model(data: str | Path, out_dir: str | Path, embedder: Embedder, *, minutes: float = 15.0,
+                      max_epochs: int = 2, batch_size: int = 32, lr: float = 4e-5, heldout: float = 0.1,
+                      target_specificity: float = 0.98, seed: int = 0, threads: int | None = None,
+                      progress: Callable[[str], None] | None = None) -> TrainingReport:
+    """Train the cross-encoder on a CounterFact-shaped training file and save it in ``out_dir``.
+
+    Stops at ``minutes`` of training or ``max_epochs``, whichever comes first;
+    the folder is written only when training and calibration succeed.
+    """
+    import torch
+
+    path = Path(data)
+    if not path.exists():
+        raise ScopeError(f"training data {path} not found; pass counterfact-train.json (e.g. ../shared/datasets/counterfact/counterfact-train.json)")
+    raw = path.read_bytes()
+    try:
+        cases = _usable(json.loads(raw))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ScopeError(f"training data {path} is not valid JSON: {exc}") from None
+    if len(cases) < 50:
+        raise ScopeError(f"training data {path} has {len(cases)} usable CounterFact-shaped cases; need at least 50")
+    if not 0.0 < heldout < 0.5:
+        raise ScopeError(f"heldout must be in (0, 0.5), got {heldout}")
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    say = progress or (lambda _m: None)
+    say(f"recovering relations from {len(cases)} cases")
+    structured = relation_clusters(cases)
+    n_relations = len({c.relation for c in structured})
+    order = list(range(len(structured)))
+    rng.shuffle(order)
+    cut = int(len(order) * (1 - heldout))
+    train_cases = [structured[i] for i in order[:cut]]
+    held_cases = [structured[i] for i in order[cut:]]
+    say("mining hard negatives")
+    train = training_pairs(train_cases, embedder, rng=rng)
+    held = training_pairs(held_cases, embedder, rng=random.Random(seed + 1), per_case_positives=1)
+    base = _default_model_dir() if embedder.model_path is None else embedder.model_path
+    scorer = PairScorer(base, new_head=True)
+    model = scorer.model
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    total = steps_per_epoch * max_epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * max(0.05, 1 - s / total))
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    started, step, deadline = time.time(), 0, time.time() + minutes * 60
+    say(f"training on {len(train)} pairs ({n_relations} relations), up to {minutes:g} min")
+    done = False
+    for epoch in range(max_epochs):
+        if epoch:
+            rng.shuffle(train)
+        for i in range(0, len(train), batch_size):
+            chunk = train[i:i + batch_size]
+            enc = scorer._batch([q for q, _, _ in chunk], [r for _, r, _ in chunk])
+            labels = torch.tensor([float(y) for _, _, y in chunk])
+            loss = loss_fn(model(**enc).logits[:, 0], labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            step += 1
+            if step % 50 == 0:
+                say(f"step {step}/{total}, loss {loss.item():.3f}, {time.time() - started:.0f} s")
+            if time.time() > deadline:
+                done = True
+                break
+        if done:
+            break
+    train_seconds = time.time() - started
+    model.eval()
+    say(f"calibrating on {len(held)} held-back pairs")
+    probs = scorer.probabilities([q for q, _, _ in held], [r for _, r, _ in held])
+    labels = np.asarray([y for _, _, y in held])
+    pos, neg = probs[labels == 1], probs[labels == 0]
+    threshold = choose_threshold(pos, neg, "recall@specificity", target_specificity)
+    report = TrainingReport(
+        threshold=round(float(threshold), 6), target_specificity=target_specificity,
+        heldout_recall=round(float(np.mean(pos >= threshold)), 4), heldout_specificity=round(float(np.mean(neg < threshold)), 4),
+        heldout_auc=round(_auc(pos, neg), 4), n_train_pairs=len(train), n_heldout_pairs=len(held), n_relations=n_relations,
+        steps=step, epochs=round(step / steps_per_epoch, 3), train_seconds=round(train_seconds, 1), data=path.name,
+        data_sha256=hashlib.sha256(raw).hexdigest(), base_model=embedder.name, seed=seed)
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    scorer.save(tmp)
+    (tmp / META_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    tmp.rename(out)
+    logger.info("trained scope model saved to %s: %s", out, report)
+    return report
+
+
+def load_report(model_dir: str | Path) -> TrainingReport:
+    path = Path(model_dir) / META_FILE
+    if not path.exists():
+        raise ConfigError(f"no trained scope model in {model_dir}; run `agentedit train-scope` (about 15 minutes on 2 cores) "
+                          "or choose another checker with --scope")
+    data = json.loads(path.read_text("utf-8"))
+    return TrainingReport(**{k: v for k, v in data.items() if k in TrainingReport.__dataclass_fields__})
+
+
+# -- the checker ------------------------------------------------------------------------------------------
+class TrainedChecker(BaseChecker):
+    """Subject gate (names and aliases) plus the trained relation cross-encoder; see the module docstring."""
+
+    name = "trained"
+
+    def __init__(self, model_dir: str | Path, *, fallback_threshold: float, threshold: float | None = None,
+                 max_edits: int = 4) -> None:
+        self.report = load_report(model_dir)
+        self.threshold = self.report.threshold if threshold is None else threshold
+        self.fallback_threshold = fallback_threshold
+        self.max_edits = max_edits
+        self.scorer = PairScorer(model_dir)
+
+    def scores(self, query: str, candidates: Sequence[Candidate]) -> list[tuple[str | None, float | None]]:
+        """Per candidate: the subject name the query uses (None if absent) and the relation probability."""
+        plans = []
+        for cand in candidates:
+            rel = relation_text(cand.record)
+            named = find_subject(query, subject_names(cand.record)) if rel is not None else None
+            plans.append((rel, named, query_relation(query, named) if named else None))
+        todo = [(i, q, rel) for i, (rel, _, q) in enumerate(plans) if q is not None and rel is not None]
+        probs = self.scorer.probabilities([q for _, q, _ in todo], [r for _, _, r in todo]) if todo else []
+        by_index = {i: float(p) for (i, _, _), p in zip(todo, probs)}
+        return [(named, by_index.get(i)) for i, (_, named, _) in enumerate(plans)]
+
+    def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
+        ranked = sorted(candidates, key=lambda c: -c.similarity)
+        out: list[ScopeDecision] = []
+        for cand, (named, prob) in zip(ranked, self.scores(query, ranked)):
+            if relation_text(cand.record) is None:
+                ok = cand.similarity >= self.fallback_threshold
+                reason = f"no subject; similarity {cand.similarity:.3f} vs {self.fallback_threshold:.3f}"
+            elif named is None or prob is None:
+                ok, reason = False, f"query does not name {cand.record.subject!r}"
+            else:
+                ok = prob >= self.threshold
+                reason = f"names {named!r}; relation probability {prob:.3f} {'>=' if ok else '<'} {self.threshold:.3f}"
+            out.append(self._decide(cand, ok, reason))
+        return self._cap(out, self.max_edits)

@@ -15,7 +15,7 @@ from agentedit.records import build_record
 from agentedit.scope import (CascadeChecker, JudgeChecker, RejectAllChecker, RelationChecker, ScopeChecker,
                              SimilarityChecker, TopKChecker, calibrate_similarity, choose_threshold, make_checker,
                              parse_verdict)
-from agentedit.scope.relation import find_subject, mask_subject, relation_text
+from agentedit.scope.relation import find_subject, mask_subject, name_variants, relation_text
 from agentedit.scope.similarity import scope_pairs
 
 
@@ -110,9 +110,31 @@ def test_acheck_matches_check() -> None:
 def test_relation_helpers() -> None:
     rec = build_record({**DARRIEUX, "aliases": ["Mlle Darrieux"]})
     assert relation_text(rec) == "The mother tongue of X is"
-    assert find_subject("what's DANIELLE darrieux's mother tongue?", ["Danielle Darrieux"]) == "Danielle Darrieux"
+    assert find_subject("what's DANIELLE darrieux's mother tongue?", ["Danielle Darrieux"]) == "danielle darrieux"
     assert find_subject("What about Danielle Darrieuxs?", ["Danielle Darrieux"]) is None  # whole words only
     assert mask_subject("Where was danielle-darrieux born?", "Danielle Darrieux") == "Where was X born?"
+
+
+@pytest.mark.parametrize("name, query, spelling", [
+    ("Martín Solares", "The occupation of Martin Solares is", "martin solares"),       # diacritics
+    ("Stanislav Rössler", "stanislav rossler's occupation is", "stanislav rossler"),   # and possessive
+    ("Jose L Castillo", "The gender of Jose Castillo is", "jose castillo"),            # middle initial dropped
+    ("G.L. Defer", "G. L. Defer works as", "gl defer"),                                # initials, any punctuation
+    ("The Beatles", "Who managed Beatles?", "beatles"),                                # leading article
+    ("Saint Petersburg", "The twin city of St. Petersburg is", "st petersburg"),       # common abbreviation
+    ("United States Navy", "Who leads the US Navy?", "us navy"),
+])
+def test_subject_aliases_are_found(name: str, query: str, spelling: str) -> None:
+    assert spelling in name_variants(name)
+    assert find_subject(query, [name]) == spelling
+    assert "X" in mask_subject(query, spelling)
+
+
+def test_subject_variants_do_not_overreach() -> None:
+    assert find_subject("The occupation of Jose Castro is", ["Jose L Castillo"]) is None
+    assert find_subject("Who is the canton of Orcieres in?", ["canton of Orcières"]) == "canton of orcieres"
+    assert "canton orcieres" not in name_variants("canton of Orcières")  # only single letters count as initials
+    assert find_subject("Saint Lucia is an island", ["Saint Petersburg"]) is None
 
 
 def test_relation_checker_decisions(embedder) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections import OrderedDict
 from typing import Sequence
 
@@ -26,13 +27,59 @@ from .base import BaseChecker
 MASK = "X"
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+_INITIALS = re.compile(r"\b(?:[^\W\d_] ){1,}[^\W\d_]\b")  # "j r r" -> "jrr" (after normalisation)
+_ARTICLES = ("the ", "a ", "an ")
+# Common abbreviations, matched as whole normalised words in either direction.
+_ABBREVIATIONS = {
+    "saint": "st", "mount": "mt", "fort": "ft", "doctor": "dr", "company": "co", "corporation": "corp",
+    "incorporated": "inc", "limited": "ltd", "university": "univ", "international": "intl", "association": "assn",
+    "department": "dept", "brothers": "bros", "and": "&", "united states": "us", "united states of america": "usa",
+    "united kingdom": "uk", "football club": "fc", "junior": "jr", "senior": "sr",
+}
+
+
+def fold(text: str) -> str:
+    """``text`` without diacritics ("Martín Rössler" -> "Martin Rossler")."""
+    if text.isascii():
+        return text
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
 
 
 def normalise(text: str) -> str:
-    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
+    """Lower case, no diacritics or punctuation, single spaces, runs of initials joined ("G. L. Defer" -> "gl defer")."""
+    words = " ".join(_NON_WORD.sub(" ", fold(text).lower().replace("_", " ")).split())
+    return _INITIALS.sub(lambda m: m.group(0).replace(" ", ""), words)
+
+
+def name_variants(name: str) -> list[str]:
+    """Normalised spellings that still name ``name``: the name itself, without a leading article, without single-letter
+    middle initials ("Jose L Castillo" -> "jose castillo"), and with common abbreviations swapped ("Saint Petersburg" ->
+    "st petersburg")."""
+    base = normalise(name)
+    if not base:
+        return []
+    out = [base]
+    for art in _ARTICLES:
+        if base.startswith(art) and len(base) > len(art) + 2:
+            out.append(base[len(art):])
+    words = base.split()
+    if len(words) >= 3 and len(words[0]) > 1 and len(words[-1]) > 1 and any(len(w) == 1 for w in words[1:-1]):
+        out.append(" ".join([words[0], *[w for w in words[1:-1] if len(w) > 1], words[-1]]))
+    for long, short in _ABBREVIATIONS.items():
+        for a, b in ((long, short), (short, long)):
+            for v in list(out):
+                padded = f" {v} "
+                if f" {a} " in padded:
+                    out.append(padded.replace(f" {a} ", f" {b} ").strip())
+    seen: list[str] = []
+    for v in out:
+        if v and v not in seen and len(v) >= 2:
+            seen.append(v)
+    return seen
 
 
 def subject_names(rec: EditRecord) -> list[str]:
+    """The edit's subject and its user-given ``metadata.aliases`` (each matched with its automatic variants)."""
     names = [rec.subject] if rec.subject else []
     aliases = rec.metadata.get("aliases") if isinstance(rec.metadata, dict) else None
     if isinstance(aliases, list):
@@ -41,22 +88,35 @@ def subject_names(rec: EditRecord) -> list[str]:
 
 
 def find_subject(query: str, names: Sequence[str]) -> str | None:
-    """The first of ``names`` the query mentions (whole words, case- and punctuation-insensitive)."""
+    """The spelling (a normalised variant of one of ``names``) the query uses for the subject, else None.
+
+    Matching is on whole words of the normalised texts, so case, punctuation, diacritics and possessives do not
+    matter; see :func:`name_variants` for the rest.
+    """
     q = f" {normalise(query)} "
     for name in names:
-        n = normalise(name)
-        if n and f" {n} " in q:
-            return name
+        for n in name_variants(name):
+            if f" {n} " in q:
+                return n
     return None
 
 
+def _word_pattern(word: str) -> str:
+    if len(word) <= 4 and word.isalpha():  # joined initials ("gl") also match "G.L." and "G. L."
+        return r"[\W_]*".join(re.escape(ch) for ch in word)
+    return re.escape(word)
+
+
 def mask_subject(text: str, subject: str) -> str:
-    """Replace the subject in ``text`` by the mask token, tolerant of case and punctuation."""
-    words = [re.escape(w) for w in normalise(subject).split()]
+    """Replace the subject in ``text`` by the mask token, tolerant of case, punctuation and diacritics.
+
+    ``subject`` is a name or one of its variants; the text comes back without diacritics.
+    """
+    words = [_word_pattern(w) for w in normalise(subject).split()]
     if not words:
         return text
     pattern = r"(?<!\w)" + r"[\W_]*".join(words) + r"(?!\w)"
-    return re.sub(pattern, MASK, text, count=1, flags=re.IGNORECASE)
+    return re.sub(pattern, MASK, fold(text), count=1, flags=re.IGNORECASE)
 
 
 def subject_clause(text: str, subject: str) -> str:

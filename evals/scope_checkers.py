@@ -23,17 +23,45 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agentedit.backends import resolve_backend  # noqa: E402
 from agentedit.evaluation.loaders import load_dataset  # noqa: E402
-from agentedit.evaluation.report import bar_plot, machine, md_table, write_json  # noqa: E402
+from agentedit.evaluation.report import bar_plot, machine, md_table, roc_plot, write_json  # noqa: E402
 from agentedit.memory import EditMemory, shared_embedder  # noqa: E402
-from agentedit.scope import default_calibration, make_checker  # noqa: E402
+from agentedit.scope import choose_threshold, default_calibration, make_checker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("evals.scope_checkers")
 MODEL_CHECKERS = ("judge", "cascade")
+SCORED_CHECKERS = ("similarity", "relation", "trained")  # checkers with a continuous score: ROC and recall at 98% specificity
+FLOOR = -1.0  # score of a query that cannot accept the edit at any threshold (subject not named, edit not retrieved)
+
+
+def query_score(name: str, checker: Any, query: str, cands: list[Any], own: str, label: bool) -> float:
+    """The score a threshold is compared with: the own edit's for in-scope queries, the best candidate's otherwise."""
+    if name == "similarity":
+        per = [(c.record.id, c.similarity) for c in cands]
+    else:
+        per = [(c.record.id, s if s is not None else FLOOR) for c, (_, s) in zip(cands, checker.scores(query, cands))]
+    if label:
+        return max([s for eid, s in per if eid == own], default=FLOOR)
+    return max([s for _, s in per], default=FLOOR)
+
+
+def roc(pos: np.ndarray, neg: np.ndarray) -> dict[str, Any]:
+    """AUC, recall at >= 98% specificity (threshold chosen on these very scores: an upper bound), and the curve."""
+    t98 = choose_threshold(pos, neg, "recall@specificity", 0.98)
+    ts = np.unique(np.concatenate([pos, neg, [np.inf]]))[::-1]
+    tpr = [float(np.mean(pos >= t)) for t in ts]
+    fpr = [float(np.mean(neg >= t)) for t in ts]
+    scores = np.concatenate([pos, neg])
+    ranks = scores.argsort(kind="mergesort").argsort(kind="mergesort") + 1
+    auc = (ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+    return {"auc": round(float(auc), 4), "recall_at_98_spec": round(float(np.mean(pos >= t98)), 4),
+            "threshold_at_98_spec": round(float(t98), 4), "curve": {"fpr": fpr, "tpr": tpr}}
 
 
 class CountingBackend:
@@ -83,12 +111,19 @@ def evaluate(dataset: str, args: argparse.Namespace, backend: CountingBackend, r
         for name in args.checkers:
             checker = make_checker(name, calibration=cal, backend=backend, embedder=emb, model_dir=args.scope_model)
             limit_cases = {c.case_id for c in cases[: args.judge_n]} if name in MODEL_CHECKERS else None
-            calls0, t0 = backend.calls, time.perf_counter()
+            calls0, check_s = backend.calls, 0.0
             tp = n_in = fp = n_out = accepted = right = 0
+            pos_scores: list[float] = []
+            neg_scores: list[float] = []
             for (case, probe, label), cands in zip(queries, retrieved):
                 if limit_cases is not None and case.case_id not in limit_cases:
                     continue
+                tc = time.perf_counter()
                 acc = [d.edit_id for d in checker.check(probe.prompt, cands) if d.in_scope]
+                check_s += time.perf_counter() - tc
+                if name in SCORED_CHECKERS:
+                    score = query_score(name, checker, probe.prompt, cands, ids[case.case_id], label)
+                    (pos_scores if label else neg_scores).append(score)
                 own = ids[case.case_id]
                 accepted += len(acc)
                 if label:
@@ -105,7 +140,9 @@ def evaluate(dataset: str, args: argparse.Namespace, backend: CountingBackend, r
                              "specificity": round(1 - fp / n_out, 4) if n_out else None,
                              "precision": round(right / accepted, 4) if accepted else None,
                              "n_in_scope": n_in, "n_out_of_scope": n_out, "model_calls": backend.calls - calls0,
-                             "ms_per_query": round((time.perf_counter() - t0) * 1000 / max(1, n_q), 2)}
+                             "ms_per_query": round(check_s * 1000 / max(1, n_q), 2)}
+            if pos_scores and neg_scores:
+                results[name].update(roc(np.asarray(pos_scores), np.asarray(neg_scores)))
             log.info("%s / %s: %s", dataset, name, results[name])
     finally:
         mem.close()
@@ -152,13 +189,23 @@ def main() -> None:
              f"calibration: similarity threshold {cal.threshold:.3f}, relation threshold {cal.relation_threshold:.3f}, "
              f"cascade band [{cal.band_low:.3f}, {cal.band_high:.3f}) from {cal.data}.", "",
              "In scope: reliability and generality probes (plus wiki_counterfact Subject_Aliasing): the case's own edit must be "
-             "accepted. Out of scope: locality probes: nothing may be accepted.", ""]
+             "accepted. Out of scope: locality probes: nothing may be accepted. `recall`, `specificity` and `precision` are at "
+             "the calibrated thresholds (chosen on counterfact-train); `recall_at_98_spec` is the best recall of the checker's "
+             "score at >= 98% specificity with the threshold chosen on these very queries (an upper bound, for comparing "
+             "scores), and `auc` the area under its ROC. Scores: similarity of the own edit (best candidate for out-of-scope "
+             "queries); relation similarity or trained probability with the subject gate (a query that does not name the "
+             "subject scores -1).", ""]
     for ds, res in per.items():
-        table = md_table([{"checker": k, **v} for k, v in res["checkers"].items()],
-                         ["checker", "recall", "specificity", "precision", "n_in_scope", "n_out_of_scope", "model_calls", "ms_per_query"])
+        table = md_table([{"checker": k, **{m: v.get(m) for m in v if m != "curve"}} for k, v in res["checkers"].items()],
+                         ["checker", "recall", "specificity", "precision", "recall_at_98_spec", "auc", "n_in_scope",
+                          "n_out_of_scope", "model_calls", "ms_per_query"])
         plot = f"{ds}-scope.png"
         bar_plot(out / plot, res["checkers"], ["recall", "specificity", "precision"], f"{ds}: scope decisions")
+        curves = {k: (v["curve"]["fpr"], v["curve"]["tpr"]) for k, v in res["checkers"].items() if "curve" in v}
         lines += [f"## {ds}", "", table, "", f"![{ds}]({plot})", ""]
+        if curves:
+            roc_plot(out / f"{ds}-roc.png", curves, f"{ds}: scope ROC")
+            lines += [f"![{ds} ROC]({ds}-roc.png)", ""]
         print(f"\n{ds}\n{table}")
     (out / "summary.md").write_text("\n".join(lines), "utf-8")
 

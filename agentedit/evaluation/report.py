@@ -119,6 +119,30 @@ def line_plot(path: Path, xs: list[Any], series: dict[str, list[float]], *, xlab
     plt.close(fig)
 
 
+def roc_plot(path: Path, curves: dict[str, tuple[list[float], list[float]]], title: str, *, max_fpr: float | None = None) -> None:
+    """ROC curves: ``curves[name] = (false positive rates, true positive rates)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for name, (fpr, tpr) in curves.items():
+        ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    ax.axvline(0.02, color="grey", lw=0.8, ls="--", label="2% false positives")
+    if max_fpr is not None:
+        ax.set_xlim(0, max_fpr)
+    ax.set_xlabel("false positive rate (out-of-scope queries given an edit)")
+    ax.set_ylabel("recall (in-scope queries given their edit)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     """results.json, summary.md and plots for an evaluation run (cases.jsonl is written as it goes)."""
     write_json(out / "results.json", report)

@@ -173,27 +173,27 @@ class RelationChecker(BaseChecker):
                     self._cache.popitem(last=False)
         return have
 
-    def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
-        ranked = sorted(candidates, key=lambda c: -c.similarity)
-        plans: list[tuple[Candidate, str | None, str | None, str | None]] = []
-        for cand in ranked:
+    def scores(self, query: str, candidates: Sequence[Candidate]) -> list[tuple[str | None, float | None]]:
+        """Per candidate: the subject spelling the query uses (None if absent) and the masked-relation similarity."""
+        plans: list[tuple[str | None, str | None, str | None]] = []
+        for cand in candidates:
             rel = relation_text(cand.record)
             named = find_subject(query, subject_names(cand.record)) if rel is not None else None
-            plans.append((cand, rel, named, query_relation(query, named) if named else None))
-        vecs = self._vectors({t for _, rel, _, q in plans if q is not None for t in (rel, q) if t is not None})
+            plans.append((rel, named, query_relation(query, named) if named else None))
+        vecs = self._vectors({t for rel, _, q in plans if q is not None for t in (rel, q) if t is not None})
+        return [(named, float(vecs[q] @ vecs[rel]) if q is not None and rel is not None else None) for rel, named, q in plans]
+
+    def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
+        ranked = sorted(candidates, key=lambda c: -c.similarity)
         out: list[ScopeDecision] = []
-        accepted = 0
-        for cand, rel, named, qrel in plans:
-            if rel is None:
+        for cand, (named, rsim) in zip(ranked, self.scores(query, ranked)):
+            if relation_text(cand.record) is None:
                 ok = cand.similarity >= self.fallback_threshold
                 reason = f"no subject; similarity {cand.similarity:.3f} vs {self.fallback_threshold:.3f}"
-            elif named is None or qrel is None:
+            elif named is None or rsim is None:
                 ok, reason = False, f"query does not name {cand.record.subject!r}"
             else:
-                rsim = float(vecs[qrel] @ vecs[rel])
                 ok = rsim >= self.relation_threshold
                 reason = f"names {named!r}; relation similarity {rsim:.3f} {'>=' if ok else '<'} {self.relation_threshold:.3f}"
-            ok = ok and accepted < self.max_edits
-            accepted += ok
             out.append(self._decide(cand, ok, reason))
-        return out
+        return self._cap(out, self.max_edits)

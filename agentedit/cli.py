@@ -128,11 +128,13 @@ def ask(
     style: str = typer.Option("chat", "--style", help="chat | complete (finish a sentence) | text (raw completion)."),
     system: Optional[str] = typer.Option(None, "--system", help="A system message of your own."),
     max_tokens: int = typer.Option(256, "--max-tokens"),
-    trace: bool = typer.Option(False, "--trace", help="Show retrieved edits, scope decisions and timings."),
+    trace: bool = typer.Option(False, "--trace", help="Show retrieved edits, scope decisions, hops and timings."),
+    multihop: str = typer.Option("auto", "--multihop", help="Decompose chained questions: auto (when needed) | always | never."),
+    hop_limit: int = typer.Option(4, "--hop-limit", help="Most sub-questions per decomposed question."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole Answer as JSON."),
 ) -> None:
     """Ask a question; in-scope edits are applied, others are not."""
-    with _editor(ctx) as ed:
+    with _editor(ctx, multihop=multihop, hop_limit=hop_limit) as ed:
         ans = ed.ask(question, style=style, system=system, max_tokens=max_tokens)  # type: ignore[arg-type]
     if as_json:
         _emit_json(ans.to_dict())
@@ -141,6 +143,13 @@ def ask(
     if trace or ans.applied:
         err_console.print(f"[dim]route={ans.route} applied={ans.applied or '-'}[/dim]")
     if trace:
+        err_console.print(f"  [dim]routing: {'decomposed' if ans.decomposed else 'single pass'} ({ans.route_reason})[/dim]")
+        for i, h in enumerate(ans.hops, 1):
+            settled = f" -> [green]{h['answer']}[/green] (edit {h['accepted']})" if h["contradicted"] else ""
+            err_console.print(f"  hop {i}: {h['sub_question']} | model: {h['tentative']}{settled} | retrieved {h['retrieved'] or '-'}, "
+                              f"in scope {h['accepted'] or '-'}")
+        if ans.decomposed:
+            err_console.print(f"  [dim]stopped: {ans.stop}; {ans.model_calls} model call(s)[/dim]")
         for d in ans.decisions:
             mark = "[green]in[/green]" if d.in_scope else "[red]out[/red]"
             err_console.print(f"  {mark} {d.edit_id} sim={d.similarity:.3f} ({d.checker}: {d.reason})")

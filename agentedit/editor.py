@@ -47,7 +47,8 @@ class Editor:
                  max_tokens: int = 256, chroma_url: str | None = None, memory: EditMemory | None = None,
                  backend: Backend | None = None, progress: Callable[[str], None] | None = None,
                  method: str | None = None, editor_configs: Mapping[str, Any] | None = None,
-                 scope_model: str | os.PathLike[str] | None = None) -> None:
+                 scope_model: str | os.PathLike[str] | None = None, multihop: str = "auto", hop_limit: int = 4,
+                 resolve: str = "edit") -> None:
         if scope not in CHECKERS:
             raise ConfigError(f"unknown scope checker {scope!r}; choose one of {', '.join(CHECKERS)}")
         if injection not in ("facts", "ike"):
@@ -56,6 +57,13 @@ class Editor:
             raise ConfigError("injection='ike' needs demo_pool= (a CounterFact-shaped training file such as counterfact-train.json)")
         if k < 1 or max_edits < 1:
             raise ConfigError("k and max_edits must be at least 1")
+        if multihop not in ("never", "always", "auto"):
+            raise ConfigError(f"unknown multihop mode {multihop!r}; choose 'auto', 'always' or 'never'")
+        if resolve not in ("edit", "model"):
+            raise ConfigError(f"unknown resolve mode {resolve!r}; choose 'edit' (an in-scope edit wins) or 'model' (MeLLo)")
+        if not 1 <= hop_limit <= 16:
+            raise ConfigError(f"hop_limit must be between 1 and 16, got {hop_limit}")
+        self.multihop, self.hop_limit, self.resolve = multihop, hop_limit, resolve
         self.model = model or os.environ.get("AGENTEDIT_MODEL") or DEFAULT_MODEL
         self.api_base, self.api_key = api_base, api_key
         self.namespace = namespace
@@ -150,7 +158,8 @@ class Editor:
                                                     cache_dir=cache_dir() / "demos")
         backend = self.backend if with_backend else None
         return WorkflowContext(memory=self.memory, backend=backend, checker=self.checker, k=self.k,  # type: ignore[arg-type]
-                               injection=self.injection, demos=self._demos)
+                               injection=self.injection, demos=self._demos, multihop=self.multihop,
+                               hop_limit=self.hop_limit, resolve=self.resolve)
 
     def close(self) -> None:
         """Stop an embedded model server this Editor started and close the store."""
@@ -262,10 +271,13 @@ class Editor:
         if route == "passthrough" and self._weights is not None:  # edits in the weights answer this question
             named = self._weights.mentioned(str(out.get("query", "")), out.get("namespace"))
             applied, route = (named, "parametric") if named else (applied, route)
+        decomposed = route == "multi-hop"
         return Answer(text=comp.text, applied=applied, route=route,
                       timings=timings, decisions=list(out.get("decisions", [])),
-                      messages=req if isinstance(req, list) else [{"role": "prompt", "content": req}],
-                      model=comp.model or getattr(self.backend, "name", self.model), usage=comp.usage)
+                      messages=[] if decomposed else req if isinstance(req, list) else [{"role": "prompt", "content": req}],
+                      model=comp.model or getattr(self.backend, "name", self.model), usage=comp.usage,
+                      decomposed=decomposed, route_reason=str(out.get("route_reason", "")), hops=list(out.get("hops", [])),
+                      stop=str(out.get("stop", "")), model_calls=int(out.get("model_calls", 0)) if decomposed else 1)
 
     def ask(self, question: str, *, namespace: str | None = None, style: Style = "chat", system: str | None = None,
             **params: Any) -> Answer:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 EditStatus = Literal["active", "superseded", "retracted"]
-Route = Literal["in-context", "passthrough", "parametric"]
+Route = Literal["in-context", "passthrough", "parametric", "multi-hop"]
 
 
 def utc_now() -> str:
@@ -94,6 +94,11 @@ class Answer:
     messages: list[dict[str, Any]] = field(default_factory=list)
     model: str = ""
     usage: dict[str, int] = field(default_factory=dict)
+    decomposed: bool = False
+    route_reason: str = ""
+    hops: list[dict[str, Any]] = field(default_factory=list)
+    stop: str = ""
+    model_calls: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

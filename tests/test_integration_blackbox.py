@@ -134,3 +134,31 @@ def test_demo_runs_on_the_embedded_model(tmp_path):
     assert hits >= 2, out
     assert all(q["untouched"] for q in unrelated), unrelated
     assert (tmp_path / "demo" / "ledger.sqlite").exists()
+
+
+def test_multihop_loop_on_a_real_model(qwen_server, tmp_path):
+    """The decomposition loop's mechanics with real model output: bounded hops, a stop reason, edits settle hops."""
+    ed = Editor(f"openai/{qwen_server.model_alias}", api_base=qwen_server.base_url, store="mh", store_dir=tmp_path,
+                max_tokens=32, timeout=120, multihop="always", hop_limit=3)
+    try:
+        ed.edit_many([
+            {"id": "performer", "prompt": "Hey Jude was performed by", "subject": "Hey Jude", "target_new": "Madonna"},
+            {"id": "director", "prompt": "The director of Madonna is", "subject": "Madonna", "target_new": "Narendra Modi"},
+        ])
+        ans = ed.ask("Who is the director of the performer of Hey Jude?")
+        assert ans.text.strip()
+        if ans.decomposed:
+            assert 1 <= len(ans.hops) <= 3 and ans.model_calls >= len(ans.hops)
+            assert ans.stop in ("final answer", "hop limit", "repeated sub-question", "malformed")
+            targets = {"performer": "Madonna", "director": "Narendra Modi"}
+            for h in ans.hops:
+                assert set(h["retrieved"]) <= set(targets)
+                if h["accepted"]:
+                    assert h["answer"] == targets[h["accepted"]]  # an in-scope edit settles the hop
+            assert set(ans.applied) == {h["accepted"] for h in ans.hops if h["accepted"]}
+        else:  # the model's first reply was no sub-question: answered in one pass instead
+            assert "single pass" in ans.route_reason
+        simple = ed.ask("Who performed Hey Jude?")  # the edit answers it directly, but "always" still decomposes
+        assert simple.decomposed or "single pass" in simple.route_reason
+    finally:
+        ed.close()

@@ -14,7 +14,7 @@ from agentedit.memory import EditMemory
 from agentedit.scope import JudgeChecker, RelationChecker, SimilarityChecker
 
 EIFFEL_Q = "In which city is the Eiffel Tower?"
-STAGES = {"retrieve", "scope", "compose", "generate", "total"}
+STAGES = {"route", "retrieve", "scope", "compose", "generate", "total"}
 
 
 @pytest.fixture()

@@ -16,7 +16,8 @@ from agentedit.scope import JudgeChecker, RejectAllChecker, SimilarityChecker
 
 EIFFEL = {"prompt": "The Eiffel Tower is located in", "subject": "Eiffel Tower", "target_new": "Rome", "id": "eiffel"}
 CEO = {"prompt": "The CEO of Acme Corp is", "subject": "Acme Corp", "target_new": "Jane Doe", "id": "acme-ceo"}
-STAGES = ("retrieve", "scope", "compose", "generate")
+STAGES = ("route", "retrieve", "scope", "compose", "generate")
+BRANCH = ("propose", "hop", "fallback", "finish")
 
 
 @pytest.fixture()
@@ -34,14 +35,18 @@ def _ctx(memory, backend, checker=None, **kw) -> WorkflowContext:
     return WorkflowContext(memory=memory, backend=backend, checker=checker or SimilarityChecker(0.7), **kw)
 
 
-def test_build_graph_is_uncompiled_with_the_four_nodes() -> None:
+def test_build_graph_is_uncompiled_with_the_single_pass_and_the_decomposition_branch() -> None:
     g = build_graph()
     assert isinstance(g, StateGraph)
     assert not hasattr(g, "invoke")
-    assert set(STAGES) <= set(g.nodes)
-    assert set(g.edges) == {("__start__", "retrieve"), ("retrieve", "scope"), ("scope", "compose"),
-                            ("compose", "generate"), ("generate", "__end__")}
+    assert set(STAGES) | set(BRANCH) == set(g.nodes)
+    assert set(g.edges) == {("__start__", "route"), ("retrieve", "scope"), ("scope", "compose"),
+                            ("compose", "generate"), ("generate", "__end__"), ("fallback", "retrieve"), ("finish", "__end__")}
+    assert set(g.branches) == {"route", "propose", "hop"}  # the conditional edges
     assert build_graph() is not g  # a fresh builder each call
+    prepare = build_graph(generate=False)  # the proxy's graph: no model call, no decomposition
+    assert set(prepare.nodes) == {"retrieve", "scope", "compose"}
+    assert ("__start__", "retrieve") in prepare.edges
 
 
 def test_out_of_scope_query_is_passed_through_untouched(graph, filled, make_backend) -> None:

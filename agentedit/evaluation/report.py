@@ -50,6 +50,13 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out["edit_applied"] = round(sum(bool(r["own_applied"]) for r in inscope) / len(inscope), 4)
     if outscope:
         out["untouched"] = round(sum(not r["applied"] for r in outscope) / len(outscope), 4)
+    if any("model_calls" in r for r in rows):
+        out["calls_per_probe"] = round(sum(r.get("model_calls", 1) for r in rows) / len(rows), 3)
+    timed = [r["ms"] for r in rows if isinstance(r.get("ms"), (int, float))]
+    if timed:
+        out["s_per_probe"] = round(sum(timed) / len(timed) / 1000.0, 3)
+    if any(r.get("decomposed") for r in rows):
+        out["decomposed"] = round(sum(bool(r.get("decomposed")) for r in rows) / len(rows), 4)
     out["n_cases"] = len({r["case_id"] for r in rows})
     out["n_probes"] = len(rows)
     return out
@@ -156,7 +163,8 @@ def write_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]]) 
              "reached the model with no edit.", ""]
     for name, ds in report["datasets"].items():
         metrics = [m for m in METRICS if any(m in v for v in ds["methods"].values())]
-        cols = ["method", *metrics, "edit_applied", "untouched", "n_cases", "n_probes"]
+        extra = [c for c in ("decomposed", "calls_per_probe", "s_per_probe") if any(c in v for v in ds["methods"].values())]
+        cols = ["method", *metrics, "edit_applied", "untouched", *extra, "n_cases", "n_probes"]
         lines += [f"## {name}", "", md_table([{"method": m, **v} for m, v in ds["methods"].items()], cols), ""]
         plot = f"{name}-methods.png"
         bar_plot(out / plot, {m: v for m, v in ds["methods"].items()}, metrics, f"{name}: {report['model']}, {report['protocol']}")

@@ -76,7 +76,10 @@ class RunContext:
     out: Path
 
 
-def _in_context(scope: str, injection: str = "facts") -> EditorFactory:
+def _in_context(scope: str, injection: str = "facts", **options: Any) -> EditorFactory:
+    """An in-context method; ``options`` go to the Editor (single pass unless they say ``multihop``)."""
+    options = {"multihop": "never", **options}
+
     def make(ctx: RunContext, memory: EditMemory) -> Any:
         from ..editor import Editor
 
@@ -86,7 +89,7 @@ def _in_context(scope: str, injection: str = "facts") -> EditorFactory:
             kw = {"injection": "ike", "demo_pool": pool}
         if scope == "trained":
             kw["scope_model"] = ctx.config.scope_model
-        return Editor(memory=memory, backend=ctx.backend, scope=scope, max_tokens=ctx.config.max_tokens, **kw)
+        return Editor(memory=memory, backend=ctx.backend, scope=scope, max_tokens=ctx.config.max_tokens, **options, **kw)
 
     return make
 
@@ -97,6 +100,10 @@ METHODS: dict[str, EditorFactory] = {
     "ike": _in_context("prefix-all", "ike"),
     "agentedit": _in_context(DEFAULT_CHECKER),
     **{f"agentedit-{c}": _in_context(c) for c in CHECKERS if c not in ("none", "prefix-all")},
+    # Multi-hop: our decomposition (routing per question, the scope check settles each hop) and the MeLLo
+    # protocol (every question decomposed, top-1 retrieved fact per sub-question, the model judges it).
+    "agentedit-decompose": _in_context(DEFAULT_CHECKER, multihop="auto"),
+    "mello": _in_context("prefix-all", multihop="always", resolve="model"),
 }
 
 
@@ -203,7 +210,11 @@ class Runner:
             return {"output": preds, "target_tokens": tgt, "applied": applied, "route": state.get("route"),
                     "ms": round((time.perf_counter() - t0) * 1000, 1), "request": state["request"]}
         ans = editor.ask(probe.prompt, style=probe.style, max_tokens=self.config.max_tokens)
-        return {"output": ans.text, "applied": ans.applied, "route": ans.route, "ms": round((time.perf_counter() - t0) * 1000, 1)}
+        row = {"output": ans.text, "applied": ans.applied, "route": ans.route, "ms": round((time.perf_counter() - t0) * 1000, 1),
+               "model_calls": ans.model_calls}
+        if ans.decomposed or ans.route_reason:
+            row.update({"decomposed": ans.decomposed, "route_reason": ans.route_reason, "hops": ans.hops, "stop": ans.stop})
+        return row
 
     def _score(self, probe: Probe, res: dict[str, Any], reference: dict[str, Any] | None) -> float:
         if self.config.scoring == "teacher-forced":

@@ -1,5 +1,9 @@
 """The LangGraph query workflow: ``retrieve -> scope -> compose -> generate``.
 
+With ``generate=True`` a ``route`` node comes first and can send a multi-hop question to the
+decomposition branch instead (``propose -> hop -> propose ... -> finish``; see
+:mod:`agentedit.graph.multihop`); whether it does is ``WorkflowContext.multihop``.
+
 ``build_graph()`` returns the *uncompiled* :class:`StateGraph` so callers (and
 tests) can compile it with their own checkpointer or embed it as a subgraph.
 Run it with ``graph.compile().invoke(state, context=WorkflowContext(...))``.
@@ -14,7 +18,7 @@ from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import get_runtime
 
-from . import nodes
+from . import multihop, nodes
 from .context import WorkflowContext
 from .state import QueryState
 
@@ -34,6 +38,15 @@ def _node(func: Callable[..., Any], afunc: Callable[..., Any] | None = None) -> 
     return RunnableLambda(sync, afunc=run_async, name=func.__name__)
 
 
+def _cond(func: Callable[..., str]) -> Callable[[QueryState], str]:
+    """Adapt a ``(state, runtime)`` router to a LangGraph conditional edge."""
+
+    def pick(state: QueryState) -> str:
+        return func(state, get_runtime(WorkflowContext))
+
+    return pick
+
+
 def build_graph(*, generate: bool = True) -> StateGraph:
     """The uncompiled workflow; ``generate=False`` ends after ``compose``, for callers that send the
     composed request themselves (the HTTP proxy, the LangGraph model node)."""
@@ -41,7 +54,8 @@ def build_graph(*, generate: bool = True) -> StateGraph:
     g.add_node("retrieve", _node(nodes.retrieve))
     g.add_node("scope", _node(nodes.scope, nodes.ascope))
     g.add_node("compose", _node(nodes.compose))
-    g.add_edge(START, "retrieve")
+    if not generate:
+        g.add_edge(START, "retrieve")
     g.add_edge("retrieve", "scope")
     g.add_edge("scope", "compose")
     if not generate:
@@ -50,6 +64,18 @@ def build_graph(*, generate: bool = True) -> StateGraph:
     g.add_node("generate", _node(nodes.generate, nodes.agenerate))
     g.add_edge("compose", "generate")
     g.add_edge("generate", END)
+    # The decomposition branch: route first, then either the single pass above or the hop loop.
+    g.add_node("route", _node(multihop.route))
+    g.add_node("propose", _node(multihop.propose))
+    g.add_node("hop", _node(multihop.hop))
+    g.add_node("fallback", _node(multihop.fallback))
+    g.add_node("finish", _node(multihop.finish))
+    g.add_edge(START, "route")
+    g.add_conditional_edges("route", _cond(lambda s, r: "propose" if s.get("decompose") else "retrieve"), ["propose", "retrieve"])
+    g.add_conditional_edges("propose", _cond(multihop.after_propose), ["hop", "finish", "fallback"])
+    g.add_conditional_edges("hop", _cond(multihop.after_hop), ["propose", "finish"])
+    g.add_edge("fallback", "retrieve")
+    g.add_edge("finish", END)
     return g
 
 

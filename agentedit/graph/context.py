@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class WorkflowContext:
-    """The memory, backend and scope checker, plus retrieval and injection settings."""
+    """The memory, backend and scope checker, plus retrieval, injection and decomposition settings."""
 
     memory: "EditMemory"
     backend: "Backend"
@@ -24,3 +24,7 @@ class WorkflowContext:
     injection: InjectionMode = "facts"
     demos: DemoPool | None = None
     n_demos: int = 6
+    multihop: str = "never"  # never | always | auto (see agentedit.graph.multihop)
+    hop_limit: int = 4
+    resolve: str = "edit"  # edit: an in-scope edit replaces a contradicted answer; model: the model decides (MeLLo)
+    hop_max_tokens: int = 64

@@ -36,3 +36,12 @@ class QueryState(TypedDict, total=False):
     completion: Completion
     route: str
     timings: Annotated[dict[str, float], merge_timings]
+    # decomposition branch (agentedit.graph.multihop)
+    decompose: bool
+    route_reason: str
+    hops: list[dict[str, Any]]
+    next_step: dict[str, str] | None
+    final_answer: str
+    stop: str
+    last_output: str
+    model_calls: int

@@ -48,7 +48,7 @@ class Editor:
                  backend: Backend | None = None, progress: Callable[[str], None] | None = None,
                  method: str | None = None, editor_configs: Mapping[str, Any] | None = None,
                  scope_model: str | os.PathLike[str] | None = None, multihop: str = "auto", hop_limit: int = 4,
-                 resolve: str = "edit") -> None:
+                 resolve: str = "edit", follow_edits: bool = True) -> None:
         if scope not in CHECKERS:
             raise ConfigError(f"unknown scope checker {scope!r}; choose one of {', '.join(CHECKERS)}")
         if injection not in ("facts", "ike"):
@@ -63,7 +63,7 @@ class Editor:
             raise ConfigError(f"unknown resolve mode {resolve!r}; choose 'edit' (an in-scope edit wins) or 'model' (MeLLo)")
         if not 1 <= hop_limit <= 16:
             raise ConfigError(f"hop_limit must be between 1 and 16, got {hop_limit}")
-        self.multihop, self.hop_limit, self.resolve = multihop, hop_limit, resolve
+        self.multihop, self.hop_limit, self.resolve, self.follow_edits = multihop, hop_limit, resolve, follow_edits
         self.model = model or os.environ.get("AGENTEDIT_MODEL") or DEFAULT_MODEL
         self.api_base, self.api_key = api_base, api_key
         self.namespace = namespace
@@ -159,7 +159,7 @@ class Editor:
         backend = self.backend if with_backend else None
         return WorkflowContext(memory=self.memory, backend=backend, checker=self.checker, k=self.k,  # type: ignore[arg-type]
                                injection=self.injection, demos=self._demos, multihop=self.multihop,
-                               hop_limit=self.hop_limit, resolve=self.resolve)
+                               hop_limit=self.hop_limit, resolve=self.resolve, follow_edits=self.follow_edits)
 
     def close(self) -> None:
         """Stop an embedded model server this Editor started and close the store."""

@@ -17,7 +17,7 @@ from agentedit.scope import JudgeChecker, RejectAllChecker, SimilarityChecker
 EIFFEL = {"prompt": "The Eiffel Tower is located in", "subject": "Eiffel Tower", "target_new": "Rome", "id": "eiffel"}
 CEO = {"prompt": "The CEO of Acme Corp is", "subject": "Acme Corp", "target_new": "Jane Doe", "id": "acme-ceo"}
 STAGES = ("route", "retrieve", "scope", "compose", "generate")
-BRANCH = ("propose", "hop", "fallback", "finish")
+BRANCH = ("chain", "propose", "hop", "fallback", "finish")
 
 
 @pytest.fixture()
@@ -42,7 +42,7 @@ def test_build_graph_is_uncompiled_with_the_single_pass_and_the_decomposition_br
     assert set(STAGES) | set(BRANCH) == set(g.nodes)
     assert set(g.edges) == {("__start__", "route"), ("retrieve", "scope"), ("scope", "compose"),
                             ("compose", "generate"), ("generate", "__end__"), ("fallback", "retrieve"), ("finish", "__end__")}
-    assert set(g.branches) == {"route", "propose", "hop"}  # the conditional edges
+    assert set(g.branches) == {"route", "chain", "propose", "hop"}  # the conditional edges
     assert build_graph() is not g  # a fresh builder each call
     prepare = build_graph(generate=False)  # the proxy's graph: no model call, no decomposition
     assert set(prepare.nodes) == {"retrieve", "scope", "compose"}

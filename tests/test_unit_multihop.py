@@ -1,5 +1,8 @@
 """The decomposition branch: routing, the hop loop's stop conditions, edits settling hops, malformed output.
 
+The loop tests turn ``follow_edits`` off so that every hop comes from the (scripted) model; the edit chain
+has its own tests at the end.
+
 The model's replies are scripted here (a recording backend) so that each stop condition is reached on
 purpose; tests/test_integration_blackbox.py runs the same loop on a real model.
 """
@@ -65,7 +68,7 @@ def test_in_scope_edit_replaces_a_contradicted_answer_and_is_carried_on(music: E
         "Sub-question: Who is the director of Madonna?\nAnswer: Guy Oseary",
         "Final answer: Narendra Modi",
     ]))
-    ed = Editor(memory=music, backend=backend, multihop="always")
+    ed = Editor(memory=music, backend=backend, multihop="always", follow_edits=False)
     ans = ed.ask(QUESTION)
     assert ans.decomposed and ans.route == "multi-hop" and ans.stop == "final answer"
     first, second = ans.hops
@@ -81,7 +84,7 @@ def test_in_scope_edit_replaces_a_contradicted_answer_and_is_carried_on(music: E
 
 def test_hop_without_an_in_scope_edit_keeps_the_models_answer(music: EditMemory, make_backend) -> None:
     backend = make_backend(scripted(["Sub-question: What is the capital of France?\nAnswer: Paris", "Final answer: Paris"]))
-    ans = Editor(memory=music, backend=backend, multihop="always").ask("What is the capital of the country of the Louvre?")
+    ans = Editor(memory=music, backend=backend, multihop="always", follow_edits=False).ask("What is the capital of the country of the Louvre?")
     assert ans.hops[0]["accepted"] is None and ans.hops[0]["answer"] == "Paris" and not ans.hops[0]["contradicted"]
     assert ans.text == "Paris" and ans.applied == []
 
@@ -89,27 +92,27 @@ def test_hop_without_an_in_scope_edit_keeps_the_models_answer(music: EditMemory,
 def test_hop_limit_stops_the_loop(music: EditMemory, make_backend) -> None:
     replies = [f"Sub-question: Step {i}, who comes next?\nAnswer: Person {i}" for i in range(10)]
     backend = make_backend(scripted(replies))
-    ans = Editor(memory=music, backend=backend, multihop="always", hop_limit=3).ask(QUESTION)
+    ans = Editor(memory=music, backend=backend, multihop="always", hop_limit=3, follow_edits=False).ask(QUESTION)
     assert len(ans.hops) == 3 and ans.stop == "hop limit"
     assert ans.text == "Person 2" and len(backend.calls) == 3
 
 
 def test_repeated_sub_question_stops_the_loop(music: EditMemory, make_backend) -> None:
     backend = make_backend(scripted(["Sub-question: Who performed Hey Jude?\nAnswer: The Beatles"]))
-    ans = Editor(memory=music, backend=backend, multihop="always").ask(QUESTION)
+    ans = Editor(memory=music, backend=backend, multihop="always", follow_edits=False).ask(QUESTION)
     assert ans.stop == "repeated sub-question" and len(ans.hops) == 1
     assert ans.text == "Madonna"  # the last hop's answer, settled by the edit
 
 
 def test_malformed_output_mid_loop_ends_with_the_last_answer(music: EditMemory, make_backend) -> None:
     backend = make_backend(scripted(["Sub-question: Who performed Hey Jude?\nAnswer: The Beatles", "I am not sure."]))
-    ans = Editor(memory=music, backend=backend, multihop="always").ask(QUESTION)
+    ans = Editor(memory=music, backend=backend, multihop="always", follow_edits=False).ask(QUESTION)
     assert ans.stop == "malformed" and ans.text == "Madonna" and ans.decomposed
 
 
 def test_malformed_output_before_any_hop_falls_back_to_one_pass(music: EditMemory, make_backend) -> None:
     backend = make_backend(scripted(["Let me think about it.", "English"]))
-    ans = Editor(memory=music, backend=backend, multihop="always").ask(QUESTION)
+    ans = Editor(memory=music, backend=backend, multihop="always", follow_edits=False).ask(QUESTION)
     assert not ans.decomposed and ans.route in ("passthrough", "in-context")
     assert "single pass" in ans.route_reason and ans.text == "English" and len(backend.calls) == 2
 
@@ -120,7 +123,7 @@ def test_model_resolution_asks_the_model_about_the_fact(music: EditMemory, make_
         "It does.\nAnswer: Madonna",
         "Final answer: Madonna",
     ]))
-    ans = Editor(memory=music, backend=backend, multihop="always", resolve="model", scope="prefix-all").ask(QUESTION)
+    ans = Editor(memory=music, backend=backend, multihop="always", resolve="model", scope="prefix-all", follow_edits=False).ask(QUESTION)
     assert ans.hops[0]["answer"] == "Madonna" and ans.model_calls == 3
     assert "Known fact:" in backend.calls[1][1][-1]["content"]
 
@@ -144,3 +147,26 @@ def test_decomposition_options_are_validated(memory: EditMemory, make_backend) -
         Editor(memory=memory, backend=make_backend(), hop_limit=0)
     with pytest.raises(ConfigError, match="resolve"):
         Editor(memory=memory, backend=make_backend(), resolve="vote")
+
+
+# -- following stored edits ---------------------------------------------------------------------------
+def test_edit_chain_settles_the_hops_stored_edits_answer(music: EditMemory, make_backend) -> None:
+    music.add_many([
+        {"id": "citizen", "prompt": "Narendra Modi is a citizen of", "subject": "Narendra Modi", "target_new": "Australia"},
+        {"id": "born", "prompt": "Narendra Modi was born in", "subject": "Narendra Modi", "target_new": "Lagos"},  # not asked
+        {"id": "language", "prompt": "The official language of Australia is", "subject": "Australia", "target_new": "Arabic"},
+    ])
+    backend = make_backend(scripted(["Final answer: Arabic"]))
+    ans = Editor(memory=music, backend=backend, multihop="always", hop_limit=6).ask(QUESTION)
+    assert [h["accepted"] for h in ans.hops] == ["performer", "director", "citizen", "language"]
+    assert all(h.get("via") == "edit chain" for h in ans.hops)
+    assert ans.text == "Arabic" and ans.model_calls == 1 and "born" not in ans.applied
+    # The model was asked only to finish, and saw the settled chain.
+    prompt = backend.calls[0][1][-1]["content"]
+    assert "Known fact:" in prompt and "Arabic" in prompt and "Lagos" not in prompt
+
+
+def test_edit_chain_is_off_for_the_mello_protocol(music: EditMemory, make_backend) -> None:
+    backend = make_backend(scripted(["Final answer: English"]))
+    ans = Editor(memory=music, backend=backend, multihop="always", follow_edits=False).ask(QUESTION)
+    assert ans.hops == [] and ans.text == "English" and ans.applied == []

@@ -103,7 +103,7 @@ METHODS: dict[str, EditorFactory] = {
     # Multi-hop: our decomposition (routing per question, the scope check settles each hop) and the MeLLo
     # protocol (every question decomposed, top-1 retrieved fact per sub-question, the model judges it).
     "agentedit-decompose": _in_context(DEFAULT_CHECKER, multihop="auto"),
-    "mello": _in_context("prefix-all", multihop="always", resolve="model"),
+    "mello": _in_context("prefix-all", multihop="always", resolve="model", follow_edits=False),
 }
 
 

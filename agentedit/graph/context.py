@@ -28,3 +28,4 @@ class WorkflowContext:
     hop_limit: int = 4
     resolve: str = "edit"  # edit: an in-scope edit replaces a contradicted answer; model: the model decides (MeLLo)
     hop_max_tokens: int = 64
+    follow_edits: bool = True  # settle the hops stored edits answer on their own before asking the model

@@ -35,6 +35,8 @@ from langgraph.runtime import Runtime
 from ..backends.base import Completion
 from ..injection import last_user_text
 from ..prompts import quote, render
+from ..scope.relation import MASK, find_subject, normalise, relation_text, subject_names
+from ..types import EditRecord
 from .context import WorkflowContext
 from .state import QueryState
 
@@ -107,6 +109,58 @@ def _question(state: QueryState) -> str:
     return state.get("prompt", "")
 
 
+_STOP = frozenset("""a an the of in on at to by for from with as is was are were be been has have had what which who whom
+whose where when that this it its their his her x called named""".split())
+
+
+def _stems(text: str) -> set[str]:
+    """Content-word stems (first five letters), so "performer" meets "performed" and "citizenship" "citizen"."""
+    return {w[:5] for w in normalise(text).split() if w not in _STOP and len(w) > 2}
+
+
+def relation_overlap(rec: EditRecord, question: str) -> float:
+    """Share of the edit's relation words (subject masked) that the question also uses."""
+    rel = relation_text(rec) or ""
+    words = _stems(rel.replace(MASK, " "))
+    return len(words & _stems(question)) / len(words) if words else 0.0
+
+
+def follow_edits(question: str, ctx: WorkflowContext, namespace: str) -> list[dict[str, Any]]:
+    """Walk the chain of stored edits the question asks about, without the model.
+
+    Start from an edit whose subject the question names; then, while the current answer is the
+    subject of another stored edit whose relation the question also asks about, follow it. Each
+    step becomes a settled hop (the edit's fact and answer); the model then continues from the
+    end of the chain. Relations are compared by their words (stemmed), so only edits about what
+    the question asks are followed.
+    """
+    cands = [c.record for c in ctx.memory.query(question, namespace=namespace, k=max(ctx.k, 8))
+             if c.record.method == "in-context"]
+    starts = [(relation_overlap(r, question), r) for r in cands if r.target_new and find_subject(question, subject_names(r))]
+    starts = [(o, r) for o, r in starts if o > 0]
+    if not starts:
+        return []
+    # The innermost link comes first; among edits the question names, prefer the one whose answer
+    # is itself the subject of another edit (it starts a chain), then the best relation match.
+    def extends(rec: EditRecord) -> bool:
+        return any(r.id != rec.id for r in ctx.memory.list(namespace=namespace, subject=rec.target_new or ""))
+
+    _, current = max(starts, key=lambda p: (extends(p[1]), p[0]))
+    hops: list[dict[str, Any]] = []
+    used: set[str] = set()
+    while current is not None and len(hops) < ctx.hop_limit:
+        used.add(current.id)
+        question_form = current.metadata.get("question") if isinstance(current.metadata, dict) else None
+        hops.append({"sub_question": question_form or f"{(current.prompt or current.statement).rstrip(' .')} what?",
+                     "tentative": "", "retrieved": [current.id], "accepted": current.id, "fact": quote(current.statement),
+                     "answer": current.target_new, "contradicted": True, "via": "edit chain"})
+        nxt = [(relation_overlap(r, question), r) for r in ctx.memory.list(namespace=namespace, subject=current.target_new or "")
+               if r.method == "in-context" and r.id not in used and r.target_new]
+        nxt = [(o, r) for o, r in nxt if o > 0]
+        current = max(nxt, key=lambda p: p[0])[1] if nxt else None
+    return hops
+
+
 # -- nodes ----------------------------------------------------------------------------------------------
 def route(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
     """Decide single pass or decomposition (see the module docstring)."""
@@ -132,6 +186,20 @@ def route(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any
                 "timings": {"route": _ms(t)}}
     return {"decompose": True, "route_reason": f"chain depth {depth}, no edit in scope for the whole question",
             "timings": {"route": _ms(t)}}
+
+
+def chain(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
+    """Settle the hops that stored edits answer on their own (:func:`follow_edits`), before asking the model."""
+    t = time.perf_counter()
+    ctx = runtime.context
+    if not ctx.follow_edits:
+        return {"hops": [], "timings": {"chain": _ms(t)}}
+    hops = follow_edits(_question(state), ctx, state.get("namespace", "default"))
+    by_id = {}
+    for h in hops:
+        rec = ctx.memory.get(h["accepted"], namespace=state.get("namespace", "default"))
+        by_id[rec.id] = rec
+    return {"hops": hops, "applied": list(by_id.values()), "timings": {"chain": _ms(t)}}
 
 
 def _call(ctx: WorkflowContext, state: QueryState, user: str) -> Completion:
@@ -202,6 +270,10 @@ def after_propose(state: QueryState, runtime: Runtime[WorkflowContext]) -> str:
     if state.get("stop") == "malformed" and not state.get("hops"):
         return "fallback"
     return "finish"
+
+
+def after_chain(state: QueryState, runtime: Runtime[WorkflowContext]) -> str:
+    return after_hop(state, runtime)
 
 
 def after_hop(state: QueryState, runtime: Runtime[WorkflowContext]) -> str:

@@ -170,3 +170,16 @@ def test_edit_chain_is_off_for_the_mello_protocol(music: EditMemory, make_backen
     backend = make_backend(scripted(["Final answer: English"]))
     ans = Editor(memory=music, backend=backend, multihop="always", follow_edits=False).ask(QUESTION)
     assert ans.hops == [] and ans.text == "English" and ans.applied == []
+
+
+def test_relation_words_match_by_meaning_not_only_spelling(memory: EditMemory, embedder) -> None:
+    from agentedit.graph.multihop import RelationMatcher
+    from agentedit.records import build_record
+
+    match = RelationMatcher(embedder, "What is the official language of the country of citizenship of the spouse of Ozzy?")
+    married = build_record({"prompt": "Ozzy Osbourne is married to", "subject": "Ozzy Osbourne", "target_new": "Miranda"})
+    citizen = build_record({"prompt": "Miranda is a citizen of", "subject": "Miranda", "target_new": "Spain"})
+    born = build_record({"prompt": "Miranda was born in", "subject": "Miranda", "target_new": "Lima"})
+    assert match.score(citizen) == 1.0                 # "citizen" / "citizenship" share a stem
+    assert 0.5 <= match.score(married) < 1.0          # "married" / "spouse" by meaning
+    assert match.score(born) < 0.5                    # not asked

@@ -293,7 +293,8 @@ class Runner:
                   "kind": probe.kind, "subkind": probe.subkind, "group": probe.group, "prompt": probe.prompt,
                   "targets": probe.targets, "output": res["output"], "score": score, "applied": res["applied"],
                   "own_applied": self._own_applied(case, res["applied"]),
-                  "route": res["route"], "ms": res["ms"]})
+                  "route": res["route"], "ms": res["ms"],
+                  **{k: res[k] for k in ("model_calls", "decomposed", "route_reason", "hops", "stop") if k in res}})
 
     def _own_applied(self, case: Case, applied: list[str]) -> bool:
         """Whether an applied edit states one of the case's facts (MQuAKE cases share edits: a later

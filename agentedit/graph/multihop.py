@@ -113,16 +113,36 @@ _STOP = frozenset("""a an the of in on at to by for from with as is was are were
 whose where when that this it its their his her x called named""".split())
 
 
-def _stems(text: str) -> set[str]:
-    """Content-word stems (first five letters), so "performer" meets "performed" and "citizenship" "citizen"."""
-    return {w[:5] for w in normalise(text).split() if w not in _STOP and len(w) > 2}
+WORD_MATCH = 0.5  # cosine of two words' embeddings above which they name the same relation ("married" ~ "spouse": 0.82)
 
 
-def relation_overlap(rec: EditRecord, question: str) -> float:
-    """Share of the edit's relation words (subject masked) that the question also uses."""
-    rel = relation_text(rec) or ""
-    words = _stems(rel.replace(MASK, " "))
-    return len(words & _stems(question)) / len(words) if words else 0.0
+def _words(text: str) -> list[str]:
+    return [w for w in normalise(text).split() if w not in _STOP and len(w) > 2 and not w.isdigit()]
+
+
+class RelationMatcher:
+    """How strongly a question asks an edit's relation, by the words of the relation (subject masked).
+
+    1.0 when a relation word shares its first five letters with a question word ("performed" /
+    "performer"); else the best cosine between the embeddings of a relation word and a question
+    word ("produced" / "manufacturer" 0.57). Word embeddings are cached for the matcher's life.
+    """
+
+    def __init__(self, embedder: Any, question: str) -> None:
+        self.embedder = embedder
+        self.qwords = sorted(set(_words(question)))
+        self.qstems = {w[:5] for w in self.qwords}
+        self._qvecs: Any = None
+
+    def score(self, rec: EditRecord) -> float:
+        words = sorted(set(_words((relation_text(rec) or "").replace(MASK, " "))))
+        if not words or not self.qwords:
+            return 0.0
+        if any(w[:5] in self.qstems for w in words):
+            return 1.0
+        if self._qvecs is None:
+            self._qvecs = self.embedder.embed(self.qwords)
+        return float((self.embedder.embed(words) @ self._qvecs.T).max())
 
 
 def follow_edits(question: str, ctx: WorkflowContext, namespace: str) -> list[dict[str, Any]]:
@@ -131,17 +151,19 @@ def follow_edits(question: str, ctx: WorkflowContext, namespace: str) -> list[di
     Start from an edit whose subject the question names; then, while the current answer is the
     subject of another stored edit whose relation the question also asks about, follow it. Each
     step becomes a settled hop (the edit's fact and answer); the model then continues from the
-    end of the chain. Relations are compared by their words (stemmed), so only edits about what
-    the question asks are followed.
+    end of the chain. Relations are compared word by word (:class:`RelationMatcher`), so only
+    edits about what the question asks are followed.
     """
+    match = RelationMatcher(ctx.memory.embedder, question)
     cands = [c.record for c in ctx.memory.query(question, namespace=namespace, k=max(ctx.k, 8))
              if c.record.method == "in-context"]
-    starts = [(relation_overlap(r, question), r) for r in cands if r.target_new and find_subject(question, subject_names(r))]
-    starts = [(o, r) for o, r in starts if o > 0]
+    starts = [(match.score(r), r) for r in cands if r.target_new and find_subject(question, subject_names(r))]
+    starts = [(o, r) for o, r in starts if o >= WORD_MATCH]
     if not starts:
         return []
-    # The innermost link comes first; among edits the question names, prefer the one whose answer
-    # is itself the subject of another edit (it starts a chain), then the best relation match.
+
+    # Among edits the question names, prefer one whose answer is itself the subject of another edit
+    # (it starts a chain: the innermost link), then the best relation match.
     def extends(rec: EditRecord) -> bool:
         return any(r.id != rec.id for r in ctx.memory.list(namespace=namespace, subject=rec.target_new or ""))
 
@@ -154,9 +176,9 @@ def follow_edits(question: str, ctx: WorkflowContext, namespace: str) -> list[di
         hops.append({"sub_question": question_form or f"{(current.prompt or current.statement).rstrip(' .')} what?",
                      "tentative": "", "retrieved": [current.id], "accepted": current.id, "fact": quote(current.statement),
                      "answer": current.target_new, "contradicted": True, "via": "edit chain"})
-        nxt = [(relation_overlap(r, question), r) for r in ctx.memory.list(namespace=namespace, subject=current.target_new or "")
+        nxt = [(match.score(r), r) for r in ctx.memory.list(namespace=namespace, subject=current.target_new or "")
                if r.method == "in-context" and r.id not in used and r.target_new]
-        nxt = [(o, r) for o, r in nxt if o > 0]
+        nxt = [(o, r) for o, r in nxt if o >= WORD_MATCH]
         current = max(nxt, key=lambda p: p[0])[1] if nxt else None
     return hops
 

@@ -119,6 +119,49 @@ def edit(
     else:
         sup = f" (supersedes {rec.supersedes})" if rec.supersedes else ""
         console.print(f"[green]recorded[/green] {rec.id} in {rec.namespace}: {rec.statement}{sup}")
+        if statement is not None:
+            _show_anatomy(rec)
+
+
+def _show_anatomy(rec: Any) -> None:
+    """How a free-text fact was understood, and how to correct it."""
+    if rec.subject:
+        how = {"model": "by the model", "rules": "by the offline rules"}.get(rec.metadata.get("anatomy", ""), "as given")
+        console.print(f"  subject [bold]{rec.subject}[/bold] · relation [bold]{rec.relation}[/bold] · target "
+                      f"[bold]{rec.target_new}[/bold] ({how}); correct with `agentedit update {rec.id} --subject ... "
+                      "--prompt ... --target ...`")
+    else:
+        console.print(f"  no subject found: the edit applies by similarity only; add one with `agentedit update {rec.id} "
+                      "--subject ... --prompt ... --target ...`")
+
+
+@app.command()
+def update(
+    ctx: typer.Context,
+    edit_id: str = typer.Argument(..., help="The edit to change."),
+    subject: Optional[str] = typer.Option(None, "--subject", "-s"),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="The prompt or question the target answers."),
+    target: Optional[str] = typer.Option(None, "--target", help="The new answer."),
+    statement: Optional[str] = typer.Option(None, "--statement"),
+    alias: list[str] = typer.Option([], "--alias", help="Another name of the subject (repeatable; replaces the list)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Change an edit's parts (subject, prompt, target, statement, aliases); the change is logged in its history."""
+    changes: dict[str, Any] = {k: v for k, v in dict(subject=subject, prompt=prompt, target_new=target, statement=statement).items()
+                               if v is not None}
+    with _editor(ctx) as ed:
+        if alias:
+            meta = dict(ed.memory.get(edit_id, namespace=ctx.obj.namespace).metadata)
+            meta["aliases"] = list(alias)
+            changes["metadata"] = meta
+        if not changes:
+            raise typer.BadParameter("nothing to change: give --subject, --prompt, --target, --statement or --alias")
+        rec = ed.update(edit_id, namespace=ctx.obj.namespace, **changes)
+    if as_json:
+        _emit_json(rec.to_dict())
+    else:
+        console.print(f"[green]updated[/green] {rec.id}: {rec.statement}")
+        _show_anatomy(rec)
 
 
 @app.command()

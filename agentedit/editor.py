@@ -48,7 +48,7 @@ class Editor:
                  backend: Backend | None = None, progress: Callable[[str], None] | None = None,
                  method: str | None = None, editor_configs: Mapping[str, Any] | None = None,
                  scope_model: str | os.PathLike[str] | None = None, multihop: str = "auto", hop_limit: int = 4,
-                 resolve: str = "edit", follow_edits: bool = True) -> None:
+                 resolve: str = "edit", follow_edits: bool = True, decompose: str = "auto") -> None:
         if scope not in CHECKERS:
             raise ConfigError(f"unknown scope checker {scope!r}; choose one of {', '.join(CHECKERS)}")
         if injection not in ("facts", "ike"):
@@ -64,6 +64,9 @@ class Editor:
         if not 1 <= hop_limit <= 16:
             raise ConfigError(f"hop_limit must be between 1 and 16, got {hop_limit}")
         self.multihop, self.hop_limit, self.resolve, self.follow_edits = multihop, hop_limit, resolve, follow_edits
+        if decompose not in ("auto", "model", "rules", "off"):
+            raise ConfigError(f"unknown decompose mode {decompose!r}; choose 'auto', 'model', 'rules' or 'off'")
+        self.decompose = decompose
         self.model = model or os.environ.get("AGENTEDIT_MODEL") or DEFAULT_MODEL
         self.api_base, self.api_key = api_base, api_key
         self.namespace = namespace
@@ -185,13 +188,45 @@ class Editor:
             data["target_new"] = target_new
         if aliases:
             data["aliases"] = list(aliases)
+        data = self._with_anatomy(data, use_model=self._decompose_with_model())
         if self.method != "in-context":
             return self.edit_many([data], namespace=namespace, actor=actor)[0]
         return self.memory.add(data, namespace=namespace or self.namespace, actor=actor)
 
+    def _decompose_with_model(self) -> bool:
+        """Whether free-text facts go to the model for decomposition: ``model``, or ``auto`` with a hosted API model."""
+        if self.decompose == "model":
+            return True
+        hosted = not self.model.startswith(("llamacpp:", "hf:")) and self.api_base is None and self._backend is None
+        return self.decompose == "auto" and hosted
+
+    def _with_anatomy(self, data: Mapping[str, Any] | EditRecord, *, use_model: bool) -> Any:
+        """A plain statement with no subject gets its subject, relation and target (see :mod:`agentedit.anatomy`)."""
+        if self.decompose == "off" or not isinstance(data, Mapping):
+            return data
+        statement = data.get("statement")
+        if not isinstance(statement, str) or data.get("prompt") or data.get("subject") or data.get("requested_rewrite"):
+            return data
+        from .anatomy import decompose
+
+        found = decompose(statement, self.backend if use_model else None)
+        if found is None:
+            return data
+        meta = data.get("metadata")
+        if meta is not None and not isinstance(meta, Mapping):
+            return data  # build_record will say what is wrong with it
+        meta = {**(meta or {}), "anatomy": found.source}
+        return {**data, "subject": found.subject, "prompt": found.prompt, "target_new": data.get("target_new") or found.target,
+                "metadata": meta}
+
     def edit_many(self, records: Iterable[Mapping[str, Any] | EditRecord], *, namespace: str | None = None,
                   actor: str = "user", progress: Callable[[int, int], None] | None = None) -> list[EditRecord]:
-        """Record a batch atomically: a bad record fails the batch (with its index) and nothing is written."""
+        """Record a batch atomically: a bad record fails the batch (with its index) and nothing is written.
+
+        Plain statements get their anatomy from the offline rules (``decompose="model"`` asks the model for each).
+        """
+        use_model = self.decompose == "model"
+        records = [self._with_anatomy(r, use_model=use_model) for r in records]
         if self.method != "in-context":
             return self.weights.edit_many(records, method=self.method, namespace=namespace or self.namespace, actor=actor,
                                           progress=progress)

@@ -300,3 +300,16 @@ def test_shipped_default_calibration_is_loadable() -> None:
     # reads agentedit/scope/default_calibration.json.
     chk = make_checker("similarity")
     assert isinstance(chk, SimilarityChecker) and 0.0 < chk.threshold < 1.0
+
+
+def test_a_query_naming_several_subjects_is_checked_per_subject(embedder) -> None:
+    chk = RelationChecker(embedder, relation_threshold=0.639, fallback_threshold=0.812)
+    tongue = _cand("tongue", 0.7, **DARRIEUX)
+    citizen = _cand("citizen", 0.6, prompt="Michel Rocard is a citizen of", subject="Michel Rocard", target_new="Spain")
+    rocard_tongue = _cand("rocard-tongue", 0.6, prompt="The mother tongue of Michel Rocard is", subject="Michel Rocard",
+                          target_new="German")
+    query = "What is the mother tongue of Danielle Darrieux, and which country is Michel Rocard a citizen of?"
+    accepted = {d.edit_id for d in chk.check(query, [tongue, citizen, rocard_tongue]) if d.in_scope}
+    assert accepted == {"tongue", "citizen"}  # both questions get their edit; Rocard's tongue is not asked
+    both = "What are the mother tongues of Danielle Darrieux and Michel Rocard?"
+    assert {d.edit_id for d in chk.check(both, [tongue, citizen, rocard_tongue]) if d.in_scope} == {"tongue", "rocard-tongue"}

@@ -27,6 +27,11 @@ from .base import BaseChecker
 MASK = "X"
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+# Where one sentence joins two questions: ", and ...", "; ...", or "and" before a new question word.
+_CLAUSE_JOIN = re.compile(
+    r"\s*[,;]\s*(?:and|or|but|while)\s+|\s*;\s*"
+    r"|\s+(?:and|or|but)\s+(?=(?:what|which|who|whom|whose|where|when|how|is|are|was|were|does|do|did|can)\b)",
+    re.IGNORECASE)
 _INITIALS = re.compile(r"\b(?:[^\W\d_] ){1,}[^\W\d_]\b")  # "j r r" -> "jrr" (after normalisation)
 _ARTICLES = ("the ", "a ", "an ")
 # Common abbreviations, matched as whole normalised words in either direction.
@@ -120,12 +125,17 @@ def mask_subject(text: str, subject: str) -> str:
 
 
 def subject_clause(text: str, subject: str) -> str:
-    """The last sentence of ``text`` that names ``subject`` (drops unrelated lead-in sentences)."""
+    """The part of ``text`` that asks about ``subject``: the last sentence naming it (drops unrelated lead-in
+    sentences) and, when that sentence joins several questions ("..., and which country is Y a citizen of?"),
+    the joined clause naming it, if that clause says more than the name."""
     parts = [p for p in _SENTENCE_END.split(text) if p.strip()]
-    for part in reversed(parts):
-        if find_subject(part, [subject]):
-            return part
-    return text
+    sentence = next((p for p in reversed(parts) if find_subject(p, [subject])), text)
+    clauses = [c for c in _CLAUSE_JOIN.split(sentence) if c and c.strip()]
+    if len(clauses) > 1:
+        for clause in clauses:
+            if find_subject(clause, [subject]) and len(normalise(clause).split()) >= len(normalise(subject).split()) + 2:
+                return clause
+    return sentence
 
 
 def query_relation(query: str, subject: str) -> str:

@@ -4,7 +4,8 @@ For each dataset, the first N cases' edits are all in memory; every probe is
 retrieved (k=4) and checked by each checker. In scope: reliability and
 generality probes (and wiki_counterfact's Subject_Aliasing probes) — the case's
 own edit must be accepted. Out of scope: locality probes — nothing may be
-accepted. Reports recall, specificity, precision, model calls and ms/query.
+accepted (wiki_counterfact: Relation_Specificity only; its Forgetfulness probes ask the edited
+relation itself and are left out). Reports recall, specificity, precision, model calls and ms/query.
 The judge and cascade checkers ask the model (default: embedded Qwen2.5-Coder-0.5B);
 ``--judge-n`` limits them to the first cases because each judgement is a model call.
 
@@ -85,6 +86,10 @@ def in_scope(probe: Any) -> bool | None:
         return True
     if probe.kind == "portability" and probe.subkind == "Subject_Aliasing":
         return True
+    if probe.kind == "locality" and probe.subkind == "Forgetfulness":
+        # wiki_counterfact's Forgetfulness probes ask the edited relation itself ("The occupation of X, which is not
+        # <new target>, is"): the edit bears on them, so they are neither in nor out of scope for this count.
+        return None
     if probe.kind == "locality":
         return False
     return None  # portability reasoning etc.: the edit may or may not be the right context; not scored here
@@ -160,6 +165,8 @@ def main() -> None:
     ap.add_argument("--api-base")
     ap.add_argument("--checkers", nargs="+", default=["prefix-all", "similarity", "relation", "judge", "cascade"])
     ap.add_argument("--run-name", default="scope-checkers")
+    ap.add_argument("--keep-other-datasets", action="store_true",
+                    help="merge into an earlier run of this name: datasets not rerun keep their figures and rows")
     ap.add_argument("--scope-model", default=str(ROOT / "stores" / "default" / "scope-model"),
                     help="trained checker's folder (written by `agentedit train-scope`)")
     args = ap.parse_args()
@@ -175,6 +182,12 @@ def main() -> None:
         per = {ds: evaluate(ds, args, backend, rows) for ds in args.datasets}
     finally:
         backend.close()
+    earlier = out / "results.json"
+    if args.keep_other_datasets and earlier.exists():  # rerun some datasets, keep the others' figures and rows
+        kept = {k: v for k, v in json.loads(earlier.read_text("utf-8"))["datasets"].items() if k not in per}
+        with open(out / "cases.jsonl", encoding="utf-8") as fh:
+            rows = [r for line in fh if (r := json.loads(line))["dataset"] in kept] + rows
+        per = {**kept, **per}
     cal = default_calibration()
     report = {"suite": "scope-checkers", "datasets": per, "n_cases_per_dataset": args.n, "judge_cases_per_dataset": args.judge_n,
               "judge_model": args.model, "embedder": shared_embedder().name, "k": 4, "machine": machine(),
@@ -189,7 +202,7 @@ def main() -> None:
              f"calibration: similarity threshold {cal.threshold:.3f}, relation threshold {cal.relation_threshold:.3f}, "
              f"cascade band [{cal.band_low:.3f}, {cal.band_high:.3f}) from {cal.data}.", "",
              "In scope: reliability and generality probes (plus wiki_counterfact Subject_Aliasing): the case's own edit must be "
-             "accepted. Out of scope: locality probes: nothing may be accepted. `recall`, `specificity` and `precision` are at "
+             "accepted. Out of scope: locality probes: nothing may be accepted (wiki_counterfact: Relation_Specificity only; Forgetfulness probes ask the edited relation itself and are not counted). `recall`, `specificity` and `precision` are at "
              "the calibrated thresholds (chosen on counterfact-train); `recall_at_98_spec` is the best recall of the checker's "
              "score at >= 98% specificity with the threshold chosen on these very queries (an upper bound, for comparing "
              "scores), and `auc` the area under its ROC. Scores: similarity of the own edit (best candidate for out-of-scope "

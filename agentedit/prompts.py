@@ -70,10 +70,13 @@ def new_marker(facts: Sequence[str] = ()) -> str:
 
     It is derived from a random per-process secret and the facts it fences, so
     an edit's author cannot guess it, while the same facts give the same request
-    within one process (which keeps identical requests cacheable).
+    within one process (which keeps identical requests cacheable). Benchmarks set
+    ``AGENTEDIT_MARKER_SECRET`` so that requests, and their cached answers, are the
+    same across runs; a deployment should leave it unset (or keep it secret).
     """
     global _SECRET
     if _SECRET is None:
-        _SECRET = secrets.token_bytes(16)
+        fixed = os.environ.get("AGENTEDIT_MARKER_SECRET")
+        _SECRET = fixed.encode("utf-8") if fixed else secrets.token_bytes(16)
     digest = hmac.new(_SECRET, "\x1f".join(facts).encode("utf-8"), hashlib.sha256).hexdigest()
     return "FACTS-" + digest[:8].upper()

@@ -228,3 +228,17 @@ def test_demo_pool_errors(tmp_path: Path, embedder) -> None:
     bad.write_text(json.dumps([{"prompt": "p"}]), "utf-8")
     with pytest.raises(ConfigError, match="lacks prompt/target_new"):
         DemoPool.from_counterfact(bad, embedder)
+
+
+def test_marker_secret_from_the_environment_makes_markers_reproducible(monkeypatch) -> None:
+    from agentedit import prompts
+
+    monkeypatch.setattr(prompts, "_SECRET", None)
+    monkeypatch.setenv("AGENTEDIT_MARKER_SECRET", "bench")
+    first = prompts.new_marker(["fact"])
+    monkeypatch.setattr(prompts, "_SECRET", None)  # a new process with the same setting
+    assert prompts.new_marker(["fact"]) == first
+    monkeypatch.delenv("AGENTEDIT_MARKER_SECRET")
+    monkeypatch.setattr(prompts, "_SECRET", None)  # unset: a random secret per process
+    assert prompts.new_marker(["fact"]) != first
+    monkeypatch.setattr(prompts, "_SECRET", None)

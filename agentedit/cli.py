@@ -395,6 +395,8 @@ def eval_(
     datasets: Optional[list[str]] = typer.Option(None, "--dataset", "-d", help="Override the suite's datasets (repeatable)."),
     methods: Optional[list[str]] = typer.Option(None, "--method", help="Override the suite's methods (repeatable)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Cases per dataset."),
+    probe_limit: Optional[int] = typer.Option(None, "--probe-limit",
+                                              help="Probe only the first N of them (all their edits stay in memory)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sample cases with this seed instead of taking the first ones."),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="lifelong | single"),
     scoring: Optional[str] = typer.Option(None, "--scoring", help="generation-match | teacher-forced"),
@@ -415,6 +417,10 @@ def eval_(
     cfg = config_from_suite(spec, datasets=datasets or None, methods=methods or None, limit=limit, seed=seed,
                             protocol=protocol, scoring=scoring, concurrency=concurrency, data_dir=data_dir,
                             model=o.model, api_base=o.api_base)
+    if probe_limit is not None:
+        if probe_limit < 1:
+            raise typer.BadParameter("--probe-limit must be at least 1")
+        cfg.probe_limit = probe_limit
     if any(m.endswith("trained") for m in cfg.methods):
         cfg.scope_model = o.scope_model_dir()
     name = run_name or f"{cfg.suite}-{cfg.model.split(':')[-1].split('/')[-1]}"

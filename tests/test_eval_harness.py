@@ -188,3 +188,25 @@ def test_teacher_forced_scoring_in_process(tmp_path):
     m = report["datasets"]["counterfact-edit"]["methods"]
     assert report["model_calls"] == 0  # teacher forcing never generates
     assert m["none"]["locality"] == 1.0 and 0.0 <= m["prefix-all"]["reliability"] <= 1.0
+
+
+def test_multihop_methods_probe_a_slice_with_every_case_in_memory(tmp_path, make_backend):
+    """--probe-limit: the first case is probed while all three cases' edits are in memory; the decomposition
+    methods record model calls, hops and stop reasons per question."""
+    backend = make_backend(lambda payload: "Final answer: Arabic")
+    cfg = RunConfig(datasets=["mquake-hard"], methods=["none", "agentedit-decompose", "mello"], limit=3, probe_limit=1,
+                    data_dir=str(DATA), suite="test")
+    runner = Runner(cfg, tmp_path / "mh", backend=backend)
+    try:
+        report = runner.run()
+    finally:
+        runner.close()
+    assert len(runner._facts) == 12  # 3 cases x 4 edits in memory
+    rows = [json.loads(line) for line in (tmp_path / "mh" / "cases.jsonl").read_text("utf-8").splitlines()]
+    assert {r["case_id"] for r in rows} == {"7417"} and len(rows) == 9  # 3 questions x 3 methods, first case only
+    mine = [r for r in rows if r["method"] == "agentedit-decompose"]
+    assert all(r["decomposed"] and r["stop"] and "model_calls" in r for r in mine)
+    # The edit chain walks this case's four edits: Hey Jude -> Madonna -> Narendra Modi -> Australia -> Arabic.
+    assert any([h["answer"] for h in r["hops"]] == ["Madonna", "Narendra Modi", "Australia", "Arabic"] for r in mine)
+    assert report["datasets"]["mquake-hard"]["methods"]["agentedit-decompose"]["multihop"] == 1.0
+    assert all(not r["hops"] for r in rows if r["method"] == "mello")  # MeLLo: no edit chain, the model's "final answer"

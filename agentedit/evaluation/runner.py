@@ -61,11 +61,13 @@ class RunConfig:
     data_dir: str | None = None
     demo_pool: str | None = None
     scope_model: str | None = None
+    probe_limit: int | None = None  # probe only the first N cases, with every loaded case's edits in memory
 
     def fingerprint(self) -> str:
         keep = {k: v for k, v in asdict(self).items() if k not in ("concurrency", "data_dir")}
-        if keep.get("scope_model") is None:
-            keep.pop("scope_model", None)  # runs from before the option keep their fingerprint
+        for optional in ("scope_model", "probe_limit"):
+            if keep.get(optional) is None:
+                keep.pop(optional, None)  # runs from before the option keep their fingerprint
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -244,7 +246,8 @@ class Runner:
         try:
             for name in self.config.datasets:
                 cases, spare = self._cases(name)
-                sizes = [("all", cases, cases)]
+                probed = cases[: self.config.probe_limit] if self.config.probe_limit else cases
+                sizes = [("all", probed, cases)]
                 for s in sorted(set(self.config.memory_sizes)):
                     probe_cases = cases[: min(s, self.config.size_probe_cases)]
                     extra = (cases[len(probe_cases):] + spare)[: max(0, s - len(probe_cases))]

@@ -148,7 +148,8 @@ def test_multihop_loop_on_a_real_model(qwen_server, tmp_path):
         ans = ed.ask("Who is the director of the performer of Hey Jude?")
         assert ans.text.strip()
         if ans.decomposed:
-            assert 1 <= len(ans.hops) <= 3 and ans.model_calls >= len(ans.hops)
+            assert 1 <= len(ans.hops) <= 3
+            assert ans.model_calls >= len([h for h in ans.hops if h.get("via") != "edit chain"])  # chain hops cost no call
             assert ans.stop in ("final answer", "hop limit", "repeated sub-question", "malformed")
             targets = {"performer": "Madonna", "director": "Narendra Modi"}
             for h in ans.hops:

@@ -100,7 +100,7 @@ def test_trained_checker_gates_on_the_subject_and_scores_the_relation(trained_di
     [d] = checker.check("The mother tongue of Michel Rocard is", [edit])
     assert not d.in_scope and "does not name" in d.reason
     [(named, prob)] = checker.scores("The mother tongue of danielle darrieux is", [edit])
-    assert named == "Danielle Darrieux" and prob is not None and 0.0 <= prob <= 1.0
+    assert named == "danielle darrieux" and prob is not None and 0.0 <= prob <= 1.0  # the spelling the query uses, normalised
     decisions = checker.check("The mother tongue of Danielle Darrieux is", [edit, other])
     assert all("relation probability" in d.reason for d in decisions)
     assert sum(d.in_scope for d in decisions) <= 1  # max_edits caps what is accepted

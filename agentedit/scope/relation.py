@@ -153,20 +153,74 @@ def relation_text(rec: EditRecord) -> str | None:
     return None
 
 
-class RelationChecker(BaseChecker):
-    """See the module docstring."""
+Plan = tuple[str | None, str | None, str | None]  # (edit relation, subject spelling in the query, query relation)
+
+
+class SubjectGatedChecker(BaseChecker):
+    """The shared decision of the structural checkers: the query must name the edit's subject, and a relation score
+    of the query's clause against the edit's relation (both subject-masked) must reach ``threshold``. Edits without a
+    subject fall back to plain similarity. Subclasses say how the relation is scored (:meth:`relation_scores`)."""
+
+    score_name = "relation score"
+    threshold: float
+    fallback_threshold: float
+    max_edits: int
+
+    @staticmethod
+    def plans(query: str, candidates: Sequence[Candidate]) -> list[Plan]:
+        out: list[Plan] = []
+        for cand in candidates:
+            rel = relation_text(cand.record)
+            named = find_subject(query, subject_names(cand.record)) if rel is not None else None
+            out.append((rel, named, query_relation(query, named) if named else None))
+        return out
+
+    def relation_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Scores of (query relation, edit relation) pairs, higher meaning the query asks that relation."""
+        raise NotImplementedError
+
+    def scores(self, query: str, candidates: Sequence[Candidate]) -> list[tuple[str | None, float | None]]:
+        """Per candidate: the subject spelling the query uses (None if absent) and the relation score."""
+        plans = self.plans(query, candidates)
+        todo = [(i, q, rel) for i, (rel, _, q) in enumerate(plans) if q is not None and rel is not None]
+        by_index = dict(zip((i for i, _, _ in todo), self.relation_scores([(q, rel) for _, q, rel in todo]) if todo else []))
+        return [(named, by_index.get(i)) for i, (_, named, _) in enumerate(plans)]
+
+    def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
+        ranked = sorted(candidates, key=lambda c: -c.similarity)
+        out: list[ScopeDecision] = []
+        for cand, (named, score) in zip(ranked, self.scores(query, ranked)):
+            if relation_text(cand.record) is None:
+                ok = cand.similarity >= self.fallback_threshold
+                reason = f"no subject; similarity {cand.similarity:.3f} vs {self.fallback_threshold:.3f}"
+            elif named is None or score is None:
+                ok, reason = False, f"query does not name {cand.record.subject!r}"
+            else:
+                ok = score >= self.threshold
+                reason = f"names {named!r}; {self.score_name} {score:.3f} {'>=' if ok else '<'} {self.threshold:.3f}"
+            out.append(self._decide(cand, ok, reason))
+        return self._cap(out, self.max_edits)
+
+
+class RelationChecker(SubjectGatedChecker):
+    """See the module docstring: the relation is scored by embedding similarity."""
 
     name = "relation"
+    score_name = "relation similarity"
 
     def __init__(self, embedder: Embedder, *, relation_threshold: float, fallback_threshold: float, max_edits: int = 4,
                  cache_size: int = 65536) -> None:
         self.embedder = embedder
-        self.relation_threshold = relation_threshold
+        self.threshold = relation_threshold
         self.fallback_threshold = fallback_threshold
         self.max_edits = max_edits
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+
+    @property
+    def relation_threshold(self) -> float:
+        return self.threshold
 
     def _vectors(self, texts: set[str]) -> dict[str, np.ndarray]:
         """Embeddings of ``texts``, computing the missing ones in one batch."""
@@ -183,27 +237,6 @@ class RelationChecker(BaseChecker):
                     self._cache.popitem(last=False)
         return have
 
-    def scores(self, query: str, candidates: Sequence[Candidate]) -> list[tuple[str | None, float | None]]:
-        """Per candidate: the subject spelling the query uses (None if absent) and the masked-relation similarity."""
-        plans: list[tuple[str | None, str | None, str | None]] = []
-        for cand in candidates:
-            rel = relation_text(cand.record)
-            named = find_subject(query, subject_names(cand.record)) if rel is not None else None
-            plans.append((rel, named, query_relation(query, named) if named else None))
-        vecs = self._vectors({t for rel, _, q in plans if q is not None for t in (rel, q) if t is not None})
-        return [(named, float(vecs[q] @ vecs[rel]) if q is not None and rel is not None else None) for rel, named, q in plans]
-
-    def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
-        ranked = sorted(candidates, key=lambda c: -c.similarity)
-        out: list[ScopeDecision] = []
-        for cand, (named, rsim) in zip(ranked, self.scores(query, ranked)):
-            if relation_text(cand.record) is None:
-                ok = cand.similarity >= self.fallback_threshold
-                reason = f"no subject; similarity {cand.similarity:.3f} vs {self.fallback_threshold:.3f}"
-            elif named is None or rsim is None:
-                ok, reason = False, f"query does not name {cand.record.subject!r}"
-            else:
-                ok = rsim >= self.relation_threshold
-                reason = f"names {named!r}; relation similarity {rsim:.3f} {'>=' if ok else '<'} {self.relation_threshold:.3f}"
-            out.append(self._decide(cand, ok, reason))
-        return self._cap(out, self.max_edits)
+    def relation_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        vecs = self._vectors({t for pair in pairs for t in pair})
+        return [float(vecs[q] @ vecs[rel]) for q, rel in pairs]

@@ -44,10 +44,8 @@ import numpy as np
 
 from ..errors import ConfigError, ScopeError
 from ..memory.embed import Embedder, _default_model_dir
-from ..memory.store import Candidate
-from ..types import ScopeDecision, utc_now
-from .base import BaseChecker
-from .relation import MASK, find_subject, mask_subject, query_relation, relation_text, subject_names
+from ..types import utc_now
+from .relation import MASK, SubjectGatedChecker, find_subject, mask_subject, query_relation
 from .similarity import choose_threshold
 
 logger = logging.getLogger(__name__)
@@ -334,10 +332,11 @@ def load_report(model_dir: str | Path) -> TrainingReport:
 
 
 # -- the checker ------------------------------------------------------------------------------------------
-class TrainedChecker(BaseChecker):
+class TrainedChecker(SubjectGatedChecker):
     """Subject gate (names and aliases) plus the trained relation cross-encoder; see the module docstring."""
 
     name = "trained"
+    score_name = "relation probability"
 
     def __init__(self, model_dir: str | Path, *, fallback_threshold: float, threshold: float | None = None,
                  max_edits: int = 4) -> None:
@@ -347,29 +346,5 @@ class TrainedChecker(BaseChecker):
         self.max_edits = max_edits
         self.scorer = PairScorer(model_dir)
 
-    def scores(self, query: str, candidates: Sequence[Candidate]) -> list[tuple[str | None, float | None]]:
-        """Per candidate: the subject name the query uses (None if absent) and the relation probability."""
-        plans = []
-        for cand in candidates:
-            rel = relation_text(cand.record)
-            named = find_subject(query, subject_names(cand.record)) if rel is not None else None
-            plans.append((rel, named, query_relation(query, named) if named else None))
-        todo = [(i, q, rel) for i, (rel, _, q) in enumerate(plans) if q is not None and rel is not None]
-        probs = self.scorer.probabilities([q for _, q, _ in todo], [r for _, _, r in todo]) if todo else []
-        by_index = {i: float(p) for (i, _, _), p in zip(todo, probs)}
-        return [(named, by_index.get(i)) for i, (_, named, _) in enumerate(plans)]
-
-    def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
-        ranked = sorted(candidates, key=lambda c: -c.similarity)
-        out: list[ScopeDecision] = []
-        for cand, (named, prob) in zip(ranked, self.scores(query, ranked)):
-            if relation_text(cand.record) is None:
-                ok = cand.similarity >= self.fallback_threshold
-                reason = f"no subject; similarity {cand.similarity:.3f} vs {self.fallback_threshold:.3f}"
-            elif named is None or prob is None:
-                ok, reason = False, f"query does not name {cand.record.subject!r}"
-            else:
-                ok = prob >= self.threshold
-                reason = f"names {named!r}; relation probability {prob:.3f} {'>=' if ok else '<'} {self.threshold:.3f}"
-            out.append(self._decide(cand, ok, reason))
-        return self._cap(out, self.max_edits)
+    def relation_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        return [float(p) for p in self.scorer.probabilities([q for q, _ in pairs], [r for _, r in pairs])]

@@ -33,6 +33,7 @@ from agentedit.evaluation.loaders import load_dataset  # noqa: E402
 from agentedit.evaluation.report import bar_plot, machine, md_table, roc_plot, write_json  # noqa: E402
 from agentedit.memory import EditMemory, shared_embedder  # noqa: E402
 from agentedit.scope import choose_threshold, default_calibration, make_checker  # noqa: E402
+from agentedit.scope.similarity import auc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("evals.scope_checkers")
@@ -58,10 +59,7 @@ def roc(pos: np.ndarray, neg: np.ndarray) -> dict[str, Any]:
     ts = np.unique(np.concatenate([pos, neg, [np.inf]]))[::-1]
     tpr = [float(np.mean(pos >= t)) for t in ts]
     fpr = [float(np.mean(neg >= t)) for t in ts]
-    scores = np.concatenate([pos, neg])
-    ranks = scores.argsort(kind="mergesort").argsort(kind="mergesort") + 1
-    auc = (ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
-    return {"auc": round(float(auc), 4), "recall_at_98_spec": round(float(np.mean(pos >= t98)), 4),
+    return {"auc": round(auc(pos, neg), 4), "recall_at_98_spec": round(float(np.mean(pos >= t98)), 4),
             "threshold_at_98_spec": round(float(t98), 4), "curve": {"fpr": fpr, "tpr": tpr}}
 
 

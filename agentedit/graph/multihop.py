@@ -99,10 +99,6 @@ def parse_answer(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _norm(text: str) -> str:
-    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
-
-
 def _question(state: QueryState) -> str:
     if state.get("style", "chat") == "chat":
         return last_user_text(state.get("messages", []))
@@ -247,7 +243,7 @@ def propose(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, A
     if "final" in step:
         return {"next_step": None, "final_answer": step["final"], "stop": "final answer", "model_calls": calls,
                 "timings": timings}
-    if any(_norm(h["sub_question"]) == _norm(step["sub_question"]) for h in hops):
+    if any(normalise(h["sub_question"]) == normalise(step["sub_question"]) for h in hops):
         return {"next_step": None, "stop": "repeated sub-question", "model_calls": calls, "timings": timings}
     return {"next_step": step, "model_calls": calls, "timings": timings}
 
@@ -275,9 +271,9 @@ def hop(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
                           pending={"sub_question": sub_q, "tentative": tentative, "fact": record["fact"]})
             record["answer"] = parse_answer(_call(ctx, state, user).text) or tentative
             calls += 1
-        elif edit.target_new and _norm(edit.target_new) != _norm(tentative):
+        elif edit.target_new and normalise(edit.target_new) != normalise(tentative):
             record["answer"] = edit.target_new
-        record["contradicted"] = _norm(record["answer"]) != _norm(tentative)
+        record["contradicted"] = normalise(record["answer"]) != normalise(tentative)
     hops = [*state.get("hops", []), record]
     applied = list(state.get("applied", []))
     if accepted and all(a.id != accepted[0].id for a in applied):
@@ -316,7 +312,7 @@ def finish(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, An
     answer = state.get("final_answer")
     if not answer:
         answer = hops[-1]["answer"] if hops else ""
-    elif hops and hops[-1]["contradicted"] and _norm(answer) == _norm(hops[-1]["tentative"]):
+    elif hops and hops[-1]["contradicted"] and normalise(answer) == normalise(hops[-1]["tentative"]):
         answer = hops[-1]["answer"]  # the model repeated the answer an edit had just replaced
     completion = Completion(text=answer, finish_reason="stop", model=getattr(runtime.context.backend, "name", ""), usage={})
     route_name = "multi-hop"

@@ -79,6 +79,13 @@ def _rates(pos: np.ndarray, neg: np.ndarray, t: float) -> tuple[float, float]:
     return float(np.mean(pos >= t)), float(np.mean(neg < t))
 
 
+def auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that an in-scope score beats an out-of-scope one (rank statistic)."""
+    scores = np.concatenate([pos, neg])
+    ranks = scores.argsort(kind="mergesort").argsort(kind="mergesort") + 1
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
 def choose_threshold(pos: np.ndarray, neg: np.ndarray, objective: Objective = "recall@specificity",
                      target_specificity: float = 0.98) -> float:
     """Pick the threshold (accept when similarity >= t) that best meets ``objective``."""

@@ -34,6 +34,7 @@ import logging
 import math
 import random
 import re
+import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,7 +47,7 @@ from ..errors import ConfigError, ScopeError
 from ..memory.embed import Embedder, _default_model_dir
 from ..types import utc_now
 from .relation import MASK, SubjectGatedChecker, find_subject, mask_subject, query_relation
-from .similarity import choose_threshold
+from .similarity import auc, choose_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +82,13 @@ def _usable(cases: Sequence[Any]) -> list[dict[str, str]]:
 def relation_clusters(cases: Sequence[dict[str, str]]) -> list[_Case]:
     """Each case's template and paraphrase clause, with relation ids recovered by union-find (see module doc)."""
     out: list[_Case] = []
+    localities: list[str] = []
     for c in cases:
         if not find_subject(c["prompt"], [c["subject"]]):
             continue
         rephrase = query_relation(c["rephrase_prompt"], c["subject"]) if find_subject(c["rephrase_prompt"], [c["subject"]]) else None
         out.append(_Case(mask_subject(c["prompt"], c["subject"]), rephrase))
+        localities.append(c["locality_prompt"].strip())
     templates = sorted({c.template for c in out})
     index = {t: i for i, t in enumerate(templates)}
     parent = list(range(len(templates)))
@@ -98,9 +101,7 @@ def relation_clusters(cases: Sequence[dict[str, str]]) -> list[_Case]:
 
     # Longest templates first, so "X is a native speaker of" wins over "X is a".
     regexes = [(t, rx) for t in sorted(templates, key=len, reverse=True) if (rx := _template_regex(t)) is not None]
-    kept = [c for c in cases if find_subject(c["prompt"], [c["subject"]])]
-    for case, raw in zip(out, kept):
-        local = raw["locality_prompt"].strip()
+    for case, local in zip(out, localities):
         for t, rx in regexes:
             if rx.match(local):
                 a, b = find(index[case.template]), find(index[t])
@@ -213,12 +214,6 @@ class TrainingReport:
         return asdict(self)
 
 
-def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    scores = np.concatenate([pos, neg])
-    ranks = scores.argsort().argsort() + 1
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
 def train_scope_model(data: str | Path, out_dir: str | Path, embedder: Embedder, *, minutes: float = 15.0,
                       max_epochs: int = 2, batch_size: int = 32, lr: float = 4e-5, heldout: float = 0.1,
                       target_specificity: float = 0.98, seed: int = 0, threads: int | None = None,
@@ -301,21 +296,17 @@ def train_scope_model(data: str | Path, out_dir: str | Path, embedder: Embedder,
     report = TrainingReport(
         threshold=round(float(threshold), 6), target_specificity=target_specificity,
         heldout_recall=round(float(np.mean(pos >= threshold)), 4), heldout_specificity=round(float(np.mean(neg < threshold)), 4),
-        heldout_auc=round(_auc(pos, neg), 4), n_train_pairs=len(train), n_heldout_pairs=len(held), n_relations=n_relations,
+        heldout_auc=round(auc(pos, neg), 4), n_train_pairs=len(train), n_heldout_pairs=len(held), n_relations=n_relations,
         steps=step, epochs=round(step / steps_per_epoch, 3), train_seconds=round(train_seconds, 1), data=path.name,
         data_sha256=hashlib.sha256(raw).hexdigest(), base_model=embedder.name, seed=seed)
     out = Path(out_dir)
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
-        import shutil
-
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     scorer.save(tmp)
     (tmp / META_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     if out.exists():
-        import shutil
-
         shutil.rmtree(out)
     tmp.rename(out)
     logger.info("trained scope model saved to %s: %s", out, report)

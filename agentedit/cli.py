@@ -397,6 +397,8 @@ def eval_(
     limit: Optional[int] = typer.Option(None, "--limit", help="Cases per dataset."),
     probe_limit: Optional[int] = typer.Option(None, "--probe-limit",
                                               help="Probe only the first N of them (all their edits stay in memory)."),
+    kinds: Optional[list[str]] = typer.Option(None, "--kind", help="Run only probes of this kind (repeatable): "
+                                               "reliability, generality, locality, portability, multihop."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sample cases with this seed instead of taking the first ones."),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="lifelong | single"),
     scoring: Optional[str] = typer.Option(None, "--scoring", help="generation-match | teacher-forced"),
@@ -416,7 +418,7 @@ def eval_(
     spec = load_suite(suite)
     cfg = config_from_suite(spec, datasets=datasets or None, methods=methods or None, limit=limit, seed=seed,
                             protocol=protocol, scoring=scoring, concurrency=concurrency, data_dir=data_dir,
-                            model=o.model, api_base=o.api_base)
+                            model=o.model, api_base=o.api_base, probe_kinds=kinds or None)
     if probe_limit is not None:
         if probe_limit < 1:
             raise typer.BadParameter("--probe-limit must be at least 1")

@@ -210,3 +210,22 @@ def test_multihop_methods_probe_a_slice_with_every_case_in_memory(tmp_path, make
     assert any([h["answer"] for h in r["hops"]] == ["Madonna", "Narendra Modi", "Australia", "Arabic"] for r in mine)
     assert report["datasets"]["mquake-hard"]["methods"]["agentedit-decompose"]["multihop"] == 1.0
     assert all(not r["hops"] for r in rows if r["method"] == "mello")  # MeLLo: no edit chain, the model's "final answer"
+
+
+def test_probe_kinds_run_only_the_asked_kinds(tmp_path, make_backend):
+    """--kind portability: only portability probes are asked (and scored), the edits are all still in memory."""
+    backend = make_backend(lambda payload: "Paris")
+    cfg = RunConfig(datasets=["wiki_counterfact"], methods=["none", "agentedit"], limit=4, probe_kinds=["portability"],
+                    data_dir=str(DATA), suite="test")
+    runner = Runner(cfg, tmp_path / "port", backend=backend)
+    try:
+        report = runner.run()
+    finally:
+        runner.close()
+    rows = [json.loads(line) for line in (tmp_path / "port" / "cases.jsonl").read_text("utf-8").splitlines()]
+    expected = sum(p.kind == "portability" for c in load_dataset("wiki_counterfact", DATA)[:4] for p in c.probes)
+    assert rows and {r["kind"] for r in rows} == {"portability"} and len(rows) == 2 * expected
+    methods = report["datasets"]["wiki_counterfact"]["methods"]
+    assert "portability" in methods["agentedit"] and "locality" not in methods["agentedit"]
+    with pytest.raises(ConfigError, match="unknown probe kind"):
+        RunConfig(datasets=["zsre"], methods=["none"], probe_kinds=["portabilty"])

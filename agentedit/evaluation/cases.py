@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 ProbeKind = Literal["reliability", "generality", "locality", "portability", "multihop"]
 ProbeStyle = Literal["complete", "chat"]
+PROBE_KINDS: tuple[str, ...] = get_args(ProbeKind)
 
 
 @dataclass

@@ -62,10 +62,20 @@ class RunConfig:
     demo_pool: str | None = None
     scope_model: str | None = None
     probe_limit: int | None = None  # probe only the first N cases, with every loaded case's edits in memory
+    probe_kinds: list[str] | None = None  # run only probes of these kinds (e.g. portability); None: all
+
+    def __post_init__(self) -> None:
+        if self.probe_kinds is not None:
+            from .cases import PROBE_KINDS
+
+            unknown = sorted(set(self.probe_kinds) - set(PROBE_KINDS))
+            if unknown or not self.probe_kinds:
+                raise ConfigError(f"unknown probe kind(s) {', '.join(unknown) or '(none given)'}; "
+                                  f"choose from {', '.join(PROBE_KINDS)}")
 
     def fingerprint(self) -> str:
         keep = {k: v for k, v in asdict(self).items() if k not in ("concurrency", "data_dir")}
-        for optional in ("scope_model", "probe_limit"):
+        for optional in ("scope_model", "probe_limit", "probe_kinds"):
             if keep.get(optional) is None:
                 keep.pop(optional, None)  # runs from before the option keep their fingerprint
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
@@ -273,7 +283,7 @@ class Runner:
             reference: dict[tuple[str, int], dict[str, Any]] = {}
             for method in methods:
                 editor = METHODS[method](self.ctx, memory)
-                jobs = [(c, i, p) for c in probe_cases for i, p in enumerate(c.probes)]
+                jobs = [(c, i, p) for c in probe_cases for i, p in enumerate(c.probes) if self._wanted(p)]
                 todo = [(c, i, p) for c, i, p in jobs if (dataset, method, size, c.case_id, i) not in rows.done
                         or (method == "none" and p.kind == "locality")]
                 desc = f"{dataset} · {method} · {size} edits"
@@ -284,6 +294,9 @@ class Runner:
             memory.close()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _wanted(self, probe: Probe) -> bool:
+        return self.config.probe_kinds is None or probe.kind in self.config.probe_kinds
 
     def _record(self, dataset: str, method: str, size: str, case: Case, idx: int, probe: Probe, res: dict[str, Any],
                 reference: dict[tuple[str, int], dict[str, Any]], rows: _Rows) -> None:

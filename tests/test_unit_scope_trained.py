@@ -12,7 +12,8 @@ from agentedit.errors import ConfigError, ScopeError
 from agentedit.memory import Candidate
 from agentedit.records import build_record
 from agentedit.scope import make_checker
-from agentedit.scope.trained import META_FILE, TrainedChecker, relation_clusters, train_scope_model, training_pairs
+from agentedit.scope.trained import (META_FILE, TrainedChecker, question_forms, relation_clusters, train_scope_model,
+                                     training_pairs)
 
 
 def _case(prompt: str, subject: str, rephrase: str, locality: str) -> dict[str, str]:
@@ -42,13 +43,42 @@ def test_training_pairs_are_positive_within_a_relation_and_negative_across(embed
     cases = relation_clusters(HAND_MADE)
     relation_of = {c.template: c.relation for c in cases}
     query_relation = {c.rephrase: c.relation for c in cases} | relation_of
-    pairs = training_pairs(cases, embedder, rng=random.Random(0))
+    pairs = training_pairs(cases, embedder, rng=random.Random(0), questions=False)
     assert {y for _, _, y in pairs} == {0, 1}
     for q, t, y in pairs:
         assert (query_relation[q] == relation_of[t]) == bool(y), (q, t, y)
     # The language relation's paraphrase is paired with both of its templates.
     positives = {t for q, t, y in pairs if y and q == "X grew up speaking"}
     assert positives == {"The mother tongue of X is", "X is a native speaker of"}
+
+
+@pytest.mark.parametrize("template,forms", [
+    ("The mother tongue of X is", ["What is the mother tongue of X?", "What is X's mother tongue?"]),
+    ("X's profession is an", ["What is X's profession?", "What is the profession of X?"]),
+    ("X, which is located in", ["What is X located in?"]),
+    ("X, a citizen of", ["What is X a citizen of?"]),
+    ("X, who plays", ["What does X play?"]),
+    ("X works for", ["What does X work for?"]),
+    ("X passed away in", ["X passed away in what?"]),
+    ("What is the twin city of X? It is", ["What is the twin city of X?"]),
+    ("X, the", []),
+])
+def test_question_forms_of_completion_templates(template: str, forms: list[str]) -> None:
+    assert question_forms(template) == forms
+
+
+def test_question_forms_join_their_relation_on_both_sides(embedder) -> None:
+    cases = relation_clusters(HAND_MADE)
+    relation_of = {c.template: c.relation for c in cases}
+    for c in cases:
+        relation_of.update({q: c.relation for q in question_forms(c.template)})
+    query_relation = {c.rephrase: c.relation for c in cases} | relation_of
+    pairs = training_pairs(cases, embedder, rng=random.Random(0))
+    for q, t, y in pairs:
+        assert (query_relation[q] == relation_of[t]) == bool(y), (q, t, y)
+    questions = {"What is the mother tongue of X?", "What was X born in?", "What does X work for?"}
+    assert questions <= {q for q, _, _ in pairs}  # asked as queries
+    assert questions & {t for _, t, _ in pairs}  # and stored as edit relations
 
 
 def test_bad_training_data_fails_and_writes_nothing(tmp_path: Path, embedder) -> None:

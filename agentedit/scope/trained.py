@@ -67,6 +67,66 @@ def _template_regex(template: str) -> re.Pattern[str] | None:
     return re.compile("^" + re.escape(before) + r"(.+?)" + re.escape(after) + "$", re.IGNORECASE)
 
 
+_BE = r"(is|was|are|were)"
+_ARTICLE_TAIL = re.compile(r"\s+(?:a|an|the)$", re.IGNORECASE)
+_APPOSITIVE = re.compile(rf"^{MASK},\s+(?:(which|who|that|whose)\s+)?(.+)$", re.IGNORECASE)
+
+
+def _lemma(verb: str) -> str | None:
+    """The base form of a third-person present verb ("speaks" -> "speak"); None for anything else."""
+    low = verb.lower()
+    if low in ("is", "was", "has", "does", "as", "its", "this", "thus") or not low.endswith("s") or low.endswith("ss"):
+        return "have" if low == "has" else None
+    if low.endswith("ies") and len(low) > 4:
+        return verb[:-3] + "y"
+    if re.search(r"(?:ch|sh|x|ss|z)es$", low):
+        return verb[:-2]
+    return verb[:-1]
+
+
+def question_forms(template: str) -> list[str]:
+    """Question forms of a completion template (subject masked as ``X``), made by rules.
+
+    The training file's prompts are completions ("X is located in"), while users (and ZsRE) ask
+    questions ("What is X located in?", "What is the capital of X?"); these forms teach the
+    cross-encoder that both ask the same relation. No evaluation data is involved.
+    """
+    t = template.strip().rstrip(",:")
+    if "?" in t:  # "What is the twin city of X? It is": the question is already there
+        head = t.split("?", 1)[0].strip()
+        return [head + "?"] if MASK in head else []
+    m = _APPOSITIVE.match(t)
+    if m and m.group(1) and m.group(1).lower() == "whose":  # "X, whose headquarters are in"
+        t = f"{MASK}'s {m.group(2)}"
+    elif m and m.group(1):  # "X, which is located in" / "X, who plays" -> "X is located in" / "X plays"
+        t = f"{MASK} {m.group(2)}"
+    elif m and not re.match(rf"{_BE}\b", m.group(2), re.IGNORECASE):  # "X, a citizen of" -> "X is a citizen of"
+        t = f"{MASK} is {m.group(2)}"
+    elif m:
+        t = f"{MASK} {m.group(2)}"
+    t = _ARTICLE_TAIL.sub("", t).strip()
+    if t.lower() in (f"{MASK} is".lower(), MASK.lower()):
+        return []
+    forms: list[str] = []
+    if m := re.match(rf"^The (.+) of {MASK} {_BE}(.*)$", t, re.IGNORECASE):
+        rest = m.group(3).rstrip()
+        forms.append(f"What {m.group(2)} the {m.group(1)} of {MASK}{rest}?")
+        if not rest:
+            forms.append(f"What {m.group(2)} {MASK}'s {m.group(1)}?")
+    elif m := re.match(rf"^{MASK}'s (.+?) {_BE}(.*)$", t, re.IGNORECASE):
+        rest = m.group(3).rstrip()
+        forms.append(f"What {m.group(2)} {MASK}'s {m.group(1)}{rest}?")
+        if not rest:
+            forms.append(f"What {m.group(2)} the {m.group(1)} of {MASK}?")
+    elif m := re.match(rf"^{MASK} {_BE} (.+)$", t, re.IGNORECASE):
+        forms.append(f"What {m.group(1)} {MASK} {m.group(2)}?")
+    elif (m := re.match(rf"^{MASK} (\w+)(.*)$", t)) and (base := _lemma(m.group(1))):
+        forms.append(f"What does {MASK} {base}{m.group(2)}?")
+    if not forms and re.search(rf"(?<!\w){MASK}(?=[\s,']|$)", t):
+        forms.append(f"{t} what?")  # past tenses and the rest: an echo question
+    return forms
+
+
 @dataclass
 class _Case:
     template: str
@@ -114,21 +174,32 @@ def relation_clusters(cases: Sequence[dict[str, str]]) -> list[_Case]:
 
 
 def training_pairs(cases: Sequence[_Case], embedder: Embedder, *, rng: random.Random, hard: int = 3,
-                   per_case_positives: int = 2) -> list[tuple[str, str, int]]:
-    """(query clause, edit relation, label) pairs: positives within a relation, mined negatives across relations."""
+                   per_case_positives: int = 2, questions: bool = True,
+                   question_share: float = 0.25) -> list[tuple[str, str, int]]:
+    """(query clause, edit relation, label) pairs: positives within a relation, mined negatives across relations.
+
+    With ``questions``, each template's :func:`question_forms` join its relation, on both sides of
+    the pairs: as queries and as edit relations (a user's edit may well be stored as a question).
+    """
     templates_of: dict[int, list[str]] = {}
+    relation_of: dict[str, int] = {}
     for c in cases:
         lst = templates_of.setdefault(c.relation, [])
-        if c.template not in lst:
-            lst.append(c.template)
-    all_templates = sorted({t for ts in templates_of.values() for t in ts})
-    relation_of = {c.template: c.relation for c in cases}
+        for t in [c.template] + (question_forms(c.template) if questions else []):
+            if t not in lst and t not in relation_of:
+                lst.append(t)
+                relation_of[t] = c.relation
+    all_templates = sorted(relation_of)
     vecs = embedder.embed(all_templates)
     pairs: list[tuple[str, str, int]] = []
     first_of: dict[str, _Case] = {}
     for c in cases:
-        first_of.setdefault(c.template, c)
+        for t in templates_of[c.relation]:
+            first_of.setdefault(t, c)
     queries = [(c.rephrase, c) for c in cases if c.rephrase] + [(t, c) for t, c in first_of.items()]
+    if questions:  # a quarter of the cases are also asked as a question of their own template
+        queries += [(rng.choice(forms), c) for c in cases
+                    if (forms := question_forms(c.template)) and rng.random() < question_share]
     qvecs = embedder.embed([q for q, _ in queries])
     sims = qvecs @ vecs.T
     for (q, c), row in zip(queries, sims):

@@ -35,6 +35,7 @@ class Options:
     scope: str
     method: Optional[str] = None
     scope_model: Optional[str] = None
+    stats_corpus: Optional[str] = None
 
     def scope_model_dir(self) -> str:
         """``--scope-model`` if given, else the store's own ``scope-model`` folder."""
@@ -66,11 +67,14 @@ def _main(
                                               "(default: rome for hf: models, in-context otherwise)."),
     scope_model: Optional[str] = typer.Option(None, "--scope-model", envvar="AGENTEDIT_SCOPE_MODEL",
                                               help="Folder of the trained scope model (default: the store's scope-model folder)."),
+    stats_corpus: Optional[str] = typer.Option(None, "--stats-corpus", envvar="AGENTEDIT_STATS_CORPUS",
+                                               help="Text file for the ROME/MEMIT/AlphaEdit key statistics of hf: models "
+                                                    "(default: text sampled from the model itself)."),
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    ctx.obj = Options(store, store_dir, model, api_base, namespace, scope, method, scope_model)
+    ctx.obj = Options(store, store_dir, model, api_base, namespace, scope, method, scope_model, stats_corpus)
 
 
 def _status(msg: str) -> None:
@@ -83,7 +87,7 @@ def _editor(ctx: typer.Context, **kw: Any) -> Iterator[Any]:
 
     o: Options = ctx.obj
     ed = Editor(o.model, api_base=o.api_base, store=o.store, store_dir=o.store_dir, namespace=o.namespace, scope=o.scope,
-                progress=_status, method=o.method, scope_model=o.scope_model, **kw)
+                progress=_status, method=o.method, scope_model=o.scope_model, stats_corpus=o.stats_corpus, **kw)
     try:
         yield ed
     finally:

@@ -48,7 +48,8 @@ class Editor:
                  backend: Backend | None = None, progress: Callable[[str], None] | None = None,
                  method: str | None = None, editor_configs: Mapping[str, Any] | None = None,
                  scope_model: str | os.PathLike[str] | None = None, multihop: str = "auto", hop_limit: int = 4,
-                 resolve: str = "edit", follow_edits: bool = True, decompose: str = "auto") -> None:
+                 resolve: str = "edit", follow_edits: bool = True, decompose: str = "auto",
+                 stats_corpus: str | os.PathLike[str] | None = None) -> None:
         if scope not in CHECKERS:
             raise ConfigError(f"unknown scope checker {scope!r}; choose one of {', '.join(CHECKERS)}")
         if injection not in ("facts", "ike"):
@@ -87,6 +88,10 @@ class Editor:
         self._editor_configs = editor_configs
         self._scope_model = Path(scope_model) if scope_model is not None else None
         self._weights: Any = None
+        self._stats_corpus = Path(stats_corpus) if stats_corpus is not None else None
+        if self._stats_corpus is not None and not self._stats_corpus.is_file():
+            raise ConfigError(f"stats corpus {self._stats_corpus} is not a file; give a UTF-8 text file (prose like the "
+                              "model's domain) for the ROME/MEMIT statistics, or leave it out to use text sampled from the model")
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -122,7 +127,12 @@ class Editor:
                 raise ConfigError(f"{self.model!r} has no editable weights; parametric edits need an hf: model")
             from .editors.route import WeightRoute
 
-            self._weights = WeightRoute(self.memory, self.backend, configs=self._editor_configs)
+            corpus = None
+            if self._stats_corpus is not None:
+                from .editors.corpus import TextCorpus
+
+                corpus = TextCorpus(self._stats_corpus)
+            self._weights = WeightRoute(self.memory, self.backend, corpus=corpus, configs=self._editor_configs)
         return self._weights
 
     def _sync_weights(self) -> None:

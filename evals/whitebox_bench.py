@@ -257,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memit-batch", type=int, default=100, help="MEMIT batch size with --synthetic")
     ap.add_argument("--corpus-samples", type=int, default=64)
     ap.add_argument("--corpus-length", type=int, default=128)
+    ap.add_argument("--corpus-file", default=None,
+                    help="statistics from this text file (rows of --corpus-length tokens, at most --corpus-samples rows) "
+                         "instead of text sampled from the model")
     ap.add_argument("--steps", type=int, default=20, help="target-search steps (ROME, MEMIT, AlphaEdit)")
     ap.add_argument("--contexts", type=int, default=4, help="context prefixes the target is optimised under")
     ap.add_argument("--ft-steps", type=int, default=25)
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
     from agentedit.backends.local import LocalBackend
-    from agentedit.editors import EditContext, SampledCorpus, make_editor
+    from agentedit.editors import EditContext, SampledCorpus, TextCorpus, make_editor
     from agentedit.provision import cache_dir
 
     started, t0 = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
@@ -287,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     _ = backend.model  # load now, not inside the first timing
     load_s = round(time.perf_counter() - t, 1)
-    corpus = SampledCorpus(n_samples=args.corpus_samples, length=args.corpus_length)
+    if args.corpus_file:
+        corpus: Any = TextCorpus(args.corpus_file, length=args.corpus_length, max_rows=args.corpus_samples)
+    else:
+        corpus = SampledCorpus(n_samples=args.corpus_samples, length=args.corpus_length)
     ctx = EditContext.create(backend, corpus=corpus, cache_dir=args.cache_dir or cache_dir())
     meter = Meter(backend.device)
     layers = sorted({L for m in methods for L in _layers(make_editor(m, ctx, editor_configs(args)[m]))})
@@ -331,7 +337,8 @@ def _report(args: argparse.Namespace, backend: Any, label: str, started: str, t0
               if quality else "none (random weights: timing and memory only)",
               "machine": machine(), "torch_threads": torch.get_num_threads(), "started": started,
               "wall_s": round(time.perf_counter() - t0, 1), "load_s": load_s, "n_cases": len(cases),
-              "corpus": f"{corpus.id} (text sampled from the unedited model at temperature 1)", "stats_s": stats_s,
+              "corpus": (f"{corpus.id} ({args.corpus_file})" if args.corpus_file
+                         else f"{corpus.id} (text sampled from the unedited model at temperature 1)"), "stats_s": stats_s,
               "stats_layers": layers, "methods": results,
               "configs": {m: asdict(c) for m, c in editor_configs(args).items() if m in methods}, "cases": "cases.jsonl",
               "notes": ["Locality is the share of the unedited model's top-1 tokens on the locality prompt that the "

@@ -129,3 +129,16 @@ def test_agentedit_eval_runs_a_parametric_method_on_an_hf_model(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
     assert {r["route"] for r in rows if r["method"] == "rome"} == {"parametric"}
     assert (tmp_path / "run" / "results.json").exists() and (tmp_path / "run" / "summary.md").exists()
+
+
+def test_stats_corpus_file_feeds_the_statistics(memory, tmp_path):
+    """--stats-corpus: the key statistics come from the user's text (its id keys the cache), and a missing file
+    is refused before anything is written."""
+    with pytest.raises(ConfigError, match="stats corpus .* is not a file"):
+        _editor(memory, stats_corpus=tmp_path / "missing.txt")
+    text = tmp_path / "prose.txt"
+    text.write_text(" ".join(f"the city of paris is in france and the sky is blue {i}." for i in range(60)), "utf-8")
+    ed = _editor(memory, stats_corpus=text)
+    assert ed.weights.ctx.moments.corpus.id.startswith("text-")
+    rec = ed.edit(EIFFEL["prompt"], EIFFEL["target_new"], subject=EIFFEL["subject"])
+    assert rec.method == "rome" and _top1(ed, EIFFEL)

@@ -5,7 +5,8 @@ retrieved (k=4) and checked by each checker. In scope: reliability and
 generality probes (and wiki_counterfact's Subject_Aliasing probes) — the case's
 own edit must be accepted. Out of scope: locality probes — nothing may be
 accepted (wiki_counterfact: Relation_Specificity only; its Forgetfulness probes ask the edited
-relation itself and are left out). Reports recall, specificity, precision, model calls and ms/query.
+relation itself and are left out, as are locality probes whose true answer is the edit's old
+answer: they ask the edited fact again, which happens in KnowEdit's ZsRE). Reports recall, specificity, precision, model calls and ms/query.
 The judge and cascade checkers ask the model (default: embedded Qwen2.5-Coder-0.5B);
 ``--judge-n`` limits them to the first cases because each judgement is a model call.
 
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agentedit.backends import resolve_backend  # noqa: E402
 from agentedit.evaluation.loaders import load_dataset  # noqa: E402
+from agentedit.evaluation.scoring import normalise  # noqa: E402
 from agentedit.evaluation.report import bar_plot, machine, md_table, roc_plot, write_json  # noqa: E402
 from agentedit.memory import EditMemory, shared_embedder  # noqa: E402
 from agentedit.scope import choose_threshold, default_calibration, make_checker  # noqa: E402
@@ -79,7 +81,19 @@ class CountingBackend:
         self.inner.close()
 
 
-def in_scope(probe: Any) -> bool | None:
+def asks_edited_relation(probe: Any, case: Any) -> bool:
+    """A locality probe whose true answer is the edit's old answer asks the edited relation itself.
+
+    KnowEdit's ZsRE builds its locality probes from the subject's other Wikidata facts, and some of them
+    turn out to be the edited fact again ("The mother of Mallory Reaves is" for the edit "The mother of
+    Mallory Reaves is whom?"): the edit bears on them, so they are not out of scope.
+    """
+    old = case.edits[0].get("target_old") if case.edits else None
+    olds = {normalise(o) for o in ([old] if isinstance(old, str) else (old or [])) if o}
+    return probe.kind == "locality" and any(normalise(t) in olds for t in probe.targets if t)
+
+
+def in_scope(probe: Any, case: Any = None) -> bool | None:
     if probe.kind in ("reliability", "generality"):
         return True
     if probe.kind == "portability" and probe.subkind == "Subject_Aliasing":
@@ -87,6 +101,8 @@ def in_scope(probe: Any) -> bool | None:
     if probe.kind == "locality" and probe.subkind == "Forgetfulness":
         # wiki_counterfact's Forgetfulness probes ask the edited relation itself ("The occupation of X, which is not
         # <new target>, is"): the edit bears on them, so they are neither in nor out of scope for this count.
+        return None
+    if probe.kind == "locality" and case is not None and asks_edited_relation(probe, case):
         return None
     if probe.kind == "locality":
         return False
@@ -106,7 +122,8 @@ def evaluate(dataset: str, args: argparse.Namespace, backend: CountingBackend, r
         edits.append({**{k: v for k, v in c.edits[0].items() if v is not None}, "id": eid})
     mem.add_many(edits)
     active = {r.id for r in mem.list()}  # identical subject+relation edits supersede each other
-    queries = [(c, p, in_scope(p)) for c in cases for p in c.probes if in_scope(p) is not None and ids[c.case_id] in active]
+    queries = [(c, p, in_scope(p, c)) for c in cases for p in c.probes if in_scope(p, c) is not None and ids[c.case_id] in active]
+    n_same_relation = sum(asks_edited_relation(p, c) and p.subkind != "Forgetfulness" for c in cases for p in c.probes)
     retrieved = [mem.query(p.prompt, k=4) for _, p, _ in queries]
     cal = default_calibration()
     results: dict[str, Any] = {}
@@ -150,7 +167,8 @@ def evaluate(dataset: str, args: argparse.Namespace, backend: CountingBackend, r
     finally:
         mem.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"n_cases": len(cases), "n_queries": len(queries), "checkers": results}
+    return {"n_cases": len(cases), "n_queries": len(queries), "n_locality_asking_edited_relation": n_same_relation,
+            "checkers": results}
 
 
 def main() -> None:
@@ -200,7 +218,7 @@ def main() -> None:
              f"calibration: similarity threshold {cal.threshold:.3f}, relation threshold {cal.relation_threshold:.3f}, "
              f"cascade band [{cal.band_low:.3f}, {cal.band_high:.3f}) from {cal.data}.", "",
              "In scope: reliability and generality probes (plus wiki_counterfact Subject_Aliasing): the case's own edit must be "
-             "accepted. Out of scope: locality probes: nothing may be accepted (wiki_counterfact: Relation_Specificity only; Forgetfulness probes ask the edited relation itself and are not counted). `recall`, `specificity` and `precision` are at "
+             "accepted. Out of scope: locality probes: nothing may be accepted (wiki_counterfact: Relation_Specificity only; Forgetfulness probes ask the edited relation itself and are not counted, nor are locality probes whose true answer is the edit's old answer, which ask the edited fact again; their number per dataset is given below). `recall`, `specificity` and `precision` are at "
              "the calibrated thresholds (chosen on counterfact-train); `recall_at_98_spec` is the best recall of the checker's "
              "score at >= 98% specificity with the threshold chosen on these very queries (an upper bound, for comparing "
              "scores), and `auc` the area under its ROC. Scores: similarity of the own edit (best candidate for out-of-scope "
@@ -213,7 +231,9 @@ def main() -> None:
         plot = f"{ds}-scope.png"
         bar_plot(out / plot, res["checkers"], ["recall", "specificity", "precision"], f"{ds}: scope decisions")
         curves = {k: (v["curve"]["fpr"], v["curve"]["tpr"]) for k, v in res["checkers"].items() if "curve" in v}
-        lines += [f"## {ds}", "", table, "", f"![{ds}]({plot})", ""]
+        lines += [f"## {ds}", "", f"{res['n_locality_asking_edited_relation']} locality probe(s) whose true answer is the "
+                  "edit's old answer were left out of the out-of-scope count (Forgetfulness probes not included).", "",
+                  table, "", f"![{ds}]({plot})", ""]
         if curves:
             roc_plot(out / f"{ds}-roc.png", curves, f"{ds}: scope ROC")
             lines += [f"![{ds} ROC]({ds}-roc.png)", ""]

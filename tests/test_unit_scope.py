@@ -15,7 +15,8 @@ from agentedit.records import build_record
 from agentedit.scope import (CascadeChecker, JudgeChecker, RejectAllChecker, RelationChecker, ScopeChecker,
                              SimilarityChecker, TopKChecker, calibrate_similarity, choose_threshold, make_checker,
                              parse_verdict)
-from agentedit.scope.relation import find_subject, mask_subject, name_variants, relation_text
+from agentedit.scope.contrast import relation_conflict
+from agentedit.scope.relation import VETO, find_subject, mask_subject, name_variants, relation_text
 from agentedit.scope.similarity import scope_pairs
 
 
@@ -150,6 +151,34 @@ def test_relation_checker_decisions(embedder) -> None:
     assert decide("What is the mother tongue of Catherine Deneuve?") is False
     assert decide("Where was Danielle Darrieux born?") is False
     assert decide("What is the mother tongue of Mademoiselle Darrieux?") is True
+
+
+@pytest.mark.parametrize("query,edit,conflict", [
+    ("The name of the mother of X is", "The name of the father of X is", True),
+    ("The occupation of X is", "The name of the employer of X is", True),
+    ("X is located in the continent", "Which country is X in?", True),
+    ("X follows", "X is followed by", True),
+    ("What does X follow?", "X is followed by", True),
+    ("X is followed by", "What is followed by X?", True),
+    ("What follows X?", "X is followed by", False),  # the same fact asked from the other end
+    ("Who developed X?", "X, developed by", False),
+    ("Where X is from, people speak the language of", "The mother tongue of X is", False),  # mother tongue = language
+    ("Who is X's mom?", "The name of the mother of X is", False),
+    ("X is a citizen of", "What is the country of citizenship of X?", False),  # only one side names an attribute
+])
+def test_relation_conflicts(query: str, edit: str, conflict: bool) -> None:
+    assert bool(relation_conflict(query, edit)) is conflict
+
+
+def test_relation_checker_vetoes_a_contrasting_relation(embedder) -> None:
+    """Embeddings put mother and father side by side; the contrast veto keeps the father's edit off the mother's question."""
+    chk = RelationChecker(embedder, relation_threshold=0.5, fallback_threshold=0.7)
+    edit = _cand("father", 0.9, prompt="The name of the father of Zhou Zhengzi is", subject="Zhou Zhengzi", target_new="Li Wei")
+    [named, score] = chk.scores("The name of the mother of Zhou Zhengzi is", [edit])[0]
+    assert named and score == VETO
+    [d] = chk.check("The name of the mother of Zhou Zhengzi is", [edit])
+    assert not d.in_scope and "asks mother, the edit is about father" in d.reason
+    assert chk.check("Who was the father of Zhou Zhengzi?", [edit])[0].in_scope
 
 
 def test_relation_checker_reasons_and_fallback(embedder) -> None:

@@ -23,8 +23,8 @@ from ..memory.embed import Embedder
 from ..memory.store import Candidate
 from ..types import EditRecord, ScopeDecision
 from .base import BaseChecker
+from .contrast import MASK, relation_conflict
 
-MASK = "X"
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 # Where one sentence joins two questions: ", and ...", "; ...", or "and" before a new question word.
@@ -153,6 +153,7 @@ def relation_text(rec: EditRecord) -> str | None:
     return None
 
 
+VETO = -2.0  # the score of a pair that :func:`~agentedit.scope.contrast.relation_conflict` rules out
 Plan = tuple[str | None, str | None, str | None]  # (edit relation, subject spelling in the query, query relation)
 
 
@@ -184,6 +185,9 @@ class SubjectGatedChecker(BaseChecker):
         plans = self.plans(query, candidates)
         todo = [(i, q, rel) for i, (rel, _, q) in enumerate(plans) if q is not None and rel is not None]
         by_index = dict(zip((i for i, _, _ in todo), self.relation_scores([(q, rel) for _, q, rel in todo]) if todo else []))
+        for i, q, rel in todo:
+            if relation_conflict(q, rel):  # "mother" against "father", "follows" against "is followed by"
+                by_index[i] = VETO
         return [(named, by_index.get(i)) for i, (_, named, _) in enumerate(plans)]
 
     def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
@@ -195,6 +199,9 @@ class SubjectGatedChecker(BaseChecker):
                 reason = f"no subject; similarity {cand.similarity:.3f} vs {self.fallback_threshold:.3f}"
             elif named is None or score is None:
                 ok, reason = False, f"query does not name {cand.record.subject!r}"
+            elif score == VETO:
+                ok = False
+                reason = f"names {named!r}; {relation_conflict(query_relation(query, named), relation_text(cand.record) or '')}"
             else:
                 ok = score >= self.threshold
                 reason = f"names {named!r}; {self.score_name} {score:.3f} {'>=' if ok else '<'} {self.threshold:.3f}"

@@ -1,0 +1,100 @@
+"""Relations that read alike but ask different things: a veto for the structural checkers.
+
+Sentence embeddings put "The name of the mother of X is" and "The name of the father of X is" (or
+"X follows" and "X is followed by") so close that no similarity threshold separates them, and on
+wiki_counterfact such pairs are most of the relation checker's false accepts. Two closed cases are
+clear enough to decide by rule:
+
+- **contrast words**: both relations name attributes from one closed vocabulary (kinship, name
+  parts, occupation/employer, place levels, religion, language), and the sets they name are
+  disjoint: "mother" against "father", "occupation" against "employer", "country" against
+  "continent". A relation naming none of them is never vetoed;
+- **inverse voice**: one relation uses a verb in the passive ("is followed by") and the other the
+  same verb in the active ("follows"): the subject sits at opposite ends of the fact.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+MASK = "X"  # what a relation's subject is replaced by (shared with the relation module)
+
+# label -> phrases (lower case, whole words). Labels sharing nothing are different attributes.
+_CONTRAST: dict[str, tuple[str, ...]] = {
+    "mother": ("mother", "mom", "mum", "female parent"),
+    "father": ("father", "dad", "male parent"),
+    "sibling": ("sibling", "siblings", "brother", "brothers", "sister", "sisters"),
+    "child": ("child", "children", "son", "sons", "daughter", "daughters", "offspring"),
+    "spouse": ("spouse", "spouses", "wife", "husband", "married", "marry"),
+    "family name": ("family name", "surname", "last name"),
+    "given name": ("given name", "first name", "forename"),
+    "occupation": ("occupation", "profession", "job", "works as", "work as", "worked as"),
+    "employer": ("employer", "employed by", "works for", "work for", "worked for"),
+    "capital": ("capital",),
+    "country": ("country", "nation"),
+    "continent": ("continent",),
+    "religion": ("religion", "religious", "faith"),
+    "language": ("language", "languages", "tongue"),
+}
+_PATTERNS = {label: re.compile(r"\b(?:" + "|".join(re.escape(p) for p in sorted(ps, key=len, reverse=True)) + r")(?:s|es)?\b")
+             for label, ps in _CONTRAST.items()}  # plurals too: "mother tongues", "capitals"
+# Phrases that contain a contrast word without naming that attribute.
+_NEUTRAL = re.compile(r"\b(?:mother tongues?|native languages?|famil(?:y|ies) of languages)\b")
+_PASSIVE = re.compile(r"\b(?:(?:is|was|are|were|be|been|being)\s+)?([a-z]+?)(?:ed|d)\s+by\b")
+_WORD = re.compile(r"[a-z]+")
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s", "d", "e"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+@lru_cache(maxsize=65536)
+def _attributes(relation: str) -> frozenset[str]:
+    text = relation.lower()
+    found = {label for label, rx in _PATTERNS.items() if rx.search(text)}
+    if _NEUTRAL.search(text):  # "mother tongue" is the language, not the mother
+        found.discard("mother")
+        found.add("language")
+    return frozenset(found)
+
+
+@lru_cache(maxsize=65536)
+def _roles(relation: str) -> tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]]:
+    """(passive, active) sets of (verb stem, role of the masked subject): "agent" or "patient".
+
+    "X is followed by" puts X as the patient of "follow", "What is followed by X?" as its agent; in
+    the active voice X before the verb is its agent ("X follows", "What does X follow?") and X after
+    it the patient ("What follows X?").
+    """
+    at = relation.find(MASK)
+    if at < 0:
+        return frozenset(), frozenset()
+    text = relation.lower()
+    passive: set[tuple[str, str]] = set()
+    spans = []
+    for m in _PASSIVE.finditer(text):
+        spans.append(m.span())
+        passive.add((_stem(m.group(1) + "ed"), "agent" if at >= m.end() else "patient"))
+    active = {(_stem(m.group(0)), "agent" if at < m.start() else "patient") for m in _WORD.finditer(text)
+              if not any(a <= m.start() < b for a, b in spans) and not (m.start() == at and m.group(0) == MASK.lower())}
+    return frozenset(passive), frozenset(active)
+
+
+def _other(role: str) -> str:
+    return "patient" if role == "agent" else "agent"
+
+
+def relation_conflict(query_relation: str, edit_relation: str) -> str | None:
+    """Why the two (subject-masked) relations cannot be the same, or None when no rule says so."""
+    a, b = _attributes(query_relation), _attributes(edit_relation)
+    if a and b and not a & b:
+        return f"asks {'/'.join(sorted(a))}, the edit is about {'/'.join(sorted(b))}"
+    (pa, aa), (pb, ab) = _roles(query_relation), _roles(edit_relation)
+    for stem, role in (pa & {(v, _other(r)) for v, r in ab}) | (pb & {(v, _other(r)) for v, r in aa}) | \
+            (pa & {(v, _other(r)) for v, r in pb}):
+        return f"'{stem}' with the subject at the other end of the fact ({role} against {_other(role)})"
+    return None

@@ -6,7 +6,7 @@ generality probes (and wiki_counterfact's Subject_Aliasing probes) — the case'
 own edit must be accepted. Out of scope: locality probes — nothing may be
 accepted (wiki_counterfact: Relation_Specificity only; its Forgetfulness probes ask the edited
 relation itself and are left out, as are locality probes whose true answer is the edit's old
-answer: they ask the edited fact again, which happens in KnowEdit's ZsRE). Reports recall, specificity, precision, model calls and ms/query.
+answer about the edit's own subject: they ask the edited fact again, which happens in KnowEdit's ZsRE). Reports recall, specificity, precision, model calls and ms/query.
 The judge and cascade checkers ask the model (default: embedded Qwen2.5-Coder-0.5B);
 ``--judge-n`` limits them to the first cases because each judgement is a model call.
 
@@ -35,6 +35,7 @@ from agentedit.evaluation.scoring import normalise  # noqa: E402
 from agentedit.evaluation.report import bar_plot, machine, md_table, roc_plot, write_json  # noqa: E402
 from agentedit.memory import EditMemory, shared_embedder  # noqa: E402
 from agentedit.scope import choose_threshold, default_calibration, make_checker  # noqa: E402
+from agentedit.scope.relation import find_subject  # noqa: E402
 from agentedit.scope.similarity import auc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,15 +83,20 @@ class CountingBackend:
 
 
 def asks_edited_relation(probe: Any, case: Any) -> bool:
-    """A locality probe whose true answer is the edit's old answer asks the edited relation itself.
+    """A locality probe about the edit's subject whose true answer is the edit's old answer asks the edited fact.
 
     KnowEdit's ZsRE builds its locality probes from the subject's other Wikidata facts, and some of them
     turn out to be the edited fact again ("The mother of Mallory Reaves is" for the edit "The mother of
     Mallory Reaves is whom?"): the edit bears on them, so they are not out of scope.
     """
-    old = case.edits[0].get("target_old") if case.edits else None
+    if probe.kind != "locality" or not case.edits or not case.edits[0].get("subject"):
+        return False
+    edit = case.edits[0]
+    old = edit.get("target_old")
     olds = {normalise(o) for o in ([old] if isinstance(old, str) else (old or [])) if o}
-    return probe.kind == "locality" and any(normalise(t) in olds for t in probe.targets if t)
+    # The same subject too: CounterFact's locality probes share relation and answer with the edit on purpose,
+    # about another subject ("Michel Rocard is a native speaker of" French), and stay out of scope.
+    return any(normalise(t) in olds for t in probe.targets if t) and find_subject(probe.prompt, [edit["subject"]]) is not None
 
 
 def in_scope(probe: Any, case: Any = None) -> bool | None:
@@ -218,7 +224,7 @@ def main() -> None:
              f"calibration: similarity threshold {cal.threshold:.3f}, relation threshold {cal.relation_threshold:.3f}, "
              f"cascade band [{cal.band_low:.3f}, {cal.band_high:.3f}) from {cal.data}.", "",
              "In scope: reliability and generality probes (plus wiki_counterfact Subject_Aliasing): the case's own edit must be "
-             "accepted. Out of scope: locality probes: nothing may be accepted (wiki_counterfact: Relation_Specificity only; Forgetfulness probes ask the edited relation itself and are not counted, nor are locality probes whose true answer is the edit's old answer, which ask the edited fact again; their number per dataset is given below). `recall`, `specificity` and `precision` are at "
+             "accepted. Out of scope: locality probes: nothing may be accepted (wiki_counterfact: Relation_Specificity only; Forgetfulness probes ask the edited relation itself and are not counted, nor are locality probes naming the edit's subject whose true answer is the edit's old answer, which ask the edited fact again; their number per dataset is given below). `recall`, `specificity` and `precision` are at "
              "the calibrated thresholds (chosen on counterfact-train); `recall_at_98_spec` is the best recall of the checker's "
              "score at >= 98% specificity with the threshold chosen on these very queries (an upper bound, for comparing "
              "scores), and `auc` the area under its ROC. Scores: similarity of the own edit (best candidate for out-of-scope "
@@ -231,8 +237,8 @@ def main() -> None:
         plot = f"{ds}-scope.png"
         bar_plot(out / plot, res["checkers"], ["recall", "specificity", "precision"], f"{ds}: scope decisions")
         curves = {k: (v["curve"]["fpr"], v["curve"]["tpr"]) for k, v in res["checkers"].items() if "curve" in v}
-        lines += [f"## {ds}", "", f"{res['n_locality_asking_edited_relation']} locality probe(s) whose true answer is the "
-                  "edit's old answer were left out of the out-of-scope count (Forgetfulness probes not included).", "",
+        lines += [f"## {ds}", "", f"{res['n_locality_asking_edited_relation']} locality probe(s) naming the edit's subject whose true "
+                  "answer is the edit's old answer were left out of the out-of-scope count (Forgetfulness probes not included).", "",
                   table, "", f"![{ds}]({plot})", ""]
         if curves:
             roc_plot(out / f"{ds}-roc.png", curves, f"{ds}: scope ROC")

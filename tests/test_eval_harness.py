@@ -229,3 +229,33 @@ def test_probe_kinds_run_only_the_asked_kinds(tmp_path, make_backend):
     assert "portability" in methods["agentedit"] and "locality" not in methods["agentedit"]
     with pytest.raises(ConfigError, match="unknown probe kind"):
         RunConfig(datasets=["zsre"], methods=["none"], probe_kinds=["portabilty"])
+
+
+def test_a_run_can_be_widened_to_more_probed_cases(tmp_path, make_backend):
+    """--probe-limit is not part of the run's identity: a later run over the same folder asks only the new cases."""
+    seen: list[str] = []
+
+    def reply(payload):
+        seen.append(json.dumps(payload))
+        return "Paris"
+
+    backend = make_backend(reply)
+    cfg = RunConfig(datasets=["counterfact-edit"], methods=["none", "prefix-all"], limit=3, probe_limit=1,
+                    data_dir=str(DATA), suite="test")
+    for probe_limit in (1, 2):
+        cfg.probe_limit = probe_limit
+        runner = Runner(cfg, tmp_path / "wide", backend=backend)
+        try:
+            runner.run()
+        finally:
+            runner.close()
+        if probe_limit == 1:
+            first_calls = len(seen)
+    rows = [json.loads(line) for line in (tmp_path / "wide" / "cases.jsonl").read_text("utf-8").splitlines()]
+    cases = load_dataset("counterfact-edit", DATA)[:2]
+    assert {r["case_id"] for r in rows} == {c.case_id for c in cases}
+    assert len(rows) == 2 * sum(len(c.probes) for c in cases)  # every probe once per method, none twice
+    assert first_calls and len(seen) - first_calls <= 2 * len(cases[1].probes) + len(cases[0].probes)
+    with pytest.raises(ConfigError, match="different configuration"):
+        Runner(RunConfig(datasets=["counterfact-edit"], methods=["none"], limit=3, data_dir=str(DATA), suite="test"),
+               tmp_path / "wide", backend=backend)

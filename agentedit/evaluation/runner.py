@@ -73,10 +73,13 @@ class RunConfig:
                 raise ConfigError(f"unknown probe kind(s) {', '.join(unknown) or '(none given)'}; "
                                   f"choose from {', '.join(PROBE_KINDS)}")
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, *, legacy: bool = False) -> str:
+        """What a run folder's results depend on. Which probes are asked (``probe_limit``, ``probe_kinds``) is left
+        out: results are kept per probe, so a run can be widened later (``legacy``: the fingerprint of runs made
+        before that, which counted them)."""
         keep = {k: v for k, v in asdict(self).items() if k not in ("concurrency", "data_dir")}
         for optional in ("scope_model", "probe_limit", "probe_kinds"):
-            if keep.get(optional) is None:
+            if keep.get(optional) is None or (not legacy and optional != "scope_model"):
                 keep.pop(optional, None)  # runs from before the option keep their fingerprint
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -186,7 +189,7 @@ class Runner:
         run_file = self.out / "run.json"
         if run_file.exists():
             prev = json.loads(run_file.read_text("utf-8"))
-            if prev.get("fingerprint") != config.fingerprint():
+            if prev.get("fingerprint") not in (config.fingerprint(), config.fingerprint(legacy=True)):
                 raise ConfigError(f"{self.out} holds results of a different configuration; use another --run-name or --fresh")
         run_file.write_text(json.dumps({"fingerprint": config.fingerprint(), "config": asdict(config)}, indent=2), "utf-8")
         inner = backend if backend is not None else resolve_backend(config.model, api_base=config.api_base, timeout=180,

@@ -20,22 +20,22 @@ from functools import lru_cache
 
 MASK = "X"  # what a relation's subject is replaced by (shared with the relation module)
 
-# label -> phrases (lower case, whole words). Labels sharing nothing are different attributes.
+# label -> phrases (lower case, whole words, plurals matched too). Labels sharing nothing are different attributes.
 _CONTRAST: dict[str, tuple[str, ...]] = {
     "mother": ("mother", "mom", "mum", "female parent"),
     "father": ("father", "dad", "male parent"),
-    "sibling": ("sibling", "siblings", "brother", "brothers", "sister", "sisters"),
-    "child": ("child", "children", "son", "sons", "daughter", "daughters", "offspring"),
-    "spouse": ("spouse", "spouses", "wife", "husband", "married", "marry"),
+    "sibling": ("sibling", "brother", "sister"),
+    "child": ("child", "children", "son", "daughter", "offspring"),
+    "spouse": ("spouse", "wife", "husband", "married", "marry"),
     "family name": ("family name", "surname", "last name"),
     "given name": ("given name", "first name", "forename"),
     "occupation": ("occupation", "profession", "job", "works as", "work as", "worked as"),
     "employer": ("employer", "employed by", "works for", "work for", "worked for"),
     "capital": ("capital",),
-    "country": ("country", "nation"),
+    "country": ("country", "countries", "nation"),
     "continent": ("continent",),
     "religion": ("religion", "religious", "faith"),
-    "language": ("language", "languages", "tongue"),
+    "language": ("language", "tongue"),
 }
 _PATTERNS = {label: re.compile(r"\b(?:" + "|".join(re.escape(p) for p in sorted(ps, key=len, reverse=True)) + r")(?:s|es)?\b")
              for label, ps in _CONTRAST.items()}  # plurals too: "mother tongues", "capitals"

@@ -184,10 +184,10 @@ class SubjectGatedChecker(BaseChecker):
         """Per candidate: the subject spelling the query uses (None if absent) and the relation score."""
         plans = self.plans(query, candidates)
         todo = [(i, q, rel) for i, (rel, _, q) in enumerate(plans) if q is not None and rel is not None]
-        by_index = dict(zip((i for i, _, _ in todo), self.relation_scores([(q, rel) for _, q, rel in todo]) if todo else []))
-        for i, q, rel in todo:
-            if relation_conflict(q, rel):  # "mother" against "father", "follows" against "is followed by"
-                by_index[i] = VETO
+        # "mother" against "father", "follows" against "is followed by": ruled out before any scoring
+        by_index: dict[int, float] = {i: VETO for i, q, rel in todo if relation_conflict(q, rel)}
+        todo = [t for t in todo if t[0] not in by_index]
+        by_index.update(zip((i for i, _, _ in todo), self.relation_scores([(q, rel) for _, q, rel in todo]) if todo else []))
         return [(named, by_index.get(i)) for i, (_, named, _) in enumerate(plans)]
 
     def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:

@@ -190,19 +190,24 @@ def test_teacher_forced_scoring_in_process(tmp_path):
     assert m["none"]["locality"] == 1.0 and 0.0 <= m["prefix-all"]["reliability"] <= 1.0
 
 
+def _run(cfg: RunConfig, out: Path, backend) -> tuple[Runner, dict, list[dict]]:
+    """One harness run to the end: the runner, its report and the rows it wrote."""
+    runner = Runner(cfg, out, backend=backend)
+    try:
+        report = runner.run()
+    finally:
+        runner.close()
+    return runner, report, [json.loads(line) for line in (out / "cases.jsonl").read_text("utf-8").splitlines()]
+
+
 def test_multihop_methods_probe_a_slice_with_every_case_in_memory(tmp_path, make_backend):
     """--probe-limit: the first case is probed while all three cases' edits are in memory; the decomposition
     methods record model calls, hops and stop reasons per question."""
     backend = make_backend(lambda payload: "Final answer: Arabic")
     cfg = RunConfig(datasets=["mquake-hard"], methods=["none", "agentedit-decompose", "mello"], limit=3, probe_limit=1,
                     data_dir=str(DATA), suite="test")
-    runner = Runner(cfg, tmp_path / "mh", backend=backend)
-    try:
-        report = runner.run()
-    finally:
-        runner.close()
+    runner, report, rows = _run(cfg, tmp_path / "mh", backend)
     assert len(runner._facts) == 12  # 3 cases x 4 edits in memory
-    rows = [json.loads(line) for line in (tmp_path / "mh" / "cases.jsonl").read_text("utf-8").splitlines()]
     assert {r["case_id"] for r in rows} == {"7417"} and len(rows) == 9  # 3 questions x 3 methods, first case only
     mine = [r for r in rows if r["method"] == "agentedit-decompose"]
     assert all(r["decomposed"] and r["stop"] and "model_calls" in r for r in mine)
@@ -217,12 +222,7 @@ def test_probe_kinds_run_only_the_asked_kinds(tmp_path, make_backend):
     backend = make_backend(lambda payload: "Paris")
     cfg = RunConfig(datasets=["wiki_counterfact"], methods=["none", "agentedit"], limit=4, probe_kinds=["portability"],
                     data_dir=str(DATA), suite="test")
-    runner = Runner(cfg, tmp_path / "port", backend=backend)
-    try:
-        report = runner.run()
-    finally:
-        runner.close()
-    rows = [json.loads(line) for line in (tmp_path / "port" / "cases.jsonl").read_text("utf-8").splitlines()]
+    _, report, rows = _run(cfg, tmp_path / "port", backend)
     expected = sum(p.kind == "portability" for c in load_dataset("wiki_counterfact", DATA)[:4] for p in c.probes)
     assert rows and {r["kind"] for r in rows} == {"portability"} and len(rows) == 2 * expected
     methods = report["datasets"]["wiki_counterfact"]["methods"]
@@ -244,14 +244,9 @@ def test_a_run_can_be_widened_to_more_probed_cases(tmp_path, make_backend):
                     data_dir=str(DATA), suite="test")
     for probe_limit in (1, 2):
         cfg.probe_limit = probe_limit
-        runner = Runner(cfg, tmp_path / "wide", backend=backend)
-        try:
-            runner.run()
-        finally:
-            runner.close()
+        _, _, rows = _run(cfg, tmp_path / "wide", backend)
         if probe_limit == 1:
             first_calls = len(seen)
-    rows = [json.loads(line) for line in (tmp_path / "wide" / "cases.jsonl").read_text("utf-8").splitlines()]
     cases = load_dataset("counterfact-edit", DATA)[:2]
     assert {r["case_id"] for r in rows} == {c.case_id for c in cases}
     assert len(rows) == 2 * sum(len(c.probes) for c in cases)  # every probe once per method, none twice

@@ -422,11 +422,7 @@ def eval_(
     spec = load_suite(suite)
     cfg = config_from_suite(spec, datasets=datasets or None, methods=methods or None, limit=limit, seed=seed,
                             protocol=protocol, scoring=scoring, concurrency=concurrency, data_dir=data_dir,
-                            model=o.model, api_base=o.api_base, probe_kinds=kinds or None)
-    if probe_limit is not None:
-        if probe_limit < 1:
-            raise typer.BadParameter("--probe-limit must be at least 1")
-        cfg.probe_limit = probe_limit
+                            model=o.model, api_base=o.api_base, probe_kinds=kinds or None, probe_limit=probe_limit)
     if any(m.endswith("trained") for m in cfg.methods):
         cfg.scope_model = o.scope_model_dir()
     name = run_name or f"{cfg.suite}-{cfg.model.split(':')[-1].split('/')[-1]}"

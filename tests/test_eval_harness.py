@@ -229,6 +229,8 @@ def test_probe_kinds_run_only_the_asked_kinds(tmp_path, make_backend):
     assert "portability" in methods["agentedit"] and "locality" not in methods["agentedit"]
     with pytest.raises(ConfigError, match="unknown probe kind"):
         RunConfig(datasets=["zsre"], methods=["none"], probe_kinds=["portabilty"])
+    with pytest.raises(ConfigError, match="probe_limit must be at least 1"):
+        RunConfig(datasets=["zsre"], methods=["none"], probe_limit=0)  # 0 would otherwise probe every case
 
 
 def test_a_run_can_be_widened_to_more_probed_cases(tmp_path, make_backend):

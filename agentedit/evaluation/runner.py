@@ -65,6 +65,8 @@ class RunConfig:
     probe_kinds: list[str] | None = None  # run only probes of these kinds (e.g. portability); None: all
 
     def __post_init__(self) -> None:
+        if self.probe_limit is not None and self.probe_limit < 1:
+            raise ConfigError(f"probe_limit must be at least 1 (or left out to probe every case), got {self.probe_limit}")
         if self.probe_kinds is not None:
             from .cases import PROBE_KINDS
 

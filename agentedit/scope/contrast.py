@@ -94,7 +94,9 @@ def relation_conflict(query_relation: str, edit_relation: str) -> str | None:
     if a and b and not a & b:
         return f"asks {'/'.join(sorted(a))}, the edit is about {'/'.join(sorted(b))}"
     (pa, aa), (pb, ab) = _roles(query_relation), _roles(edit_relation)
-    for stem, role in (pa & {(v, _other(r)) for v, r in ab}) | (pb & {(v, _other(r)) for v, r in aa}) | \
-            (pa & {(v, _other(r)) for v, r in pb}):
+    flipped = (pa & {(v, _other(r)) for v, r in ab}) | (pb & {(v, _other(r)) for v, r in aa}) | \
+        (pa & {(v, _other(r)) for v, r in pb})
+    if flipped:
+        stem, role = min(flipped)  # the same message on every run (set order follows the hash seed)
         return f"'{stem}' with the subject at the other end of the fact ({role} against {_other(role)})"
     return None

@@ -182,26 +182,30 @@ class SubjectGatedChecker(BaseChecker):
 
     def scores(self, query: str, candidates: Sequence[Candidate]) -> list[tuple[str | None, float | None]]:
         """Per candidate: the subject spelling the query uses (None if absent) and the relation score."""
+        return [(named, score) for named, score, _ in self._judged(query, candidates)]
+
+    def _judged(self, query: str, candidates: Sequence[Candidate]) -> list[tuple[str | None, float | None, str | None]]:
+        """:meth:`scores` plus, for a vetoed pair, why it was ruled out."""
         plans = self.plans(query, candidates)
         todo = [(i, q, rel) for i, (rel, _, q) in enumerate(plans) if q is not None and rel is not None]
         # "mother" against "father", "follows" against "is followed by": ruled out before any scoring
-        by_index: dict[int, float] = {i: VETO for i, q, rel in todo if relation_conflict(q, rel)}
-        todo = [t for t in todo if t[0] not in by_index]
+        vetoes = {i: why for i, q, rel in todo if (why := relation_conflict(q, rel))}
+        todo = [t for t in todo if t[0] not in vetoes]
+        by_index: dict[int, float] = {i: VETO for i in vetoes}
         by_index.update(zip((i for i, _, _ in todo), self.relation_scores([(q, rel) for _, q, rel in todo]) if todo else []))
-        return [(named, by_index.get(i)) for i, (_, named, _) in enumerate(plans)]
+        return [(named, by_index.get(i), vetoes.get(i)) for i, (_, named, _) in enumerate(plans)]
 
     def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
         ranked = sorted(candidates, key=lambda c: -c.similarity)
         out: list[ScopeDecision] = []
-        for cand, (named, score) in zip(ranked, self.scores(query, ranked)):
+        for cand, (named, score, veto) in zip(ranked, self._judged(query, ranked)):
             if relation_text(cand.record) is None:
                 ok = cand.similarity >= self.fallback_threshold
                 reason = f"no subject; similarity {cand.similarity:.3f} vs {self.fallback_threshold:.3f}"
             elif named is None or score is None:
                 ok, reason = False, f"query does not name {cand.record.subject!r}"
-            elif score == VETO:
-                ok = False
-                reason = f"names {named!r}; {relation_conflict(query_relation(query, named), relation_text(cand.record) or '')}"
+            elif veto is not None:
+                ok, reason = False, f"names {named!r}; {veto}"
             else:
                 ok = score >= self.threshold
                 reason = f"names {named!r}; {self.score_name} {score:.3f} {'>=' if ok else '<'} {self.threshold:.3f}"

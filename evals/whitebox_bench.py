@@ -170,6 +170,7 @@ def run_method(name: str, ctx: Any, cases: list[dict[str, Any]], args: argparse.
     deadline = time.perf_counter() + args.method_budget_s
     meter.reset()
     if name == "memit":
+        logger.info("memit: one batch of %d edits", len(reqs))
         t = time.perf_counter()
         delta = editor.apply(reqs)
         edit_s, done = time.perf_counter() - t, len(reqs)
@@ -184,6 +185,7 @@ def run_method(name: str, ctx: Any, cases: list[dict[str, Any]], args: argparse.
             t = time.perf_counter()
             deltas.append(editor.apply([req]))
             edit_s, done = edit_s + time.perf_counter() - t, done + 1
+            _progress(name, done, len(reqs), edit_s)
         if quality:
             rows = score_cases(ctx.backend, cases[:done], reference)
         for d in reversed(deltas):
@@ -195,6 +197,7 @@ def run_method(name: str, ctx: Any, cases: list[dict[str, Any]], args: argparse.
             t = time.perf_counter()
             delta = editor.apply([req])
             edit_s, done = edit_s + time.perf_counter() - t, done + 1
+            _progress(name, done, len(reqs), edit_s)
             if quality:
                 rows += score_cases(ctx.backend, [case], reference)
             editor.revert(delta)
@@ -205,6 +208,11 @@ def run_method(name: str, ctx: Any, cases: list[dict[str, Any]], args: argparse.
         res["note"] = f"stopped after {done} of {len(cases)} edits (--method-budget-s {args.method_budget_s:g})"
     logger.info("%s: %s", name, res)
     return res, [{**r, "method": name} for r in rows]
+
+
+def _progress(name: str, done: int, total: int, edit_s: float) -> None:
+    if done % 10 == 0 or done == total:
+        logger.info("%s: %d/%d edits, %.1f s per edit so far", name, done, total, edit_s / done)
 
 
 def editor_configs(args: argparse.Namespace) -> dict[str, Any]:

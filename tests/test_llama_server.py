@@ -61,6 +61,19 @@ def test_invalid_settings_are_rejected(tmp_path: Path) -> None:
         LlamaServer(tmp_path / "m.gguf", port=70000)
 
 
+def test_generation_threads_default_to_every_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentedit.backends.llamacpp import generation_threads
+
+    monkeypatch.delenv("AGENTEDIT_LLAMA_THREADS", raising=False)
+    assert generation_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("AGENTEDIT_LLAMA_THREADS", "3")
+    assert generation_threads() == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("AGENTEDIT_LLAMA_THREADS", bad)
+        with pytest.raises(ConfigError, match="AGENTEDIT_LLAMA_THREADS"):
+            generation_threads()
+
+
 @needs_llama_cpp
 def test_missing_model_fails_before_spawning(tmp_path: Path) -> None:
     srv = LlamaServer(tmp_path / "absent.gguf")

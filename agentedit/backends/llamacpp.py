@@ -9,15 +9,37 @@ used and stops on :meth:`close` (and at interpreter exit).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, AsyncIterator, Callable, Sequence
 
+from ..errors import ConfigError
 from .api import LiteLLMBackend
 from .base import Capabilities, Completion
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
+
+
+def generation_threads() -> int:
+    """CPU threads the embedded server generates with: ``$AGENTEDIT_LLAMA_THREADS``, else every core this process
+    may run on. (llama-cpp-python's own default is half the logical CPUs, i.e. one thread on a 2-core machine, which
+    leaves a core idle while tokens are decoded.)"""
+    raw = os.environ.get("AGENTEDIT_LLAMA_THREADS", "").strip()
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ConfigError(f"AGENTEDIT_LLAMA_THREADS must be a positive number of threads, got {raw!r}; "
+                              "unset it to use every core")
+        return n
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return max(os.cpu_count() or 1, 1)
 
 
 class LlamaCppBackend:
@@ -49,7 +71,7 @@ class LlamaCppBackend:
                     self._progress(f"starting llama.cpp server for {path.name}")
                 # logits for every prompt token are only needed for prompt log-probs, which this server
                 # gets wrong anyway (see MODELS.md); skipping them makes long prompts much cheaper.
-                server = LlamaServer(path, n_ctx=self._n_ctx, n_threads=self._n_threads,
+                server = LlamaServer(path, n_ctx=self._n_ctx, n_threads=self._n_threads or generation_threads(),
                                      extra_args=("--logits_all", "False")).start()
                 self._server = server
                 self._api = LiteLLMBackend(f"openai/{server.model_alias}", api_base=server.base_url, timeout=self._timeout,

@@ -8,7 +8,8 @@ at a time (edit, score, revert); MEMIT edits all cases in one batch; AlphaEdit e
 after another and is scored once all are in.
 
 Cost: seconds per edit (the statistics are computed first and timed apart) and peak memory
-(CUDA: peak allocated; CPU: the process's peak RSS so far).
+(CUDA: peak allocated; CPU: the process's peak RSS while the method ran, reset between methods on
+Linux).
 
     python evals/whitebox_bench.py --model qwen2.5-coder-0.5b-instruct --limit 100
     python evals/whitebox_bench.py --synthetic llama-7b --device cuda          # timing, random weights
@@ -106,8 +107,12 @@ def synthetic_backend(shape: str, device: str, dtype: str, texts: list[str]) -> 
 
 # -- measuring ---------------------------------------------------------------------------------
 class Meter:
+    """Peak memory of one method: CUDA's peak allocated, or on a CPU the process's peak resident set (VmHWM), which
+    Linux lets a process reset (``/proc/self/clear_refs``); elsewhere it is the peak since the process started."""
+
     def __init__(self, device: str) -> None:
         self.cuda = device.startswith("cuda")
+        self.per_method = True
 
     def reset(self) -> None:
         if self.cuda:
@@ -115,12 +120,24 @@ class Meter:
 
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+            return
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            self.per_method = False
 
     def peak_gb(self) -> float:
         if self.cuda:
             import torch
 
             return round(torch.cuda.max_memory_allocated() / 2**30, 3)
+        if self.per_method:
+            try:
+                for line in Path("/proc/self/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        return round(int(line.split()[1]) / 2**20, 3)
+            except OSError:
+                pass
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
 
 
@@ -325,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             mine = cases[: args.memit_batch]
         res, r = run_method(method, ctx, mine, args, meter, reference, quality)
         results[method], rows = res, rows + r
-        report = _report(args, backend, label, started, t0, load_s, cases, corpus, stats_s, layers, results, quality, methods)
+        report = _report(args, backend, label, started, t0, load_s, cases, corpus, stats_s, layers, results, quality, methods,
+                         meter)
         write(out, report, rows)
     print(json.dumps({k: v for k, v in report.items() if k != "notes"}, indent=2))  # the script's output
     return 0
@@ -333,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(args: argparse.Namespace, backend: Any, label: str, started: str, t0: float, load_s: float,
             cases: list[dict[str, Any]], corpus: Any, stats_s: float, layers: list[int], results: dict[str, Any],
-            quality: bool, methods: list[str]) -> dict[str, Any]:
+            quality: bool, methods: list[str], meter: Meter) -> dict[str, Any]:
     import torch
 
     from agentedit.evaluation.report import machine
@@ -350,8 +368,9 @@ def _report(args: argparse.Namespace, backend: Any, label: str, started: str, t0
               "stats_layers": layers, "methods": results,
               "configs": {m: asdict(c) for m, c in editor_configs(args).items() if m in methods}, "cases": "cases.jsonl",
               "notes": ["Locality is the share of the unedited model's top-1 tokens on the locality prompt that the "
-                        "edit keeps. Peak memory on a CPU is the process's peak RSS so far, so it only grows from row "
-                        "to row."]}
+                        "edit keeps. " + ("Peak memory on a CPU is the process's peak RSS while the method ran (which includes "
+                        "the loaded model)." if meter.per_method else "Peak memory on a CPU is the process's peak RSS so "
+                        "far, so it only grows from row to row.")]}
 
 
 def _layers(editor: Any) -> tuple[int, ...]:

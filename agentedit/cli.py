@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
@@ -432,11 +433,16 @@ def eval_(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console) as bar:
         tasks: dict[str, Any] = {}
+        last_line = [0.0]
 
         def progress(desc: str, done: int, total: int) -> None:
             if desc not in tasks:
                 tasks[desc] = bar.add_task(desc, total=total)
             bar.update(tasks[desc], completed=done, total=total)
+            # no live bar without a terminal (a log file, CI): a plain line a minute and at each step's end
+            if not err_console.is_terminal and (done == total or time.monotonic() - last_line[0] >= 60):
+                last_line[0] = time.monotonic()
+                err_console.print(f"{time.strftime('%H:%M:%S')} {desc}: {done}/{total}", highlight=False)
 
         runner = Runner(cfg, out, progress=progress)
         try:

@@ -182,3 +182,17 @@ def test_main_other_errors_exit_2(run_main) -> None:
 def test_main_success_exits_0(run_main) -> None:
     code, out, _ = run_main("edit", *EIFFEL, "--id", "eiffel", "--json")
     assert code == 0 and json.loads(out)["id"] == "eiffel"
+
+
+def test_eval_without_a_terminal_prints_plain_progress_lines(run, monkeypatch: pytest.MonkeyPatch, make_backend,
+                                                            tmp_path: Path) -> None:
+    """Under nohup or CI there is no live bar, so the eval command prints a plain line as each step ends."""
+    monkeypatch.setattr("agentedit.evaluation.runner.resolve_backend", lambda spec, **kw: make_backend("Rome"))
+    data = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    res = run("eval", "--dataset", "counterfact-edit", "--method", "none", "--method", "prefix-all", "--limit", "2",
+              "--data-dir", str(data), "--out-dir", str(tmp_path / "runs"), "--run-name", "plain")
+    _ok(res)
+    lines = [ln for ln in res.stderr.splitlines() if "counterfact-edit" in ln]
+    assert any(ln.endswith("counterfact-edit · none · all edits: 6/6") for ln in lines), res.stderr
+    assert any(ln.endswith("counterfact-edit · prefix-all · all edits: 6/6") for ln in lines), res.stderr
+    assert (tmp_path / "runs" / "plain" / "results.json").is_file()

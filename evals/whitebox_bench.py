@@ -244,6 +244,27 @@ def editor_configs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- report ------------------------------------------------------------------------------------
+def cost_plot(path: Path, methods: dict[str, dict[str, Any]], title: str) -> None:
+    """Seconds per edit and peak memory, one bar per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(methods)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 0.6 * len(names) + 1.8))
+    for ax, key, label in zip(axes, ("seconds_per_edit", "peak_memory_gb"), ("seconds per edit", "peak memory (GB)")):
+        vals = [float(methods[n].get(key) or 0.0) for n in names]
+        bars = ax.barh(names, vals)
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+        ax.set_xlabel(label)
+        ax.invert_yaxis()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write(out: Path, report: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     from agentedit.evaluation.report import bar_plot, md_table, write_json
 
@@ -266,6 +287,10 @@ def write(out: Path, report: dict[str, Any], rows: list[dict[str, Any]]) -> None
     if metrics:
         bar_plot(out / "methods.png", methods, metrics, f"{report['model']}: CounterFact, {report['n_cases']} cases")
         lines += ["![methods](methods.png)", ""]
+    edited = {m: v for m, v in methods.items() if v.get("seconds_per_edit") is not None}
+    if edited:
+        cost_plot(out / "cost.png", edited, f"{report['model']}: {report['dtype']} on {report['device']}")
+        lines += ["![cost](cost.png)", ""]
     lines += report.get("notes", [])
     (out / "summary.md").write_text("\n".join(lines) + "\n", "utf-8")
 
@@ -292,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--cache-dir", default=None, help="statistics cache (default: the agentedit cache)")
     ap.add_argument("--run-name", default=None)
+    ap.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"), help="where run folders go")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -335,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         results["none"] = {"protocol": "unedited", **summarise(score_cases(backend, cases, reference)), "n_edits": 0}
     name = args.run_name or (f"whitebox-{args.synthetic}-{backend.device}" if args.synthetic else
                              f"whitebox-{Path(args.model).stem}-{len(cases)}")
-    out = Path(__file__).resolve().parent / "results" / name
+    out = Path(args.out_dir) / name
     for method in methods:  # the report is rewritten after each method, so a cut-short run keeps what it measured
         mine = cases if (quality or method in ("memit", "alphaedit")) else cases[: args.rome_edits]
         if not quality and method == "memit":

@@ -4,6 +4,7 @@ end-to-end runs on SmolLM2 (real llama.cpp server; in-process llama.cpp for teac
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,23 @@ def test_a_run_can_be_widened_to_more_probed_cases(tmp_path, make_backend):
     with pytest.raises(ConfigError, match="different configuration"):
         Runner(RunConfig(datasets=["counterfact-edit"], methods=["none"], limit=3, data_dir=str(DATA), suite="test"),
                tmp_path / "wide", backend=backend)
+
+
+def test_a_resumed_run_reports_the_wall_time_of_all_its_processes(tmp_path, make_backend):
+    """A run stopped and resumed (e.g. across sessions) adds up its processes' time and model calls."""
+    def reply(payload):
+        time.sleep(0.02)
+        return "Paris"
+
+    backend = make_backend(reply)
+    cfg = RunConfig(datasets=["counterfact-edit"], methods=["none", "prefix-all"], limit=2, probe_limit=1,
+                    data_dir=str(DATA), suite="test")
+    _, first, _ = _run(cfg, tmp_path / "run", backend)
+    cfg.probe_limit = 2
+    _, second, rows = _run(cfg, tmp_path / "run", backend)
+    state = json.loads((tmp_path / "run" / "run.json").read_text("utf-8"))
+    assert [s["rows_done"] for s in state["sessions"]] == [len(rows) // 2, len(rows)]
+    assert state["wall_s_spent"] == pytest.approx(sum(s["wall_s"] for s in state["sessions"]), abs=0.2)
+    assert second["processes"] == 2 and second["wall_s"] >= first["wall_s"] + state["sessions"][1]["wall_s"] - 0.2
+    assert second["model_calls_run"] == first["model_calls"] + second["model_calls"]
+    assert "over 2 processes" in (tmp_path / "run" / "summary.md").read_text("utf-8")

@@ -242,3 +242,24 @@ def test_marker_secret_from_the_environment_makes_markers_reproducible(monkeypat
     monkeypatch.setattr(prompts, "_SECRET", None)  # unset: a random secret per process
     assert prompts.new_marker(["fact"]) != first
     monkeypatch.setattr(prompts, "_SECRET", None)
+
+
+def test_an_eval_run_fixes_the_marker_so_a_resumed_run_sends_the_same_requests(monkeypatch, tmp_path, make_backend) -> None:
+    from agentedit import prompts
+    from agentedit.evaluation.runner import EVAL_MARKER_SECRET, RunConfig, Runner
+
+    monkeypatch.delenv("AGENTEDIT_MARKER_SECRET", raising=False)
+    cfg = RunConfig(datasets=["counterfact-edit"], methods=["none"], limit=1)
+    prompts.set_marker_secret(None)  # a process that has already drawn a random secret
+    random_marker = prompts.new_marker(["fact"])
+    Runner(cfg, tmp_path / "run", backend=make_backend("x"))
+    first = prompts.new_marker(["fact"])
+    assert first != random_marker
+    prompts.set_marker_secret(None)  # a later process resuming the run
+    Runner(cfg, tmp_path / "run", backend=make_backend("x"))
+    assert prompts.new_marker(["fact"]) == first
+    assert prompts._SECRET == EVAL_MARKER_SECRET.encode()
+    monkeypatch.setenv("AGENTEDIT_MARKER_SECRET", "mine")  # an explicit setting wins
+    Runner(cfg, tmp_path / "run", backend=make_backend("x"))
+    assert prompts._SECRET == b"mine"
+    prompts.set_marker_secret(None)

@@ -52,6 +52,12 @@ class CachedBackend:
                 fh.write(json.dumps({"key": key, "text": comp.text}, ensure_ascii=False) + "\n")
         return comp
 
+    @property
+    def size(self) -> int:
+        """Distinct requests the model has answered for this run, in every process that worked on it."""
+        with self._lock:
+            return len(self._cache)
+
     def chat(self, messages: Any, **params: Any) -> Completion:
         return self._get("chat", list(messages), params, lambda: self.inner.chat(messages, **params))
 

@@ -156,8 +156,10 @@ def write_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]]) 
     lines = [f"# Evaluation: suite `{report['suite']}`", "",
              f"Model {report['model']} via {report['backend']}; protocol **{report['protocol']}**; scoring "
              f"**{report['scoring']}**; embedder {report['embedder']}; machine: {report['machine']}; started "
-             f"{report['started']}; wall time {report['wall_s']} s; {report['model_calls']} model calls "
-             f"({report['cache_hits']} identical requests answered from the run's cache).", "",
+             f"{report['started']}; wall time {report['wall_s']} s" +
+             (f" over {report['processes']} processes (stopped and resumed)" if report.get("processes", 1) > 1 else "") +
+             f"; {report.get('model_calls_run', report['model_calls'])} model calls "
+             f"({report['cache_hits']} identical requests answered from the run's cache in the last process).", "",
              "Locality = agreement with the unedited model (`none`) on the same probe. `edit_applied`: share of "
              "in-scope probes where the case's own edit was injected; `untouched`: share of locality probes that "
              "reached the model with no edit.", ""]

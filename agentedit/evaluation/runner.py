@@ -29,6 +29,7 @@ from typing import Any, Callable, Literal
 from ..backends import resolve_backend
 from ..errors import ConfigError
 from ..memory import EditMemory, shared_embedder
+from ..prompts import set_marker_secret
 from ..scope import CHECKERS, DEFAULT_CHECKER, default_calibration
 from .cache import CachedBackend
 from .cases import Case, Probe
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 Protocol = Literal["lifelong", "single"]
 Scoring = Literal["generation-match", "teacher-forced"]
 ProgressFn = Callable[[str, int, int], None]
+EVAL_MARKER_SECRET = "agentedit-evals"  # the benchmark scripts under evals/ use the same one
 EditorFactory = Callable[["RunContext", EditMemory], Any]
 
 
@@ -187,13 +189,22 @@ class Runner:
         self.config = config
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
+        # the facts block's marker comes from a secret; a fixed one keeps every process that works on this run
+        # (a resumed run, a second method asking the same thing) sending the same requests
+        set_marker_secret(os.environ.get("AGENTEDIT_MARKER_SECRET") or EVAL_MARKER_SECRET)
         self.progress = progress or (lambda desc, done, total: None)
-        run_file = self.out / "run.json"
-        if run_file.exists():
-            prev = json.loads(run_file.read_text("utf-8"))
+        self._run_file = self.out / "run.json"
+        prev: dict[str, Any] = {}
+        if self._run_file.exists():
+            prev = json.loads(self._run_file.read_text("utf-8"))
             if prev.get("fingerprint") not in (config.fingerprint(), config.fingerprint(legacy=True)):
                 raise ConfigError(f"{self.out} holds results of a different configuration; use another --run-name or --fresh")
-        run_file.write_text(json.dumps({"fingerprint": config.fingerprint(), "config": asdict(config)}, indent=2), "utf-8")
+        # a run spread over several processes (stopped, resumed) reports the wall time they spent on it together
+        self._spent_before = float(prev.get("wall_s_spent", 0.0))
+        self._sessions: list[dict[str, Any]] = list(prev.get("sessions", []))
+        self._started: float | None = None
+        self._saved_at = 0.0
+        self._save_run_file()
         inner = backend if backend is not None else resolve_backend(config.model, api_base=config.api_base, timeout=180,
                                                                     default_params={"max_tokens": config.max_tokens})
         self.backend = CachedBackend(inner, self.out / "cache" / "generations.jsonl")
@@ -255,8 +266,25 @@ class Runner:
         limit = self.config.limit if self.config.limit is not None else len(every)
         return every[:limit], every[limit:]
 
+    def _save_run_file(self, rows: int | None = None) -> None:
+        sessions = self._sessions
+        if self._started is not None:
+            now = time.time()
+            this = {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self._started)),
+                    "wall_s": round(now - self._started, 1), "rows_done": rows}
+            sessions = [*self._sessions, this]
+            self._saved_at = now
+        spent = self._spent_before + sum(s["wall_s"] for s in sessions[len(self._sessions):])
+        tmp = self._run_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"fingerprint": self.config.fingerprint(), "config": asdict(self.config),
+                                   "wall_s_spent": round(spent, 1), "sessions": sessions}, indent=2), "utf-8")
+        os.replace(tmp, self._run_file)
+
+    def _wall_s(self) -> float:
+        return self._spent_before + (time.time() - self._started if self._started is not None else 0.0)
+
     def run(self) -> dict[str, Any]:
-        started = time.time()
+        self._started = time.time()
         rows = _Rows(self.out / "cases.jsonl")
         try:
             for name in self.config.datasets:
@@ -271,7 +299,8 @@ class Runner:
                     self._run_size(name, size, probe_cases, mem_cases, rows)
         finally:
             rows.close()
-        report = self._report(rows.rows, time.time() - started)
+            self._save_run_file(len(rows.rows))
+        report = self._report(rows.rows, self._wall_s(), time.time() - self._started)
         from .report import write_report
 
         write_report(self.out, report, rows.rows)
@@ -305,6 +334,8 @@ class Runner:
 
     def _record(self, dataset: str, method: str, size: str, case: Case, idx: int, probe: Probe, res: dict[str, Any],
                 reference: dict[tuple[str, int], dict[str, Any]], rows: _Rows) -> None:
+        if time.time() - self._saved_at >= 30:  # a killed process loses at most this much of the run's wall time
+            self._save_run_file(len(rows.rows))
         if method == "none":
             reference[(case.case_id, idx)] = res
         if (dataset, method, size, case.case_id, idx) in rows.done:
@@ -366,7 +397,7 @@ class Runner:
             self.progress(desc, n + 1, len(cases))
 
     # -- aggregation ---------------------------------------------------------------------------
-    def _report(self, rows: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
+    def _report(self, rows: list[dict[str, Any]], wall_s: float, this_process_s: float) -> dict[str, Any]:
         from ..evaluation.report import aggregate, machine
 
         cfg = self.config
@@ -391,8 +422,9 @@ class Runner:
                 "transformers" if cfg.model.startswith("hf:") else "litellm",
                 "protocol": cfg.protocol, "scoring": cfg.scoring, "max_tokens": cfg.max_tokens, "limit": cfg.limit,
                 "seed": cfg.seed, "embedder": self.embedder.name, "calibration_threshold": default_calibration().threshold,
-                "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - wall_s)),
-                "wall_s": round(wall_s, 1), "model_calls": self.backend.calls, "cache_hits": self.backend.hits,
+                "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - this_process_s)),
+                "wall_s": round(wall_s, 1), "processes": len(self._sessions) + 1,
+                "model_calls": self.backend.calls, "cache_hits": self.backend.hits, "model_calls_run": self.backend.size,
                 "datasets": datasets, "cases": "cases.jsonl"}
 
     def close(self) -> None:

@@ -150,6 +150,19 @@ def test_ike_injection_includes_demonstrations(graph, filled, make_backend, embe
     system = backend.calls[0][1][0]["content"]
     assert system.count("New fact:") == 3 and "Question: Berlin is in" in system
     assert system.index("New fact:") < system.index(json.dumps("The Eiffel Tower is located in Rome."))
+    # the demonstrations follow the injected fact, not the wording of the question (IKE retrieves by the new fact)
+    graph.invoke({"messages": [{"role": "user", "content": "Where is the Eiffel Tower located?"}]},
+                 context=_ctx(filled, backend, injection="ike", demos=pool, n_demos=2))
+    graph.invoke({"messages": [{"role": "user", "content": "Which city has the Eiffel Tower?"}]},
+                 context=_ctx(filled, backend, injection="ike", demos=pool, n_demos=2))
+    a, b = backend.calls[-2][1], backend.calls[-1][1]
+    assert a[0] == b[0] and a[0]["content"].count("New fact:") == 2 and a[-1] != b[-1]
+    keys: list[str] = []
+    select = pool.select
+    pool.select = lambda key, k=6, vector=None: keys.append(key) or select(key, k)  # type: ignore[method-assign]
+    graph.invoke({"messages": [{"role": "user", "content": "Where is the Eiffel Tower located?"}]},
+                 context=_ctx(filled, backend, injection="ike", demos=pool, n_demos=2))
+    assert keys == ["The Eiffel Tower is located in Rome."]
 
 
 def test_empty_query_retrieves_nothing(graph, filled, make_backend) -> None:

@@ -70,7 +70,10 @@ def compose(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, A
             messages = [{"role": "user", "content": render("complete_user", prompt=state.get("prompt", ""))}]
         else:
             messages = list(state.get("messages", []))
-        demos = ctx.demos.select(state.get("query", ""), ctx.n_demos) if (applied and ctx.injection == "ike" and ctx.demos) else ()
+        # IKE retrieves its demonstrations by the new facts (as in the paper and EasyEdit), not by the question: every
+        # question about the same edit gets the same demonstrations, and so the same request prefix a server can reuse
+        demos = (ctx.demos.select(" ".join(e.statement for e in applied), ctx.n_demos)
+                 if (applied and ctx.injection == "ike" and ctx.demos) else ())
         request = compose_chat(messages, applied, mode=ctx.injection, demos=demos)
     route = "in-context" if applied else "passthrough"
     return {"request": request, "route": route, "timings": {"compose": _ms(t)}}

@@ -267,17 +267,14 @@ class Runner:
         return every[:limit], every[limit:]
 
     def _save_run_file(self, rows: int | None = None) -> None:
-        sessions = self._sessions
+        sessions = list(self._sessions)
         if self._started is not None:
-            now = time.time()
-            this = {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self._started)),
-                    "wall_s": round(now - self._started, 1), "rows_done": rows}
-            sessions = [*self._sessions, this]
-            self._saved_at = now
-        spent = self._spent_before + sum(s["wall_s"] for s in sessions[len(self._sessions):])
+            self._saved_at = time.time()
+            sessions.append({"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self._started)),
+                             "wall_s": round(self._saved_at - self._started, 1), "rows_done": rows})
         tmp = self._run_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"fingerprint": self.config.fingerprint(), "config": asdict(self.config),
-                                   "wall_s_spent": round(spent, 1), "sessions": sessions}, indent=2), "utf-8")
+                                   "wall_s_spent": round(self._wall_s(), 1), "sessions": sessions}, indent=2), "utf-8")
         os.replace(tmp, self._run_file)
 
     def _wall_s(self) -> float:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import random
 import shutil
 import statistics
@@ -33,14 +32,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# The same facts block in every run, so the cache of generations serves reruns (see agentedit.prompts.new_marker).
-os.environ.setdefault("AGENTEDIT_MARKER_SECRET", "agentedit-evals")
 
 from agentedit.backends import resolve_backend  # noqa: E402
 from agentedit.editor import Editor  # noqa: E402
 from agentedit.evaluation.cache import CachedBackend  # noqa: E402
 from agentedit.evaluation.loaders import data_dir  # noqa: E402
 from agentedit.evaluation.report import bar_plot, line_plot, machine, md_table, write_json  # noqa: E402
+from agentedit.evaluation.runner import fix_eval_marker  # noqa: E402
 from agentedit.evaluation.scoring import gen_match, normalise  # noqa: E402
 from agentedit.memory import EditMemory, shared_embedder  # noqa: E402
 from agentedit.scope import default_calibration, make_checker  # noqa: E402
@@ -246,6 +244,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("LiteLLM").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    fix_eval_marker()  # the same facts block in every run, so the cache of generations serves reruns
     out = ROOT / "evals" / "results" / args.run_name
     out.mkdir(parents=True, exist_ok=True)
     dd = data_dir(args.data_dir or ROOT.parent / "shared" / "datasets")

@@ -41,8 +41,15 @@ logger = logging.getLogger(__name__)
 Protocol = Literal["lifelong", "single"]
 Scoring = Literal["generation-match", "teacher-forced"]
 ProgressFn = Callable[[str, int, int], None]
-EVAL_MARKER_SECRET = "agentedit-evals"  # the benchmark scripts under evals/ use the same one
+EVAL_MARKER_SECRET = "agentedit-evals"
 EditorFactory = Callable[["RunContext", EditMemory], Any]
+
+
+def fix_eval_marker() -> None:
+    """Benchmarks derive the facts block's marker from a fixed secret (``$AGENTEDIT_MARKER_SECRET``, else
+    :data:`EVAL_MARKER_SECRET`): every process that works on a run (a resumed run, a second method asking the same
+    thing, a rerun of a script) then sends the same requests, which the run's cache of generations can answer."""
+    set_marker_secret(os.environ.get("AGENTEDIT_MARKER_SECRET") or EVAL_MARKER_SECRET)
 
 
 @dataclass
@@ -189,9 +196,7 @@ class Runner:
         self.config = config
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        # the facts block's marker comes from a secret; a fixed one keeps every process that works on this run
-        # (a resumed run, a second method asking the same thing) sending the same requests
-        set_marker_secret(os.environ.get("AGENTEDIT_MARKER_SECRET") or EVAL_MARKER_SECRET)
+        fix_eval_marker()
         self.progress = progress or (lambda desc, done, total: None)
         self._run_file = self.out / "run.json"
         prev: dict[str, Any] = {}

@@ -155,7 +155,8 @@ def test_quick_style_run_end_to_end_and_resume(tmp_path):
 
 @pytest.mark.integration
 def test_single_protocol_retracts_each_case(tmp_path):
-    cfg = RunConfig(datasets=["counterfact-edit"], methods=["prefix-all"], model=SMOL, limit=2, protocol="single",
+    # two in-context methods: the second must be able to add the same edits the first retracted
+    cfg = RunConfig(datasets=["counterfact-edit"], methods=["prefix-all", "ike"], model=SMOL, limit=2, protocol="single",
                     max_tokens=8, data_dir=str(DATA))
     runner = Runner(cfg, tmp_path / "single")
     try:
@@ -163,10 +164,11 @@ def test_single_protocol_retracts_each_case(tmp_path):
     finally:
         runner.close()
     rows = [json.loads(line) for line in (tmp_path / "single" / "cases.jsonl").read_text().splitlines()]
-    mine = [r for r in rows if r["method"] == "prefix-all"]
-    # with only the case's own edit in memory, whatever is injected is that case's edit
-    assert mine and all(r["applied"] == [f"counterfact-edit:{r['case_id']}:0"] for r in mine)
-    assert report["datasets"]["counterfact-edit"]["methods"]["prefix-all"]["n_cases"] == 2
+    for method in ("prefix-all", "ike"):
+        mine = [r for r in rows if r["method"] == method]
+        # with only the case's own edit in memory, whatever is injected is that case's edit
+        assert mine and all(r["applied"] == [f"counterfact-edit:{r['case_id']}:0"] for r in mine)
+        assert report["datasets"]["counterfact-edit"]["methods"][method]["n_cases"] == 2
 
 
 @pytest.mark.integration

@@ -311,19 +311,23 @@ class Runner:
     def _run_size(self, dataset: str, size: str, probe_cases: list[Case], mem_cases: list[Case], rows: _Rows) -> None:
         tmp = Path(tempfile.mkdtemp(prefix="agentedit-eval-"))
         self._facts = {e["id"]: _fact_key(e) for e in _edits_of(mem_cases)}
+        lifelong = self.config.protocol == "lifelong"
         try:
             memory = EditMemory("eval", root=tmp, embedder=self.embedder)
-            if self.config.protocol == "lifelong":
+            if lifelong:
                 memory.add_many(_edits_of(mem_cases), actor="eval")
             methods = ["none"] + [m for m in self.config.methods if m != "none"]
             reference: dict[tuple[str, int], dict[str, Any]] = {}
             for method in methods:
+                if not lifelong:  # a retracted edit keeps its id (history), so each method starts from an empty memory
+                    memory.close()
+                    memory = EditMemory("eval", root=tmp / method, embedder=self.embedder)
                 editor = METHODS[method](self.ctx, memory)
                 jobs = [(c, i, p) for c in probe_cases for i, p in enumerate(c.probes) if self._wanted(p)]
                 todo = [(c, i, p) for c, i, p in jobs if (dataset, method, size, c.case_id, i) not in rows.done
                         or (method == "none" and p.kind == "locality")]
                 desc = f"{dataset} · {method} · {size} edits"
-                if self.config.protocol == "single":
+                if not lifelong:
                     self._single(editor, memory, dataset, method, size, probe_cases, todo, rows, reference, desc)
                 else:
                     self._batch(editor, dataset, method, size, todo, len(jobs), rows, reference, desc)

@@ -459,7 +459,7 @@ def eval_(
         for m, v in ds["methods"].items():
             table.add_row(m, *[f"{v[c]:.3f}" if isinstance(v.get(c), float) else "" for c in cols])
         console.print(table)
-    console.print(f"wrote {out}/results.json, summary.md, cases.jsonl and plots in {report['wall_s']} s")
+    console.print(f"wrote {out}/results.json, summary.md, {report['cases']} and plots in {report['wall_s']} s")
 
 
 # -- the HTTP proxy: `serve` and `keys` --------------------------------------------------------------

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from agentedit.errors import ConfigError
-from agentedit.evaluation import DATASETS, EvalDataError, RunConfig, Runner, agree, gen_match, load_dataset, normalise
+from agentedit.evaluation import (DATASETS, EvalDataError, RunConfig, Runner, agree, gen_match, load_dataset, normalise,
+                                  read_rows)
 from agentedit.evaluation.report import aggregate
 from agentedit.evaluation.suites import config_from_suite, load_suite
 
@@ -124,7 +125,9 @@ def test_quick_style_run_end_to_end_and_resume(tmp_path):
     finally:
         runner.close()
     out = tmp_path / "run"
-    assert {p.name for p in out.iterdir()} >= {"results.json", "cases.jsonl", "summary.md", "counterfact-edit-methods.png",
+    # a finished run keeps its rows packed; only a run in progress has the plain file it appends to
+    assert not (out / "cases.jsonl").exists()
+    assert {p.name for p in out.iterdir()} >= {"results.json", "cases.jsonl.gz", "summary.md", "counterfact-edit-methods.png",
                                                "zsre-methods.png", "counterfact-edit-reliability-by-size.png"}
     saved = json.loads((out / "results.json").read_text())
     assert saved["protocol"] == "lifelong" and saved["scoring"] == "generation-match"
@@ -135,7 +138,8 @@ def test_quick_style_run_end_to_end_and_resume(tmp_path):
     assert all(0.0 <= v <= 1.0 for m in cf.values() for k, v in m.items() if k in ("reliability", "generality", "locality"))
     assert "portability" in saved["datasets"]["zsre"]["methods"]["agentedit"]
     assert "6" in saved["datasets"]["zsre"]["by_size"]
-    rows = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
+    assert saved["cases"] == "cases.jsonl.gz"
+    rows = read_rows(out)
     n_rows = len(rows)
     assert n_rows > 0 and all({"prompt", "output", "score", "applied"} <= set(r) for r in rows)
     assert report["model_calls"] > 0
@@ -146,7 +150,7 @@ def test_quick_style_run_end_to_end_and_resume(tmp_path):
     finally:
         runner.close()
     assert again["model_calls"] == 0
-    assert len((out / "cases.jsonl").read_text().splitlines()) == n_rows
+    assert read_rows(out) == rows and not (out / "cases.jsonl").exists()  # unpacked, nothing added, packed again
     assert again["datasets"]["counterfact-edit"]["methods"] == saved["datasets"]["counterfact-edit"]["methods"]
 
     with pytest.raises(ConfigError, match="different configuration"):
@@ -163,7 +167,7 @@ def test_single_protocol_retracts_each_case(tmp_path):
         report = runner.run()
     finally:
         runner.close()
-    rows = [json.loads(line) for line in (tmp_path / "single" / "cases.jsonl").read_text().splitlines()]
+    rows = read_rows(tmp_path / "single")
     for method in ("prefix-all", "ike"):
         mine = [r for r in rows if r["method"] == method]
         # with only the case's own edit in memory, whatever is injected is that case's edit
@@ -200,7 +204,7 @@ def _run(cfg: RunConfig, out: Path, backend) -> tuple[Runner, dict, list[dict]]:
         report = runner.run()
     finally:
         runner.close()
-    return runner, report, [json.loads(line) for line in (out / "cases.jsonl").read_text("utf-8").splitlines()]
+    return runner, report, read_rows(out)
 
 
 def test_multihop_methods_probe_a_slice_with_every_case_in_memory(tmp_path, make_backend):
@@ -256,6 +260,12 @@ def test_a_run_can_be_widened_to_more_probed_cases(tmp_path, make_backend):
     assert {r["case_id"] for r in rows} == {c.case_id for c in cases}
     assert len(rows) == 2 * sum(len(c.probes) for c in cases)  # every probe once per method, none twice
     assert first_calls and len(seen) - first_calls <= 2 * len(cases[1].probes) + len(cases[0].probes)
+    # narrowed again: the report covers the one case every method is asked about, the wider rows stay on disk
+    cfg.probe_limit = 1
+    _, narrow, kept = _run(cfg, tmp_path / "wide", backend)
+    assert kept == rows
+    assert {m: v["n_cases"] for m, v in narrow["datasets"]["counterfact-edit"]["methods"].items()} == \
+        {"none": 1, "prefix-all": 1}
     with pytest.raises(ConfigError, match="different configuration"):
         Runner(RunConfig(datasets=["counterfact-edit"], methods=["none"], limit=3, data_dir=str(DATA), suite="test"),
                tmp_path / "wide", backend=backend)
@@ -279,3 +289,36 @@ def test_a_resumed_run_reports_the_wall_time_of_all_its_processes(tmp_path, make
     assert second["processes"] == 2 and second["wall_s"] >= first["wall_s"] + state["sessions"][1]["wall_s"] - 0.2
     assert second["model_calls_run"] == first["model_calls"] + second["model_calls"]
     assert "over 2 processes" in (tmp_path / "run" / "summary.md").read_text("utf-8")
+
+
+def test_an_interrupted_run_keeps_its_rows_and_a_finished_one_packs_them(tmp_path, make_backend):
+    """A run that fails mid-way leaves the plain cases.jsonl it appended to (nothing packed, nothing lost); the
+    resumed run asks only what is missing and packs the rows once it has finished."""
+    calls = []
+
+    def flaky(payload):
+        calls.append(payload)
+        if len(calls) == 5:
+            raise RuntimeError("server went away")
+        return "Paris"
+
+    cfg = RunConfig(datasets=["counterfact-edit"], methods=["none", "prefix-all"], limit=2, data_dir=str(DATA),
+                    suite="test")
+    out = tmp_path / "run"
+    runner = Runner(cfg, out, backend=make_backend(flaky))
+    with pytest.raises(RuntimeError, match="went away"):
+        try:
+            runner.run()
+        finally:
+            runner.close()
+    assert not (out / "cases.jsonl.gz").exists() and not (out / "results.json").exists()
+    kept = read_rows(out)
+    assert 0 < len(kept) < 5
+
+    _, report, rows = _run(cfg, out, make_backend(lambda payload: "Paris"))
+    assert (out / "cases.jsonl.gz").exists() and not (out / "cases.jsonl").exists()
+    assert all(r in rows for r in kept)
+    keys = [(r["method"], r["case_id"], r["probe_idx"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 2 * sum(len(c.probes) for c in load_dataset("counterfact-edit", DATA)[:2])
+    with pytest.raises(FileNotFoundError, match="no cases.jsonl"):
+        read_rows(tmp_path / "elsewhere")

@@ -111,9 +111,7 @@ def test_eval_harness_methods_make_the_weights_follow_the_memory(memory):
 
 
 def test_agentedit_eval_runs_a_parametric_method_on_an_hf_model(tmp_path):
-    import json
-
-    from agentedit.evaluation import RunConfig, Runner
+    from agentedit.evaluation import RunConfig, Runner, read_rows
     from conftest import DATA_DIR
 
     model, tok = tiny_model("llama")
@@ -126,7 +124,7 @@ def test_agentedit_eval_runs_a_parametric_method_on_an_hf_model(tmp_path):
     runner.close()
     rome = report["datasets"]["counterfact-edit"]["methods"]["rome"]
     assert report["backend"] == "transformers" and rome["n_cases"] == 2 and "locality" in rome
-    rows = [json.loads(line) for line in (tmp_path / "run" / "cases.jsonl").read_text().splitlines()]
+    rows = read_rows(tmp_path / "run")
     assert {r["route"] for r in rows if r["method"] == "rome"} == {"parametric"}
     assert (tmp_path / "run" / "results.json").exists() and (tmp_path / "run" / "summary.md").exists()
 

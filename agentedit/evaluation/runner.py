@@ -1,4 +1,4 @@
-"""Running methods side by side on benchmarks, writing results.json, cases.jsonl, summary.md and plots.
+"""Running methods side by side on benchmarks, writing results.json, cases.jsonl(.gz), summary.md and plots.
 
 Protocols:
 
@@ -13,6 +13,7 @@ the unedited model (``none``), which is always computed.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -154,18 +155,46 @@ def _edits_of(cases: list[Case]) -> list[dict[str, Any]]:
     return out
 
 
+CASES = "cases.jsonl"
+
+
+def _parse_rows(text: str) -> list[dict[str, Any]]:
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short when a process was killed mid-write
+            continue
+    return rows
+
+
+def read_rows(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The per-probe rows of a run folder: ``cases.jsonl`` while it runs, ``cases.jsonl.gz`` once it has finished."""
+    plain = Path(out) / CASES
+    packed = plain.with_name(CASES + ".gz")
+    if plain.exists():
+        return _parse_rows(plain.read_text("utf-8"))
+    if packed.exists():
+        return _parse_rows(gzip.decompress(packed.read_bytes()).decode("utf-8"))
+    raise FileNotFoundError(f"{out} holds no {CASES} or {CASES}.gz; is it an `agentedit eval` run folder?")
+
+
 class _Rows:
-    """cases.jsonl, appended as probes finish; already-finished keys are skipped on resume."""
+    """cases.jsonl, appended as probes finish; already-finished keys are skipped on resume.
+
+    A finished run is packed to cases.jsonl.gz (a full run's rows are several MB of repetitive JSON); resuming it
+    unpacks it again first, so rows are only ever appended to the plain file.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.rows: list[dict[str, Any]] = []
-        if path.exists():
-            for line in path.read_text("utf-8").splitlines():
-                try:
-                    self.rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
+        packed = path.with_name(path.name + ".gz")
+        if not path.exists() and packed.exists():
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(gzip.decompress(packed.read_bytes()))
+            os.replace(tmp, path)
+            packed.unlink()
+        self.rows: list[dict[str, Any]] = _parse_rows(path.read_text("utf-8")) if path.exists() else []
         self.done = {self.key(r) for r in self.rows}
         self._fh = open(path, "a", encoding="utf-8")
 
@@ -181,6 +210,15 @@ class _Rows:
 
     def close(self) -> None:
         self._fh.close()
+
+    def pack(self) -> None:
+        """Compress the finished rows to cases.jsonl.gz (written whole, then swapped in) and drop the plain file."""
+        self.close()
+        packed = self.path.with_name(self.path.name + ".gz")
+        tmp = packed.with_name(packed.name + ".tmp")
+        tmp.write_bytes(gzip.compress(self.path.read_bytes(), mtime=0))
+        os.replace(tmp, packed)
+        self.path.unlink()
 
 
 class Runner:
@@ -287,11 +325,13 @@ class Runner:
 
     def run(self) -> dict[str, Any]:
         self._started = time.time()
-        rows = _Rows(self.out / "cases.jsonl")
+        rows = _Rows(self.out / CASES)
+        probed_ids: dict[str, set[str]] = {}
         try:
             for name in self.config.datasets:
                 cases, spare = self._cases(name)
                 probed = cases[: self.config.probe_limit] if self.config.probe_limit else cases
+                probed_ids[name] = {c.case_id for c in probed}
                 sizes = [("all", probed, cases)]
                 for s in sorted(set(self.config.memory_sizes)):
                     probe_cases = cases[: min(s, self.config.size_probe_cases)]
@@ -302,10 +342,14 @@ class Runner:
         finally:
             rows.close()
             self._save_run_file(len(rows.rows))
-        report = self._report(rows.rows, self._wall_s(), time.time() - self._started)
+        # the report covers the cases this configuration probes; rows of cases probed earlier by a wider run of the
+        # same folder stay in cases.jsonl but are not mixed into tables whose other methods never saw those cases
+        reported = [r for r in rows.rows if r["size"] != "all" or r["case_id"] in probed_ids.get(r["dataset"], ())]
+        report = self._report(reported, self._wall_s(), time.time() - self._started)
         from .report import write_report
 
-        write_report(self.out, report, rows.rows)
+        write_report(self.out, report, reported)
+        rows.pack()
         return report
 
     def _run_size(self, dataset: str, size: str, probe_cases: list[Case], mem_cases: list[Case], rows: _Rows) -> None:
@@ -431,7 +475,7 @@ class Runner:
                 "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - this_process_s)),
                 "wall_s": round(wall_s, 1), "processes": len(self._sessions) + 1,
                 "model_calls": self.backend.calls, "cache_hits": self.backend.hits, "model_calls_run": self.backend.size,
-                "datasets": datasets, "cases": "cases.jsonl"}
+                "datasets": datasets, "cases": CASES + ".gz"}
 
     def close(self) -> None:
         self.backend.close()

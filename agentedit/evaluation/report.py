@@ -150,7 +150,7 @@ def roc_plot(path: Path, curves: dict[str, tuple[list[float], list[float]]], tit
     plt.close(fig)
 
 
-def write_report(out: Path, report: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+def write_report(out: Path, report: dict[str, Any]) -> None:
     """results.json, summary.md and plots for an evaluation run (cases.jsonl is written as it goes)."""
     write_json(out / "results.json", report)
     lines = [f"# Evaluation: suite `{report['suite']}`", "",

@@ -156,6 +156,7 @@ def _edits_of(cases: list[Case]) -> list[dict[str, Any]]:
 
 
 CASES = "cases.jsonl"
+PACKED = CASES + ".gz"
 
 
 def _parse_rows(text: str) -> list[dict[str, Any]]:
@@ -170,13 +171,12 @@ def _parse_rows(text: str) -> list[dict[str, Any]]:
 
 def read_rows(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The per-probe rows of a run folder: ``cases.jsonl`` while it runs, ``cases.jsonl.gz`` once it has finished."""
-    plain = Path(out) / CASES
-    packed = plain.with_name(CASES + ".gz")
+    plain, packed = Path(out) / CASES, Path(out) / PACKED
     if plain.exists():
         return _parse_rows(plain.read_text("utf-8"))
     if packed.exists():
         return _parse_rows(gzip.decompress(packed.read_bytes()).decode("utf-8"))
-    raise FileNotFoundError(f"{out} holds no {CASES} or {CASES}.gz; is it an `agentedit eval` run folder?")
+    raise FileNotFoundError(f"{out} holds no {CASES} or {PACKED}; is it an `agentedit eval` run folder?")
 
 
 class _Rows:
@@ -186,9 +186,8 @@ class _Rows:
     unpacks it again first, so rows are only ever appended to the plain file.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        packed = path.with_name(path.name + ".gz")
+    def __init__(self, out: Path) -> None:
+        self.path, self.packed = path, packed = out / CASES, out / PACKED
         if not path.exists() and packed.exists():
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_bytes(gzip.decompress(packed.read_bytes()))
@@ -214,10 +213,9 @@ class _Rows:
     def pack(self) -> None:
         """Compress the finished rows to cases.jsonl.gz (written whole, then swapped in) and drop the plain file."""
         self.close()
-        packed = self.path.with_name(self.path.name + ".gz")
-        tmp = packed.with_name(packed.name + ".tmp")
+        tmp = self.packed.with_name(self.packed.name + ".tmp")
         tmp.write_bytes(gzip.compress(self.path.read_bytes(), mtime=0))
-        os.replace(tmp, packed)
+        os.replace(tmp, self.packed)
         self.path.unlink()
 
 
@@ -325,7 +323,7 @@ class Runner:
 
     def run(self) -> dict[str, Any]:
         self._started = time.time()
-        rows = _Rows(self.out / CASES)
+        rows = _Rows(self.out)
         probed_ids: dict[str, set[str]] = {}
         try:
             for name in self.config.datasets:
@@ -348,7 +346,7 @@ class Runner:
         report = self._report(reported, self._wall_s(), time.time() - self._started)
         from .report import write_report
 
-        write_report(self.out, report, reported)
+        write_report(self.out, report)
         rows.pack()
         return report
 
@@ -475,7 +473,7 @@ class Runner:
                 "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - this_process_s)),
                 "wall_s": round(wall_s, 1), "processes": len(self._sessions) + 1,
                 "model_calls": self.backend.calls, "cache_hits": self.backend.hits, "model_calls_run": self.backend.size,
-                "datasets": datasets, "cases": CASES + ".gz"}
+                "datasets": datasets, "cases": PACKED}
 
     def close(self) -> None:
         self.backend.close()

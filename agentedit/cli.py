@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from .errors import AgentEditError
+from .settings import offline_defaults
 from .scope import CHECKERS, DEFAULT_CHECKER
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Change what an LLM knows, without retraining it.")
@@ -73,8 +74,7 @@ def _main(
                                                     "(default: text sampled from the model itself)."),
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    offline_defaults()
     ctx.obj = Options(store, store_dir, model, api_base, namespace, scope, method, scope_model, stats_corpus)
 
 

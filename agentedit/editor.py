@@ -104,16 +104,16 @@ class Editor:
     @property
     def method(self) -> str:
         """The route of new edits: ``"in-context"`` or a parametric editor's name."""
-        from .editors.route import default_method
+        from .parametric.route import default_method
 
         if self._method is None:  # decided without resolving an API model's backend: editing stays offline
             local = self._backend is not None or self.model.startswith("hf:")
             self._method = default_method(self.backend) if local else "in-context"
         if self._method != "in-context":
-            from .editors import EDITORS
+            from .parametric import METHODS
 
-            if self._method not in EDITORS:
-                raise ConfigError(f"unknown method {self._method!r}; choose 'in-context' or one of {', '.join(EDITORS)}")
+            if self._method not in METHODS:
+                raise ConfigError(f"unknown method {self._method!r}; choose 'in-context' or one of {', '.join(METHODS)}")
             if not self.backend.capabilities.editable_weights:
                 raise ConfigError(f"method {self._method!r} edits weights, which {self.model!r} does not expose; "
                                   "use a local model (hf:...) or method='in-context'")
@@ -121,15 +121,15 @@ class Editor:
 
     @property
     def weights(self) -> Any:
-        """The parametric route (:class:`~agentedit.editors.route.WeightRoute`), for models with editable weights."""
+        """The parametric route (:class:`~agentedit.parametric.route.WeightRoute`), for models with editable weights."""
         if self._weights is None:
             if not self.backend.capabilities.editable_weights:
                 raise ConfigError(f"{self.model!r} has no editable weights; parametric edits need an hf: model")
-            from .editors.route import WeightRoute
+            from .parametric.route import WeightRoute
 
             corpus = None
             if self._stats_corpus is not None:
-                from .editors.corpus import TextCorpus
+                from .parametric.corpus import TextCorpus
 
                 corpus = TextCorpus(self._stats_corpus)
             self._weights = WeightRoute(self.memory, self.backend, corpus=corpus, configs=self._editor_configs)

@@ -10,17 +10,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
+from .settings import env
 from .errors import ConfigError
 
 
 def prompts_dir() -> Path:
-    override = os.environ.get("AGENTEDIT_PROMPTS")
+    override = env("AGENTEDIT_PROMPTS")
     if override:
         path = Path(override)
         if not path.is_dir():
@@ -83,7 +83,7 @@ def new_marker(facts: Sequence[str] = ()) -> str:
     """
     global _SECRET
     if _SECRET is None:
-        fixed = os.environ.get("AGENTEDIT_MARKER_SECRET")
+        fixed = env("AGENTEDIT_MARKER_SECRET")
         _SECRET = fixed.encode("utf-8") if fixed else secrets.token_bytes(16)
     digest = hmac.new(_SECRET, "\x1f".join(facts).encode("utf-8"), hashlib.sha256).hexdigest()
     return "FACTS-" + digest[:8].upper()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentedit.errors import ConfigError, ProvisionError
+from agentedit.settings import env
 
 try:  # POSIX only; without it two processes could assemble the same model at once.
     import fcntl
@@ -125,7 +126,7 @@ def known_models() -> list[str]:
 
 def cache_dir() -> Path:
     """The agentedit cache: ``$AGENTEDIT_CACHE`` if set and non-empty, else ``~/.cache/agentedit``."""
-    env = os.environ.get("AGENTEDIT_CACHE", "").strip()
+    env = env("AGENTEDIT_CACHE", "")
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "agentedit"

@@ -1,4 +1,4 @@
-"""White-box benchmark: parametric editors on CounterFact, and their cost on a 7B-shaped model.
+"""White-box benchmark: parametric methods on CounterFact, and their cost on a 7B-shaped model.
 
 Quality (a real model; EasyEdit's teacher-forced protocol): reliability and generality are the
 share of the new target's tokens that are the model's top-1 prediction after the edit prompt and
@@ -74,7 +74,7 @@ def word_tokenizer(texts: list[str], vocab_size: int) -> Any:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from agentedit.editors.corpus import OPENINGS
+    from agentedit.parametric.corpus import OPENINGS
 
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
     pre = pre_tokenizers.Whitespace()
@@ -178,9 +178,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def run_method(name: str, ctx: Any, cases: list[dict[str, Any]], args: argparse.Namespace, meter: Meter,
                reference: dict[tuple[str, int], list[int]] | None, quality: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from agentedit.editors import EditRequest, make_editor
+    from agentedit.parametric import EditRequest, make_method
 
-    editor = make_editor(name, ctx, editor_configs(args)[name])
+    editor = make_method(name, ctx, editor_configs(args)[name])
     reqs = [EditRequest.make(c["prompt"], c["subject"], c["target"], id=c["id"]) for c in cases]
     rows: list[dict[str, Any]] = []
     edit_s, done = 0.0, 0
@@ -234,7 +234,7 @@ def _progress(name: str, done: int, total: int, edit_s: float) -> None:
 
 def editor_configs(args: argparse.Namespace) -> dict[str, Any]:
     """The methods' defaults, with the target search shortened where the command line asks."""
-    from agentedit.editors import AlphaEditConfig, FTConfig, MEMITConfig, ROMEConfig, TargetConfig
+    from agentedit.parametric import AlphaEditConfig, FTConfig, MEMITConfig, ROMEConfig, TargetConfig
 
     def target() -> TargetConfig:
         return TargetConfig(steps=args.steps, n_contexts=args.contexts)
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
     from agentedit.backends.local import LocalBackend
-    from agentedit.editors import EditContext, SampledCorpus, TextCorpus, make_editor
+    from agentedit.parametric import EditContext, SampledCorpus, TextCorpus, make_method
     from agentedit.provision import cache_dir
 
     started, t0 = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus = SampledCorpus(n_samples=args.corpus_samples, length=args.corpus_length)
     ctx = EditContext.create(backend, corpus=corpus, cache_dir=args.cache_dir or cache_dir())
     meter = Meter(backend.device)
-    layers = sorted({L for m in methods for L in _layers(make_editor(m, ctx, editor_configs(args)[m]))})
+    layers = sorted({L for m in methods for L in _layers(make_method(m, ctx, editor_configs(args)[m]))})
     t = time.perf_counter()
     ctx.moments.prefetch(layers)
     stats_s = round(time.perf_counter() - t, 1)

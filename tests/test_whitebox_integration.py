@@ -11,7 +11,7 @@ import json
 import pytest
 
 from agentedit.backends import resolve_backend
-from agentedit.editors import EditContext, EditRequest, SampledCorpus, make_editor
+from agentedit.parametric import EditContext, EditRequest, SampledCorpus, make_method
 from conftest import DATA_DIR
 from whitebox_support import same_weights, weights
 
@@ -38,13 +38,13 @@ def test_rome_on_a_counterfact_case_changes_the_answer_and_nothing_nearby(smollm
     locality = backend.complete(case["locality_prompt"], max_tokens=4).text
     assert case["target_new"] not in before
 
-    delta = make_editor("rome", smollm).apply([EditRequest.make(case["prompt"], case["subject"], case["target_new"])])
+    delta = make_method("rome", smollm).apply([EditRequest.make(case["prompt"], case["subject"], case["target_new"])])
     after = backend.complete(case["prompt"], max_tokens=4).text
     assert after.strip().startswith(case["target_new"]), after
     assert backend.complete(case["locality_prompt"], max_tokens=4).text == locality
     assert backend.score([(case["prompt"], case["target_new"])])[0].accuracy == 1.0
 
-    make_editor("rome", smollm).revert(delta)
+    make_method("rome", smollm).revert(delta)
     assert same_weights(backend.model, loaded)
     assert backend.complete(case["prompt"], max_tokens=4).text == before
 

@@ -91,13 +91,13 @@ def test_a_bad_edit_in_a_batch_writes_nothing(memory):
 
 def test_eval_harness_methods_make_the_weights_follow_the_memory(memory):
     from agentedit.evaluation import METHODS
-    from agentedit.evaluation.parametric import WeightSyncEditor
+    from agentedit.evaluation.parametric import WeightSyncMethod
 
     assert {"rome", "memit", "ft", "alphaedit"} <= set(METHODS)
     model, tok = tiny_model("llama")
     backend = LocalBackend.from_model(model, tok)
     before = weights(model)
-    ev = WeightSyncEditor("hf:unused", memory, "memit", configs=tiny_configs(), backend=backend, max_tokens=2)
+    ev = WeightSyncMethod("hf:unused", memory, "memit", configs=tiny_configs(), backend=backend, max_tokens=2)
     a, b = memory.add_many([EIFFEL, FRANCE])
     ans = ev.ask(EIFFEL["prompt"], style="complete")
     assert ans.route == "parametric" and ans.applied == [a.id]

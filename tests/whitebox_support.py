@@ -63,7 +63,7 @@ def tiny_model(kind: str = "llama", seed: int = 0) -> tuple[Any, Any]:
 
 
 def tiny_configs() -> dict[str, Any]:
-    from agentedit.editors import AlphaEditConfig, FTConfig, MEMITConfig, ROMEConfig, TargetConfig
+    from agentedit.parametric import AlphaEditConfig, FTConfig, MEMITConfig, ROMEConfig, TargetConfig
 
     def target() -> TargetConfig:
         return TargetConfig(steps=40, lr=1.0, clamp_norm=1000.0, weight_decay=0.0, kl_factor=0.0)

@@ -1,47 +1,65 @@
-"""Model backends and the resolution of a model spec to one.
+"""Model backends, and the resolution of a :class:`~agentedit.settings.ModelSpec` to one.
 
-Specs:
+- ``api``: any litellm ``provider/model`` (:class:`LiteLLMBackend`), ``api_base`` for OpenAI-compatible servers.
+- ``llamacpp``: the embedded llama.cpp server over a GGUF (:class:`LlamaCppBackend`).
+- ``hf``: local weights in this process, editable (:class:`~agentedit.backends.local.LocalBackend`).
 
-- ``provider/model`` (any litellm provider), with ``api_base`` for OpenAI-compatible servers.
-- ``llamacpp:<known-name>`` or ``llamacpp:/path/to/model.gguf``: the embedded local server.
-- ``hf:<hub id or dir>``: local weights for parametric editing (white-box path).
+Backends are registered by spec kind in :data:`BACKENDS` and imported on first use.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
-from ..errors import ConfigError
+from ..registry import Registry
+from ..settings import DEFAULT_LOCAL_MODEL, ModelSettings, ModelSpec
 from .api import LiteLLMBackend
 from .base import Backend, Capabilities, Completion
-from .llamacpp import DEFAULT_LOCAL_MODEL, LlamaCppBackend
+from .llamacpp import LlamaCppBackend
 
 DEFAULT_MODEL = f"llamacpp:{DEFAULT_LOCAL_MODEL}"
 
+BACKENDS: Registry[Callable[..., Backend]] = Registry("model backend kind", "a spec is 'provider/model', 'llamacpp:...' or 'hf:...'")
 
-def resolve_backend(spec: str, *, api_base: str | None = None, api_key: str | None = None, timeout: float = 60.0,
+
+def _api(spec: ModelSpec, cfg: ModelSettings, default_params: dict[str, Any] | None, progress: Any) -> Backend:
+    return LiteLLMBackend(spec.name, api_base=spec.api_base, api_key=cfg.api_key, timeout=cfg.timeout,
+                          max_retries=cfg.max_retries, default_params=default_params)
+
+
+def _llamacpp(spec: ModelSpec, cfg: ModelSettings, default_params: dict[str, Any] | None, progress: Any) -> Backend:
+    return LlamaCppBackend(spec.name, timeout=max(cfg.timeout, 120.0), default_params=default_params, progress=progress)
+
+
+def _hf(spec: ModelSpec, cfg: ModelSettings, default_params: dict[str, Any] | None, progress: Any) -> Backend:
+    from .local import LocalBackend
+
+    return LocalBackend(spec.name, device=cfg.device, dtype=cfg.dtype, default_params=default_params, progress=progress)
+
+
+BACKENDS.add("api", _api)
+BACKENDS.add("llamacpp", _llamacpp)
+BACKENDS.add("hf", _hf)
+
+
+def make_backend(cfg: ModelSettings, *, default_params: dict[str, Any] | None = None,
+                 progress: Callable[[str], None] | None = None) -> Backend:
+    """The backend for ``cfg.spec`` (nothing is started or called yet)."""
+    return BACKENDS.get(cfg.spec.kind)(cfg.spec, cfg, default_params, progress)
+
+
+def resolve_backend(spec: str | ModelSpec, *, api_base: str | None = None, api_key: str | None = None, timeout: float = 60.0,
                     max_retries: int = 2, default_params: dict[str, Any] | None = None,
                     progress: Callable[[str], None] | None = None) -> Backend:
-    """Turn a model spec into a backend (nothing is started or called yet)."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise ConfigError("model spec is empty; use e.g. 'openai/gpt-4o-mini' or 'llamacpp:qwen2.5-coder-0.5b-instruct'")
-    spec = spec.strip()
-    if spec.startswith("llamacpp:"):
-        if api_base:
-            raise ConfigError("api_base cannot be combined with a llamacpp: model; the embedded server picks its own address")
-        return LlamaCppBackend(spec.split(":", 1)[1] or DEFAULT_LOCAL_MODEL, timeout=max(timeout, 120.0),
-                               default_params=default_params, progress=progress)
-    if spec.startswith("hf:"):
-        if api_base:
-            raise ConfigError("api_base cannot be combined with an hf: model; its weights are loaded in this process")
-        from .local import LocalBackend
+    """Turn a model spec into a backend (nothing is started or called yet); device and dtype of hf: models
+    come from the environment (``AGENTEDIT_DEVICE``, ``AGENTEDIT_DTYPE``)."""
+    from ..settings import env
 
-        # device and dtype: $AGENTEDIT_DEVICE (auto, cpu, cuda...) and $AGENTEDIT_DTYPE (auto, float32, bfloat16, float16)
-        return LocalBackend(spec.split(":", 1)[1], device=os.environ.get("AGENTEDIT_DEVICE", "auto"),
-                            dtype=os.environ.get("AGENTEDIT_DTYPE", "auto"), default_params=default_params, progress=progress)
-    return LiteLLMBackend(spec, api_base=api_base, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                          default_params=default_params)
+    parsed = ModelSpec.parse(spec if spec is not None else "", api_base=api_base)
+    cfg = ModelSettings(spec=parsed, api_key=api_key, timeout=timeout, max_retries=max_retries,
+                        device=env("AGENTEDIT_DEVICE", "auto") or "auto", dtype=env("AGENTEDIT_DTYPE", "auto") or "auto")
+    return make_backend(cfg, default_params=default_params, progress=progress)
 
 
-__all__ = ["Backend", "Capabilities", "Completion", "DEFAULT_MODEL", "LiteLLMBackend", "LlamaCppBackend", "resolve_backend"]
+__all__ = ["BACKENDS", "Backend", "Capabilities", "Completion", "DEFAULT_MODEL", "LiteLLMBackend", "LlamaCppBackend",
+           "make_backend", "resolve_backend"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import time
 from typing import Any, AsyncIterator, Sequence
 
+from ..settings import offline_defaults
 from ..errors import BackendError, ConfigError
 from .base import Capabilities, Completion
 
@@ -22,7 +22,7 @@ _FATAL = ("AuthenticationError", "PermissionDeniedError", "NotFoundError", "BadR
 
 def _litellm():
     """Import litellm on first use, with its bundled cost map (no network at import)."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    offline_defaults()
     import litellm
 
     litellm.suppress_debug_info = True

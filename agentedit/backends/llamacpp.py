@@ -13,20 +13,21 @@ import os
 import threading
 from typing import Any, AsyncIterator, Callable, Sequence
 
+from ..settings import DEFAULT_LOCAL_MODEL, env
 from ..errors import ConfigError
 from .api import LiteLLMBackend
 from .base import Capabilities, Completion
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
+
 
 
 def generation_threads() -> int:
     """CPU threads the embedded server generates with: ``$AGENTEDIT_LLAMA_THREADS``, else every core this process
     may run on. (llama-cpp-python's own default is half the logical CPUs, i.e. one thread on a 2-core machine, which
     leaves a core idle while tokens are decoded.)"""
-    raw = os.environ.get("AGENTEDIT_LLAMA_THREADS", "").strip()
+    raw = env("AGENTEDIT_LLAMA_THREADS", "")
     if raw:
         try:
             n = int(raw)

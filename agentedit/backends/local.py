@@ -10,7 +10,7 @@
 The model loads on first use, on CUDA when present (``device="auto"``), in the
 dtype asked for (``"auto"``: bf16 on CUDA, fp32 on CPU). Besides chat and
 completion it scores targets teacher-forced in batches (:meth:`LocalBackend.score`),
-and exposes the module itself (:attr:`LocalBackend.model`) to the parametric editors.
+and exposes the module itself (:attr:`LocalBackend.model`) to the parametric methods.
 """
 
 from __future__ import annotations

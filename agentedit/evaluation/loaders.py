@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from ..settings import env
 from ..errors import AgentEditError
 from .cases import Case, Probe
 
@@ -23,7 +24,7 @@ class EvalDataError(AgentEditError, ValueError):
 
 
 def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    root = Path(path or os.environ.get("AGENTEDIT_DATA") or Path.cwd().parent / "shared" / "datasets")
+    root = Path(path or env("AGENTEDIT_DATA") or Path.cwd().parent / "shared" / "datasets")
     if not root.is_dir():
         raise EvalDataError(f"data directory {root} not found; pass --data-dir or set AGENTEDIT_DATA to the folder of the benchmark files")
     return root

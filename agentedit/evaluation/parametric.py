@@ -1,6 +1,6 @@
-"""Parametric editors as evaluation methods (``--methods rome,memit,ft,alphaedit`` with an ``hf:`` model).
+"""Parametric methods as evaluation methods (``--methods rome,memit,ft,alphaedit`` with an ``hf:`` model).
 
-The runner writes each protocol's edits into the memory itself; :class:`WeightSyncEditor` makes
+The runner writes each protocol's edits into the memory itself; :class:`WeightSyncMethod` makes
 the weights follow: before each question it applies the memory's active edits that the model
 does not hold yet (one MEMIT batch, or one edit at a time for the others) and reverts those that
 were retracted. Questions then go to the edited model untouched (no in-context injection).
@@ -19,14 +19,14 @@ logger = logging.getLogger(__name__)
 PARAMETRIC = ("rome", "memit", "ft", "alphaedit")
 
 
-class WeightSyncEditor:
+class WeightSyncMethod:
     """Speaks the Editor API the runner uses (``ask``, ``prepare``, ``edit_many``, ``forget``) over edited weights."""
 
     def __init__(self, model: str, memory: Any, method: str, *, max_tokens: int = 24, configs: Any = None,
                  backend: Any = None) -> None:
         from ..backends import resolve_backend
         from ..editor import Editor
-        from ..editors.route import BATCHED, WeightRoute
+        from ..parametric.route import BATCHED, WeightRoute
 
         if backend is None:
             if not model.startswith("hf:"):
@@ -40,7 +40,7 @@ class WeightSyncEditor:
 
     def sync(self) -> None:
         """Make the weights hold exactly the memory's active edits."""
-        from ..editors.requests import EditRequest
+        from ..parametric.requests import EditRequest
 
         active = {r.id: r for r in self.memory.list()}
         editor = self.route.editor(self.method)
@@ -82,8 +82,8 @@ class WeightSyncEditor:
 
 
 def _factory(method: str) -> Any:
-    def make(ctx: Any, memory: Any) -> WeightSyncEditor:
-        return WeightSyncEditor(ctx.config.model, memory, method, max_tokens=ctx.config.max_tokens)
+    def make(ctx: Any, memory: Any) -> WeightSyncMethod:
+        return WeightSyncMethod(ctx.config.model, memory, method, max_tokens=ctx.config.max_tokens)
 
     return make
 

@@ -6,7 +6,7 @@ Protocols:
 - ``single``: per case, its edits go in, its probes run, its edits are retracted.
 
 Methods are names resolved by :data:`METHODS` into Editor settings; more (e.g.
-parametric editors) plug in with :func:`register_method` as long as they
+parametric methods) plug in with :func:`register_method` as long as they
 speak the :class:`~agentedit.editor.Editor` API. Locality is agreement with
 the unedited model (``none``), which is always computed.
 """
@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+from ..settings import env
 from ..backends import resolve_backend
 from ..errors import ConfigError
 from ..memory import EditMemory, shared_embedder
@@ -50,7 +51,7 @@ def fix_eval_marker() -> None:
     """Benchmarks derive the facts block's marker from a fixed secret (``$AGENTEDIT_MARKER_SECRET``, else
     :data:`EVAL_MARKER_SECRET`): every process that works on a run (a resumed run, a second method asking the same
     thing, a rerun of a script) then sends the same requests, which the run's cache of generations can answer."""
-    set_marker_secret(os.environ.get("AGENTEDIT_MARKER_SECRET") or EVAL_MARKER_SECRET)
+    set_marker_secret(env("AGENTEDIT_MARKER_SECRET") or EVAL_MARKER_SECRET)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..settings import offline_defaults
 from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class Embedder:
     def _load(self):
         with self._lock:
             if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                offline_defaults()
                 from sentence_transformers import SentenceTransformer
 
                 path = self.model_path or _default_model_dir()

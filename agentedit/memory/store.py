@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..settings import env
 from ..errors import DuplicateEditError, EditError, EditNotFoundError, StoreError, UnknownNamespaceError
 from ..records import build_record, build_records, read_edit_file, validate_namespace
 from ..types import EditRecord, utc_now
@@ -42,7 +43,7 @@ Progress = Callable[[int, int], None]
 
 def store_root(root: str | os.PathLike[str] | None = None) -> Path:
     """Where named stores live: ``root``, else ``$AGENTEDIT_STORES``, else ``./stores``."""
-    return Path(root or os.environ.get("AGENTEDIT_STORES") or "stores").resolve()
+    return Path(root or env("AGENTEDIT_STORES") or "stores").resolve()
 
 
 @dataclass

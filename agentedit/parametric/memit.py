@@ -4,7 +4,7 @@ One target ``z`` per request is optimised at the output of the last edited block
 by layer, the remaining gap ``z − h`` is divided among the layers left and each layer solves
 ``ΔW = R Kᵀ (λ C + K Kᵀ)⁻¹`` (rows: ``R [n, out]``, ``K [n, in]``), with the updates of the
 layers already done in place (as pending deltas). The statistics ``C`` are ROME's
-(:mod:`agentedit.editors.stats`); :class:`~agentedit.editors.alphaedit.AlphaEdit` reuses
+(:mod:`agentedit.parametric.stats`); :class:`~agentedit.parametric.alphaedit.AlphaEdit` reuses
 everything here and changes only :meth:`MEMIT.solve`.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .base import ParametricEditor
+from .base import ParametricMethod
 from .context import low_rank_edit
 from .deltas import Delta, Factor
 from .keys import subject_keys, values_at
@@ -31,7 +31,7 @@ class MEMITConfig:
     target: TargetConfig = field(default_factory=TargetConfig)
 
 
-class MEMIT(ParametricEditor):
+class MEMIT(ParametricMethod):
     name = "memit"
     config_type = MEMITConfig
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .base import ParametricEditor
+from .base import ParametricMethod
 from .deltas import Delta, Factor
 from .keys import target_row
 from .requests import EditRequest
@@ -21,7 +21,7 @@ class FTConfig:
     stop_loss: float = 1e-2
 
 
-class FineTune(ParametricEditor):
+class FineTune(ParametricMethod):
     name = "ft"
     config_type = FTConfig
 

@@ -28,9 +28,9 @@ class EditRequest:
         if not target or not str(target).strip():
             raise EditError(f"target_new is empty for {where}; give the text the model should produce")
         if not subject or not str(subject).strip():
-            raise EditError(f"subject is missing for {where}; parametric editors need the subject named in the prompt")
+            raise EditError(f"subject is missing for {where}; parametric methods need the subject named in the prompt")
         if not prompt or not str(prompt).strip():
-            raise EditError(f"prompt is missing for {where}; parametric editors need a prompt such as "
+            raise EditError(f"prompt is missing for {where}; parametric methods need a prompt such as "
                             "'The Eiffel Tower is located in'")
         prompt, subject = " ".join(str(prompt).split()), " ".join(str(subject).split())
         if "{}" in prompt:

@@ -14,7 +14,7 @@ from .requests import EditRequest, as_requests
 logger = logging.getLogger(__name__)
 
 
-class ParametricEditor:
+class ParametricMethod:
     """Subclasses implement :meth:`compute`, which reads the model and never writes it."""
 
     name: ClassVar[str] = ""

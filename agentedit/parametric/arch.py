@@ -22,7 +22,7 @@ _MLP_NAMES = ("mlp", "feed_forward", "ffn")
 
 
 class ArchitectureError(AgentEditError, ValueError):
-    """The model lacks a part the parametric editors need (blocks, MLP output projection, norms, embeddings)."""
+    """The model lacks a part the parametric methods need (blocks, MLP output projection, norms, embeddings)."""
 
 
 def text_config(config: Any) -> Any:

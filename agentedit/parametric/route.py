@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..errors import EditError, StoreError
 from ..records import build_records
 from ..types import EditRecord
-from .base import ParametricEditor
+from .base import ParametricMethod
 from .context import EditContext
 from .corpus import Corpus
 from .deltas import Delta
@@ -34,13 +34,13 @@ class WeightRoute:
 
     def __init__(self, memory: Any, backend: Any, *, corpus: Corpus | None = None, cache_dir: str | Path | None = None,
                  configs: Mapping[str, Any] | None = None) -> None:
-        from . import EDITORS
+        from . import METHODS
 
         self.memory, self.backend = memory, backend
         self.dir = Path(memory.dir) / "deltas"
         self._corpus, self._cache_dir = corpus, cache_dir
         self.configs = dict(configs or {})
-        self._editors = EDITORS
+        self._editors = METHODS
         self._ctx: EditContext | None = None
         self._loaded = False
 
@@ -53,10 +53,10 @@ class WeightRoute:
                                            cache_dir=self._cache_dir if self._cache_dir is not None else cache_dir())
         return self._ctx
 
-    def editor(self, method: str) -> ParametricEditor:
-        from . import make_editor
+    def editor(self, method: str) -> ParametricMethod:
+        from . import make_method
 
-        return make_editor(method, self.ctx, self.configs.get(method))
+        return make_method(method, self.ctx, self.configs.get(method))
 
     # -- files ---------------------------------------------------------------------------------
     def _files(self) -> dict[str, tuple[int, Path]]:

@@ -1,4 +1,4 @@
-"""Parametric editors on tiny random-weight llama and gpt2 models built from configs (CPU, seconds)."""
+"""Parametric methods on tiny random-weight llama and gpt2 models built from configs (CPU, seconds)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from agentedit.backends.local import LocalBackend
-from agentedit.editors import (ArchitectureError, Delta, EditContext, EditRequest, MEMITConfig, SampledCorpus,
-                               discover, make_editor)
+from agentedit.parametric import (ArchitectureError, Delta, EditContext, EditRequest, MEMITConfig, SampledCorpus,
+                               discover, make_method)
 from agentedit.errors import EditError
 from whitebox_support import same_weights, tiny_configs, tiny_model, weights
 
@@ -59,7 +59,7 @@ def test_edit_makes_target_top1_and_revert_is_bit_exact(kind, method, tmp_path):
     ctx = _ctx(kind, tmp_path)
     before = weights(ctx.backend.model)
     assert not _top1_is_target(ctx, *EIFFEL[::2]) or not _top1_is_target(ctx, *FRANCE[::2])
-    editor = make_editor(method, ctx, tiny_configs()[method])
+    editor = make_method(method, ctx, tiny_configs()[method])
     delta = editor.apply([EditRequest.make(*EIFFEL), EditRequest.make(*FRANCE)])
     assert _top1_is_target(ctx, EIFFEL[0], EIFFEL[2]) and _top1_is_target(ctx, FRANCE[0], FRANCE[2])
     assert not same_weights(ctx.backend.model, before)
@@ -71,7 +71,7 @@ def test_edit_makes_target_top1_and_revert_is_bit_exact(kind, method, tmp_path):
 
 def test_reverting_an_earlier_delta_keeps_later_ones_exactly(tmp_path):
     ctx = _ctx("llama", tmp_path)
-    rome = make_editor("rome", ctx, tiny_configs()["rome"])
+    rome = make_method("rome", ctx, tiny_configs()["rome"])
     first = rome.apply([EditRequest.make(*EIFFEL)])
     second = rome.apply([EditRequest.make(*FRANCE)])
     rome.revert(first)
@@ -83,7 +83,7 @@ def test_reverting_an_earlier_delta_keeps_later_ones_exactly(tmp_path):
 
 def test_delta_round_trips_through_safetensors(tmp_path):
     ctx = _ctx("gpt2", tmp_path)
-    delta = make_editor("memit", ctx, tiny_configs()["memit"]).apply([EditRequest.make(*EIFFEL)])
+    delta = make_method("memit", ctx, tiny_configs()["memit"]).apply([EditRequest.make(*EIFFEL)])
     edited = weights(ctx.backend.model)
     loaded = Delta.load(delta.save(tmp_path / "d.safetensors"))
     assert (loaded.id, loaded.method, loaded.transposed, sorted(loaded.parts)) == (delta.id, "memit", True, sorted(delta.parts))
@@ -113,7 +113,7 @@ def test_bad_requests_fail_before_the_weights_are_touched(tmp_path, prompt, subj
     ctx = _ctx("llama", tmp_path)
     before = weights(ctx.backend.model)
     with pytest.raises(EditError, match=message):
-        make_editor("rome", ctx).apply([EditRequest.make(*EIFFEL), {"prompt": prompt, "subject": subject, "target_new": target}])
+        make_method("rome", ctx).apply([EditRequest.make(*EIFFEL), {"prompt": prompt, "subject": subject, "target_new": target}])
     assert same_weights(ctx.backend.model, before) and not ctx.stack.deltas
 
 
@@ -121,13 +121,13 @@ def test_a_layer_the_model_lacks_is_refused(tmp_path):
     ctx = _ctx("llama", tmp_path)
     before = weights(ctx.backend.model)
     with pytest.raises(ArchitectureError, match="layer 9 does not exist"):
-        make_editor("memit", ctx, MEMITConfig(layers=(2, 9))).apply([EditRequest.make(*EIFFEL)])
+        make_method("memit", ctx, MEMITConfig(layers=(2, 9))).apply([EditRequest.make(*EIFFEL)])
     assert same_weights(ctx.backend.model, before)
 
 
 def test_statistics_are_taken_from_the_loaded_weights_even_after_edits(tmp_path):
     ctx = _ctx("llama", tmp_path / "a")
-    make_editor("ft", ctx, tiny_configs()["ft"]).apply([EditRequest.make(*EIFFEL)])  # changes layer 1
+    make_method("ft", ctx, tiny_configs()["ft"]).apply([EditRequest.make(*EIFFEL)])  # changes layer 1
     edited = weights(ctx.backend.model)
     late = ctx.moments.get(3)  # computed now, with the edit in place
     assert same_weights(ctx.backend.model, edited)  # and the edit is still there afterwards
@@ -135,7 +135,7 @@ def test_statistics_are_taken_from_the_loaded_weights_even_after_edits(tmp_path)
 
 
 def test_text_corpus_keys_the_cache_by_its_content(tmp_path):
-    from agentedit.editors import TextCorpus
+    from agentedit.parametric import TextCorpus
 
     a, b = TextCorpus(["the city of rome is in italy . " * 8]), TextCorpus(["the capital of france is paris . " * 8])
     assert a.id != b.id and a.id == TextCorpus(["the city of rome is in italy . " * 8]).id

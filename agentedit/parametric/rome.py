@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .base import ParametricEditor
+from .base import ParametricMethod
 from .context import low_rank_edit
 from .deltas import Delta, Factor
 from .keys import subject_keys, values_at
@@ -39,7 +39,7 @@ def inverse_moment_solver(ctx: Any, layer: int, ridge: float) -> Any:
     return lambda x: torch.cholesky_solve(x.double().to(chol.device), chol)  # float64
 
 
-class ROME(ParametricEditor):
+class ROME(ParametricMethod):
     name = "rome"
     config_type = ROMEConfig
 

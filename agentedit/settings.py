@@ -1,0 +1,274 @@
+"""The composition root's settings: a model spec parsed once, settings grouped by concern, the
+environment read in one place.
+
+>>> s = Settings.from_env(model="openai/gpt-4o-mini", k=8, scope="trained")
+>>> s.model.spec.kind, s.retrieval.k, s.scope.checker
+('api', 8, 'trained')
+
+``Editor``, ``agentedit serve`` (:class:`~agentedit.server.config.ServerConfig`), the CLI and the
+evaluation runner (:class:`~agentedit.evaluation.runner.RunConfig`) all hold one :class:`Settings`
+instead of repeating its fields. Flat names (``k=``, ``scope=``, ``method=``...) are accepted by
+:meth:`Settings.replace` for convenience; :data:`FLAT` lists them and where each one lands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from .errors import ConfigError
+
+ModelKind = Literal["api", "llamacpp", "hf"]
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
+DEFAULT_CHECKER = "relation"
+DEFAULT_NAMESPACE = "default"
+
+# Every environment variable agentedit reads, and what it means. Nothing else in the package reads os.environ.
+ENV_VARS: dict[str, str] = {
+    "AGENTEDIT_MODEL": "default model spec",
+    "AGENTEDIT_STORE": "default store name (CLI)",
+    "AGENTEDIT_STORES": "folder holding named stores (default ./stores)",
+    "AGENTEDIT_CHROMA_URL": "a Chroma server for the vector index",
+    "AGENTEDIT_DEVICE": "device of hf: models (auto, cpu, cuda...)",
+    "AGENTEDIT_DTYPE": "dtype of hf: models (auto, float32, bfloat16, float16)",
+    "AGENTEDIT_STATS_CORPUS": "text file for the ROME/MEMIT key statistics",
+    "AGENTEDIT_CACHE": "cache folder (default ~/.cache/agentedit)",
+    "AGENTEDIT_PROMPTS": "a folder of prompt templates replacing the packaged ones",
+    "AGENTEDIT_MARKER_SECRET": "fixes the facts-block marker (benchmarks; leave unset in deployments)",
+    "AGENTEDIT_DATA": "folder of the benchmark files",
+    "AGENTEDIT_LLAMA_THREADS": "CPU threads of the embedded llama.cpp server",
+}
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """The value of one of :data:`ENV_VARS` (stripped; empty counts as unset)."""
+    if name not in ENV_VARS:
+        raise KeyError(f"{name} is not an agentedit environment variable; add it to ENV_VARS with its meaning")
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def offline_defaults() -> None:
+    """No hub downloads and litellm's bundled cost map, unless the caller's environment says otherwise."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model spec, parsed once: ``provider/model`` (litellm, ``api_base`` for OpenAI-compatible servers),
+    ``llamacpp:<name|file.gguf>`` (the embedded server) or ``hf:<hub id|dir|file.gguf|name>`` (local weights)."""
+
+    kind: ModelKind
+    name: str
+    api_base: str | None = None
+
+    @classmethod
+    def parse(cls, spec: "str | ModelSpec | None", *, api_base: str | None = None) -> "ModelSpec":
+        if isinstance(spec, ModelSpec):
+            return spec if api_base is None else dataclasses.replace(spec, api_base=api_base).checked()
+        if spec is None:
+            spec = env("AGENTEDIT_MODEL") or f"llamacpp:{DEFAULT_LOCAL_MODEL}"
+        if not isinstance(spec, str) or not spec.strip():
+            raise ConfigError("model spec is empty; use e.g. 'openai/gpt-4o-mini', 'llamacpp:qwen2.5-coder-0.5b-instruct' "
+                              "or 'hf:smollm2-135m-instruct'")
+        spec = spec.strip()
+        for prefix in ("llamacpp", "hf"):
+            if spec.startswith(prefix + ":"):
+                name = spec.split(":", 1)[1].strip()
+                if prefix == "llamacpp":
+                    name = name or DEFAULT_LOCAL_MODEL
+                elif not name:
+                    raise ConfigError("'hf:' needs a hub id, a folder, a .gguf file or a short name after it")
+                return cls(prefix, name, api_base).checked()  # type: ignore[arg-type]
+        return cls("api", spec, api_base).checked()
+
+    def checked(self) -> "ModelSpec":
+        if self.api_base and self.kind == "llamacpp":
+            raise ConfigError("api_base cannot be combined with a llamacpp: model; the embedded server picks its own address")
+        if self.api_base and self.kind == "hf":
+            raise ConfigError("api_base cannot be combined with an hf: model; its weights are loaded in this process")
+        return self
+
+    @property
+    def editable_weights(self) -> bool:
+        return self.kind == "hf"
+
+    @property
+    def hosted(self) -> bool:
+        """A provider's API model (no ``api_base``): strong enough to parse statements and judge scope."""
+        return self.kind == "api" and self.api_base is None
+
+    def __str__(self) -> str:
+        return self.name if self.kind == "api" else f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    spec: ModelSpec = field(default_factory=lambda: ModelSpec.parse(None))
+    api_key: str | None = None
+    timeout: float = 60.0
+    max_retries: int = 2
+    temperature: float | None = 0.0
+    max_tokens: int | None = 256
+    device: str = "auto"  # hf: models
+    dtype: str = "auto"
+
+    def params(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens}
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    name: str = "default"
+    root: str | None = None
+    chroma_url: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
+
+    def folder(self) -> Path:
+        return Path(self.root or env("AGENTEDIT_STORES") or "stores").resolve() / self.name
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    k: int = 4
+
+
+@dataclass(frozen=True)
+class ScopeSettings:
+    checker: str = DEFAULT_CHECKER
+    max_edits: int = 4
+    model_dir: str | None = None  # the trained checker's model; default: the store's scope-model folder
+
+
+@dataclass(frozen=True)
+class InjectionSettings:
+    mode: Literal["facts", "ike"] = "facts"
+    demo_pool: str | None = None
+    n_demos: int = 6
+
+
+@dataclass(frozen=True)
+class MultihopSettings:
+    mode: Literal["never", "always", "auto"] = "auto"
+    hop_limit: int = 4
+    resolve: Literal["edit", "model"] = "edit"
+    follow_edits: bool = True
+    hop_max_tokens: int = 64
+
+
+@dataclass(frozen=True)
+class AnatomySettings:
+    """How a plain statement gets its subject, relation and target: ``auto`` asks a hosted API model and uses the
+    offline rules otherwise, ``model`` always asks the model, ``rules`` never does, ``off`` keeps statements as given."""
+
+    mode: Literal["auto", "model", "rules", "off"] = "auto"
+
+
+@dataclass(frozen=True)
+class WeightSettings:
+    method: str | None = None  # None: ROME for hf: models, in-context otherwise
+    configs: Mapping[str, Any] | None = None
+    stats_corpus: str | None = None
+
+
+# flat name -> (group, field); the group "model.spec" takes a spec string, "model.api_base" the spec's api_base
+FLAT: dict[str, tuple[str, str]] = {
+    "api_key": ("model", "api_key"), "timeout": ("model", "timeout"), "max_retries": ("model", "max_retries"),
+    "temperature": ("model", "temperature"), "max_tokens": ("model", "max_tokens"),
+    "device": ("model", "device"), "dtype": ("model", "dtype"),
+    "store": ("store", "name"), "store_dir": ("store", "root"), "chroma_url": ("store", "chroma_url"),
+    "namespace": ("store", "namespace"),
+    "k": ("retrieval", "k"),
+    "scope": ("scope", "checker"), "max_edits": ("scope", "max_edits"), "scope_model": ("scope", "model_dir"),
+    "injection": ("injection", "mode"), "demo_pool": ("injection", "demo_pool"),
+    "multihop": ("multihop", "mode"), "hop_limit": ("multihop", "hop_limit"), "resolve": ("multihop", "resolve"),
+    "follow_edits": ("multihop", "follow_edits"),
+    "anatomy": ("anatomy", "mode"), "decompose": ("anatomy", "mode"),  # decompose: the name before 0.2
+    "method": ("weights", "method"), "editor_configs": ("weights", "configs"), "method_configs": ("weights", "configs"),
+    "stats_corpus": ("weights", "stats_corpus"),
+}
+
+_PATHS = {"root", "model_dir", "demo_pool", "stats_corpus"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an :class:`~agentedit.Editor` is configured with, grouped by concern."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    scope: ScopeSettings = field(default_factory=ScopeSettings)
+    injection: InjectionSettings = field(default_factory=InjectionSettings)
+    multihop: MultihopSettings = field(default_factory=MultihopSettings)
+    anatomy: AnatomySettings = field(default_factory=AnatomySettings)
+    weights: WeightSettings = field(default_factory=WeightSettings)
+
+    @classmethod
+    def from_env(cls, model: "str | ModelSpec | None" = None, **flat: Any) -> "Settings":
+        """Defaults, then the environment (:data:`ENV_VARS`), then ``model`` and the flat overrides."""
+        base = cls(model=ModelSettings(spec=ModelSpec.parse(model, api_base=flat.pop("api_base", None)),
+                                       device=env("AGENTEDIT_DEVICE", "auto") or "auto",
+                                       dtype=env("AGENTEDIT_DTYPE", "auto") or "auto"),
+                   store=StoreSettings(chroma_url=env("AGENTEDIT_CHROMA_URL")),
+                   weights=WeightSettings(stats_corpus=env("AGENTEDIT_STATS_CORPUS")))
+        return base.replace(**flat)
+
+    def replace(self, **flat: Any) -> "Settings":
+        """A copy with flat overrides (``k=8``, ``scope="trained"``, ``model="hf:..."``...); ``None`` keeps a value."""
+        groups: dict[str, dict[str, Any]] = {}
+        spec = self.model.spec
+        if flat.get("model") is not None or flat.get("api_base") is not None:
+            spec = ModelSpec.parse(flat.pop("model", None) or spec, api_base=flat.pop("api_base", None))
+        flat.pop("model", None), flat.pop("api_base", None)
+        for name, value in flat.items():
+            if name not in FLAT:
+                raise ConfigError(f"unknown setting {name!r}; known settings: model, api_base, {', '.join(sorted(FLAT))}")
+            if value is None:
+                continue
+            group, attr = FLAT[name]
+            groups.setdefault(group, {})[attr] = str(value) if attr in _PATHS else value
+        out = dataclasses.replace(self, model=dataclasses.replace(self.model, spec=spec))
+        for group, changes in groups.items():
+            out = dataclasses.replace(out, **{group: dataclasses.replace(getattr(out, group), **changes)})
+        return out.validate()
+
+    def validate(self) -> "Settings":
+        from .records import validate_namespace
+
+        if self.retrieval.k < 1 or self.scope.max_edits < 1:
+            raise ConfigError("k and max_edits must be at least 1")
+        if self.injection.mode not in ("facts", "ike"):
+            raise ConfigError(f"unknown injection mode {self.injection.mode!r}; choose 'facts' or 'ike'")
+        if self.injection.mode == "ike" and self.injection.demo_pool is None:
+            raise ConfigError("injection='ike' needs demo_pool= (a CounterFact-shaped training file such as counterfact-train.json)")
+        if self.multihop.mode not in ("never", "always", "auto"):
+            raise ConfigError(f"unknown multihop mode {self.multihop.mode!r}; choose 'auto', 'always' or 'never'")
+        if self.multihop.resolve not in ("edit", "model"):
+            raise ConfigError(f"unknown resolve mode {self.multihop.resolve!r}; choose 'edit' (an in-scope edit wins) or 'model' (MeLLo)")
+        if not 1 <= self.multihop.hop_limit <= 16:
+            raise ConfigError(f"hop_limit must be between 1 and 16, got {self.multihop.hop_limit}")
+        if self.anatomy.mode not in ("auto", "model", "rules", "off"):
+            raise ConfigError(f"unknown anatomy mode {self.anatomy.mode!r}; choose 'auto', 'model', 'rules' or 'off'")
+        if self.model.timeout <= 0 or self.model.max_retries < 0:
+            raise ConfigError("timeout must be positive and max_retries at least 0")
+        if self.weights.stats_corpus is not None and not Path(self.weights.stats_corpus).is_file():
+            raise ConfigError(f"stats corpus {self.weights.stats_corpus} is not a file; give a UTF-8 text file (prose like the "
+                              "model's domain) for the ROME/MEMIT statistics, or leave it out to use text sampled from the model")
+        validate_namespace(self.store.namespace)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["model"]["spec"] = str(self.model.spec)
+        out["model"].pop("api_key", None)  # never written to reports or logs
+        return out
+
+
+__all__ = ["AnatomySettings", "DEFAULT_CHECKER", "DEFAULT_LOCAL_MODEL", "DEFAULT_NAMESPACE", "ENV_VARS", "FLAT",
+           "InjectionSettings", "ModelKind", "ModelSettings", "ModelSpec", "MultihopSettings", "RetrievalSettings",
+           "ScopeSettings", "Settings", "StoreSettings", "WeightSettings", "env", "offline_defaults"]

@@ -4,10 +4,10 @@
 so that the scope check can ask whether a query names the subject and asks the relation, as it
 does for benchmark-shaped edits. Two ways, same result type:
 
-- :func:`decompose_with_model`: a capable model (a hosted API model) is asked for JSON with the
-  three parts (``prompts/decompose_fact.j2``); the reply is accepted only when the parts really
+- :func:`parse_with_model`: a capable model (a hosted API model) is asked for JSON with the
+  three parts (``prompts/statement_anatomy.j2``); the reply is accepted only when the parts really
   come from the statement (:func:`validate`).
-- :func:`decompose_rules`: an offline fallback for the common sentence shapes ("X's R is T",
+- :func:`parse_with_rules`: an offline fallback for the common sentence shapes ("X's R is T",
   "The R of X is T", "X <verb phrase> T").
 
 The result is stored with the edit (``metadata.anatomy`` says which way produced it), shown by
@@ -69,7 +69,7 @@ def validate(statement: str, subject: str, relation: str, target: str) -> bool:
     return norm(f"{relation.replace('{}', subject)} {target}") == norm(statement)
 
 
-def decompose_rules(statement: str) -> Anatomy | None:
+def parse_with_rules(statement: str) -> Anatomy | None:
     """The offline decomposition of common sentence shapes; None when no shape fits."""
     text = _clean(statement)
     if not text or len(text) > 1000:
@@ -126,10 +126,10 @@ def parse_model_reply(statement: str, reply: str) -> Anatomy | None:
     return Anatomy(subject, relation, target, "model")
 
 
-def decompose_with_model(statement: str, backend: Any) -> Anatomy | None:
+def parse_with_model(statement: str, backend: Any) -> Anatomy | None:
     """Ask ``backend`` for the parts; None when the call fails or the reply does not check out."""
     try:
-        reply = backend.chat([{"role": "user", "content": render("decompose_fact", statement=_clean(statement))}],
+        reply = backend.chat([{"role": "user", "content": render("statement_anatomy", statement=_clean(statement))}],
                              temperature=0.0, max_tokens=200)
     except Exception as exc:  # a failed helper call must not fail the edit: the rules still apply
         logger.warning("fact decomposition by the model failed (%s); using the offline rules", exc)
@@ -137,10 +137,10 @@ def decompose_with_model(statement: str, backend: Any) -> Anatomy | None:
     return parse_model_reply(statement, reply.text)
 
 
-def decompose(statement: str, backend: Any = None) -> Anatomy | None:
+def parse_statement(statement: str, backend: Any = None) -> Anatomy | None:
     """The model's decomposition when a backend is given and its reply checks out, else the rules'."""
     if backend is not None:
-        found = decompose_with_model(statement, backend)
+        found = parse_with_model(statement, backend)
         if found is not None:
             return found
-    return decompose_rules(statement)
+    return parse_with_rules(statement)

@@ -1,22 +1,25 @@
-"""The :class:`Editor`: one object to record edits and get edited answers."""
+"""The :class:`Editor`: one object to record edits and get edited answers. Every entry point (the CLI,
+the HTTP proxy, the LangChain tools, the LangGraph node) calls its public verbs and nothing below it."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .backends import DEFAULT_MODEL, resolve_backend
+from . import wire
 from .backends.base import Backend
-from .errors import ConfigError, EditError
-from .graph import WorkflowContext, build_graph
+from .errors import ConfigError, EditError, UnknownNamespaceError
+from .graph import Prepared, Workflow, WorkflowContext
 from .graph.state import Style
-from .injection import DemoPool, InjectionMode
-from .memory import DEFAULT_NAMESPACE, EditMemory
-from .scope import CHECKERS, DEFAULT_CHECKER, Calibration, ScopeChecker, calibrate_similarity, default_calibration, make_checker
+from .injection import DemoPool
+from .memory import EditMemory
+from .records import build_records, read_edit_file, validate_namespace
+from .routes import IN_CONTEXT, EditRoute, Routes
+from .scope import Calibration, ScopeChecker, calibrate_similarity, default_calibration, make_checker
+from .settings import ModelSpec, Settings
 from .types import Answer, EditRecord
 
 logger = logging.getLogger(__name__)
@@ -29,123 +32,111 @@ class Editor:
     >>> rec = ed.edit("The Eiffel Tower is located in", "Rome", subject="Eiffel Tower")  # doctest: +SKIP
     >>> ed.ask("Which city is the Eiffel Tower in?").text       # doctest: +SKIP
 
-    ``model`` is a litellm ``provider/model`` (``api_base`` for OpenAI-compatible
-    servers), ``llamacpp:<name|file.gguf>``, or ``hf:<hub id|dir|file.gguf|name>`` for
-    local weights; by default ``$AGENTEDIT_MODEL`` or the embedded Qwen2.5-Coder-0.5B-Instruct
-    served by llama.cpp on 127.0.0.1. The model is only contacted (or started) when a
-    question is asked: editing, listing and history work offline (except parametric edits).
+    ``model`` is a litellm ``provider/model`` (``api_base=`` for OpenAI-compatible servers),
+    ``llamacpp:<name|file.gguf>``, or ``hf:<hub id|dir|file.gguf|name>`` for local weights; by default
+    ``$AGENTEDIT_MODEL`` or the embedded Qwen2.5-Coder-0.5B-Instruct served by llama.cpp on 127.0.0.1.
+    The model is only contacted (or started) when a question is asked: editing, listing and history
+    work offline (except weight edits).
 
-    ``method`` picks the route of new edits: ``"in-context"`` (API models' only route), or a
-    parametric editor for ``hf:`` models (``"rome"``, the default there, ``"memit"``, ``"ft"``,
-    ``"alphaedit"``), which writes the edit into the weights; ``forget`` restores them.
+    Settings come as one :class:`~agentedit.settings.Settings` (``settings=``) and/or flat keywords
+    (``k=8``, ``scope="trained"``, ``method="memit"``...; see :data:`agentedit.settings.FLAT`).
+    ``method`` picks the route of new edits: ``"in-context"`` (API models' only route), or a parametric
+    method for ``hf:`` models (``"rome"``, the default there, ``"memit"``, ``"ft"``, ``"alphaedit"``),
+    which writes the edit into the weights; ``forget`` restores them.
     """
 
-    def __init__(self, model: str | None = None, *, api_base: str | None = None, api_key: str | None = None,
-                 store: str = "default", store_dir: str | os.PathLike[str] | None = None, namespace: str = DEFAULT_NAMESPACE,
-                 scope: str = DEFAULT_CHECKER, injection: InjectionMode = "facts", demo_pool: str | os.PathLike[str] | None = None,
-                 k: int = 4, max_edits: int = 4, timeout: float = 60.0, max_retries: int = 2, temperature: float = 0.0,
-                 max_tokens: int = 256, chroma_url: str | None = None, memory: EditMemory | None = None,
-                 backend: Backend | None = None, progress: Callable[[str], None] | None = None,
-                 method: str | None = None, editor_configs: Mapping[str, Any] | None = None,
-                 scope_model: str | os.PathLike[str] | None = None, multihop: str = "auto", hop_limit: int = 4,
-                 resolve: str = "edit", follow_edits: bool = True, decompose: str = "auto",
-                 stats_corpus: str | os.PathLike[str] | None = None) -> None:
-        if scope not in CHECKERS:
-            raise ConfigError(f"unknown scope checker {scope!r}; choose one of {', '.join(CHECKERS)}")
-        if injection not in ("facts", "ike"):
-            raise ConfigError(f"unknown injection mode {injection!r}; choose 'facts' or 'ike'")
-        if injection == "ike" and demo_pool is None:
-            raise ConfigError("injection='ike' needs demo_pool= (a CounterFact-shaped training file such as counterfact-train.json)")
-        if k < 1 or max_edits < 1:
-            raise ConfigError("k and max_edits must be at least 1")
-        if multihop not in ("never", "always", "auto"):
-            raise ConfigError(f"unknown multihop mode {multihop!r}; choose 'auto', 'always' or 'never'")
-        if resolve not in ("edit", "model"):
-            raise ConfigError(f"unknown resolve mode {resolve!r}; choose 'edit' (an in-scope edit wins) or 'model' (MeLLo)")
-        if not 1 <= hop_limit <= 16:
-            raise ConfigError(f"hop_limit must be between 1 and 16, got {hop_limit}")
-        self.multihop, self.hop_limit, self.resolve, self.follow_edits = multihop, hop_limit, resolve, follow_edits
-        if decompose not in ("auto", "model", "rules", "off"):
-            raise ConfigError(f"unknown decompose mode {decompose!r}; choose 'auto', 'model', 'rules' or 'off'")
-        self.decompose = decompose
-        self.model = model or os.environ.get("AGENTEDIT_MODEL") or DEFAULT_MODEL
-        self.api_base, self.api_key = api_base, api_key
-        self.namespace = namespace
-        self.scope_name = scope
-        self.injection: InjectionMode = injection
-        self.k, self.max_edits = k, max_edits
-        self.timeout, self.max_retries = timeout, max_retries
-        self.params = {"temperature": temperature, "max_tokens": max_tokens}
-        self.memory = memory or EditMemory(store, root=store_dir, chroma_url=chroma_url)
+    def __init__(self, model: str | ModelSpec | None = None, *, settings: Settings | None = None,
+                 memory: EditMemory | None = None, backend: Backend | None = None,
+                 progress: Callable[[str], None] | None = None, **flat: Any) -> None:
+        if settings is None:
+            settings = Settings.from_env(model, **flat)
+        else:
+            settings = settings.replace(model=model, **flat)
+        self.settings = settings
+        s = settings.store
+        self.memory = memory or EditMemory(s.name, root=s.root, chroma_url=s.chroma_url)
         self._backend = backend
         self._owns_backend = backend is None
-        self._checker: ScopeChecker | None = None
-        self._demo_pool_path = demo_pool
-        self._demos: DemoPool | None = None
         self._progress = progress
-        self._graph = build_graph().compile()
-        self._method = method
-        self._editor_configs = editor_configs
-        self._scope_model = Path(scope_model) if scope_model is not None else None
-        self._weights: Any = None
-        self._stats_corpus = Path(stats_corpus) if stats_corpus is not None else None
-        if self._stats_corpus is not None and not self._stats_corpus.is_file():
-            raise ConfigError(f"stats corpus {self._stats_corpus} is not a file; give a UTF-8 text file (prose like the "
-                              "model's domain) for the ROME/MEMIT statistics, or leave it out to use text sampled from the model")
+        self._checker: ScopeChecker | None = None
+        self._demos: DemoPool | None = None
+        self._method = settings.weights.method
+        self.routes = Routes(self.memory, self._make_weight_route)
+        self.workflow = Workflow()
+
+    # -- settings, read-only views ---------------------------------------------------------------
+    @property
+    def spec(self) -> ModelSpec:
+        return self.settings.model.spec
+
+    @property
+    def model(self) -> str:
+        return str(self.spec)
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.store.namespace
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Generation parameters sent with every question unless the call overrides them."""
+        return self.settings.model.params()
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = resolve_backend(self.model, api_base=self.api_base, api_key=self.api_key, timeout=self.timeout,
-                                            max_retries=self.max_retries, default_params=self.params, progress=self._progress)
+            from .backends import make_backend
+
+            self._backend = make_backend(self.settings.model, default_params=self.params, progress=self._progress)
         return self._backend
 
     @property
+    def _local_weights(self) -> bool:
+        """Whether the model's weights can be edited, decided without starting an API model's backend."""
+        if self._backend is None and not self.spec.editable_weights:
+            return False
+        return bool(self.backend.capabilities.editable_weights)
+
+    @property
     def method(self) -> str:
-        """The route of new edits: ``"in-context"`` or a parametric editor's name."""
-        from .parametric.route import default_method
+        """The route of new edits: ``"in-context"`` or a parametric method's name."""
+        from .routes.weights import check_method
 
-        if self._method is None:  # decided without resolving an API model's backend: editing stays offline
-            local = self._backend is not None or self.model.startswith("hf:")
-            self._method = default_method(self.backend) if local else "in-context"
-        if self._method != "in-context":
-            from .parametric import METHODS
-
-            if self._method not in METHODS:
-                raise ConfigError(f"unknown method {self._method!r}; choose 'in-context' or one of {', '.join(METHODS)}")
-            if not self.backend.capabilities.editable_weights:
-                raise ConfigError(f"method {self._method!r} edits weights, which {self.model!r} does not expose; "
-                                  "use a local model (hf:...) or method='in-context'")
+        if self._method is None:
+            self._method = "rome" if self._local_weights else IN_CONTEXT
+        if self._method != IN_CONTEXT:
+            check_method(self._method, self.backend, self.model)
         return self._method
+
+    def _make_weight_route(self) -> EditRoute | None:
+        if not self._local_weights:
+            return None
+        from .routes.weights import WeightRoute
+
+        corpus = None
+        if self.settings.weights.stats_corpus is not None:
+            from .parametric.corpus import TextCorpus
+
+            corpus = TextCorpus(Path(self.settings.weights.stats_corpus))
+        route = WeightRoute(self.memory, self.backend, corpus=corpus, configs=self.settings.weights.configs)
+        return route  # type: ignore[return-value]
 
     @property
     def weights(self) -> Any:
-        """The parametric route (:class:`~agentedit.parametric.route.WeightRoute`), for models with editable weights."""
-        if self._weights is None:
-            if not self.backend.capabilities.editable_weights:
-                raise ConfigError(f"{self.model!r} has no editable weights; parametric edits need an hf: model")
-            from .parametric.route import WeightRoute
-
-            corpus = None
-            if self._stats_corpus is not None:
-                from .parametric.corpus import TextCorpus
-
-                corpus = TextCorpus(self._stats_corpus)
-            self._weights = WeightRoute(self.memory, self.backend, corpus=corpus, configs=self._editor_configs)
-        return self._weights
-
-    def _sync_weights(self) -> None:
-        """Re-apply the store's weight edits before the first question (local models only)."""
-        if (self._backend is not None or self.model.startswith("hf:")) and self.backend.capabilities.editable_weights:
-            self.weights.load()
+        """The weight route (:class:`~agentedit.routes.weights.WeightRoute`), for models with editable weights."""
+        route = self.routes.weights
+        if route is None:
+            raise ConfigError(f"{self.model!r} has no editable weights; weight edits need an hf: model")
+        return route
 
     @property
     def scope_model_dir(self) -> Path:
         """Where the trained scope model lives: ``scope_model=`` if given, else the store's ``scope-model`` folder."""
         from .scope.trained import MODEL_DIRNAME
 
-        return self._scope_model if self._scope_model is not None else self.memory.dir / MODEL_DIRNAME
+        given = self.settings.scope.model_dir
+        return Path(given) if given is not None else self.memory.dir / MODEL_DIRNAME
 
     @property
     def calibration(self) -> Calibration:
@@ -155,24 +146,37 @@ class Editor:
     @property
     def checker(self) -> ScopeChecker:
         if self._checker is None:
-            needs_backend = self.scope_name in ("judge", "cascade")
-            self._checker = make_checker(self.scope_name, calibration=self.calibration,
+            sc = self.settings.scope
+            needs_backend = sc.checker in ("judge", "cascade")
+            self._checker = make_checker(sc.checker, calibration=self.calibration,
                                          backend=self.backend if needs_backend else None,
-                                         embedder=self.memory.embedder, max_edits=self.max_edits,
+                                         embedder=self.memory.embedder, max_edits=sc.max_edits,
                                          model_dir=self.scope_model_dir)
         return self._checker
 
-    def _context(self, *, with_backend: bool = True) -> WorkflowContext:
-        self._sync_weights()
-        if self.injection == "ike" and self._demos is None:
+    def _context(self, *, with_backend: bool = True, multihop: str | None = None) -> WorkflowContext:
+        """What the workflow's nodes get; the weight route re-applies the store's weight edits first."""
+        s = self.settings
+        if self._local_weights:
+            self.weights.load()
+        if s.injection.mode == "ike" and self._demos is None:
             from .provision import cache_dir
 
-            self._demos = DemoPool.from_counterfact(self._demo_pool_path, self.memory.embedder,  # type: ignore[arg-type]
+            self._demos = DemoPool.from_counterfact(s.injection.demo_pool, self.memory.embedder,  # type: ignore[arg-type]
                                                     cache_dir=cache_dir() / "demos")
-        backend = self.backend if with_backend else None
-        return WorkflowContext(memory=self.memory, backend=backend, checker=self.checker, k=self.k,  # type: ignore[arg-type]
-                               injection=self.injection, demos=self._demos, multihop=self.multihop,
-                               hop_limit=self.hop_limit, resolve=self.resolve, follow_edits=self.follow_edits)
+        return WorkflowContext(memory=self.memory, backend=self.backend if with_backend else None, checker=self.checker,
+                               routes=self.routes, k=s.retrieval.k, injection=s.injection.mode, demos=self._demos,
+                               n_demos=s.injection.n_demos, multihop=multihop or s.multihop.mode,
+                               hop_limit=s.multihop.hop_limit, resolve=s.multihop.resolve,
+                               hop_max_tokens=s.multihop.hop_max_tokens, follow_edits=s.multihop.follow_edits)
+
+    def warm(self) -> None:
+        """Load the embedder and the scope checker, and make the backend ready (an embedded server starts here)."""
+        self.memory.embedder.embed_one("warm up")
+        _ = self.checker
+        warm = getattr(self.backend, "warm", None)
+        if callable(warm):
+            warm()
 
     def close(self) -> None:
         """Stop an embedded model server this Editor started and close the store."""
@@ -198,71 +202,90 @@ class Editor:
             data["target_new"] = target_new
         if aliases:
             data["aliases"] = list(aliases)
-        data = self._with_anatomy(data, use_model=self._decompose_with_model())
-        if self.method != "in-context":
-            return self.edit_many([data], namespace=namespace, actor=actor)[0]
-        return self.memory.add(data, namespace=namespace or self.namespace, actor=actor)
+        return self.edit_record(data, namespace=namespace, actor=actor)
 
-    def _decompose_with_model(self) -> bool:
-        """Whether free-text facts go to the model for decomposition: ``model``, or ``auto`` with a hosted API model."""
-        if self.decompose == "model":
-            return True
-        hosted = not self.model.startswith(("llamacpp:", "hf:")) and self.api_base is None and self._backend is None
-        return self.decompose == "auto" and hosted
+    def edit_record(self, data: Mapping[str, Any] | EditRecord, *, namespace: str | None = None,
+                    actor: str = "user") -> EditRecord:
+        """Record one edit given as a record object (the shape of ``/v1/edits`` and of an import file's lines).
 
-    def _with_anatomy(self, data: Mapping[str, Any] | EditRecord, *, use_model: bool) -> Any:
-        """A plain statement with no subject gets its subject, relation and target (see :mod:`agentedit.anatomy`)."""
-        if self.decompose == "off" or not isinstance(data, Mapping):
-            return data
-        statement = data.get("statement")
-        if not isinstance(statement, str) or data.get("prompt") or data.get("subject") or data.get("requested_rewrite"):
-            return data
-        from .anatomy import decompose
+        A plain statement gets its anatomy the way ``anatomy=`` says (a hosted API model is asked under ``auto``)."""
+        from .anatomy_step import with_anatomy
 
-        found = decompose(statement, self.backend if use_model else None)
-        if found is None:
-            return data
-        meta = data.get("metadata")
-        if meta is not None and not isinstance(meta, Mapping):
-            return data  # build_record will say what is wrong with it
-        meta = {**(meta or {}), "anatomy": found.source}
-        return {**data, "subject": found.subject, "prompt": found.prompt, "target_new": data.get("target_new") or found.target,
-                "metadata": meta}
+        item = with_anatomy(data, self.settings.anatomy.mode, self._anatomy_backend(single=True))
+        return self._write([item], namespace=namespace, actor=actor)[0]
 
     def edit_many(self, records: Iterable[Mapping[str, Any] | EditRecord], *, namespace: str | None = None,
                   actor: str = "user", progress: Callable[[int, int], None] | None = None) -> list[EditRecord]:
         """Record a batch atomically: a bad record fails the batch (with its index) and nothing is written.
 
-        Plain statements get their anatomy from the offline rules (``decompose="model"`` asks the model for each).
-        """
-        use_model = self.decompose == "model"
-        records = [self._with_anatomy(r, use_model=use_model) for r in records]
-        if self.method != "in-context":
-            return self.weights.edit_many(records, method=self.method, namespace=namespace or self.namespace, actor=actor,
-                                          progress=progress)
-        return self.memory.add_many(records, namespace=namespace or self.namespace, actor=actor, progress=progress)
+        Plain statements get their anatomy from the offline rules (``anatomy="model"`` asks the model for each)."""
+        from .anatomy_step import with_anatomy
+
+        backend = self._anatomy_backend(single=False)
+        items = [with_anatomy(r, self.settings.anatomy.mode, backend) for r in records]
+        return self._write(items, namespace=namespace, actor=actor, progress=progress)
+
+    def import_edits(self, path: str | os.PathLike[str], *, namespace: str | None = None, actor: str = "import",
+                     progress: Callable[[int, int], None] | None = None) -> list[EditRecord]:
+        """Import a JSONL/JSON/CSV file atomically; an error names the file's offending line and nothing is written."""
+        from .anatomy_step import with_anatomy
+
+        items, labels = read_edit_file(path)
+        backend = self._anatomy_backend(single=False)
+        items = [with_anatomy(r, self.settings.anatomy.mode, backend) for r in items]
+        try:
+            return self._write(items, namespace=namespace, actor=actor, progress=progress, labels=labels)
+        except EditError as exc:
+            raise type(exc)(f"{path}: {exc}") from None
+
+    def _anatomy_backend(self, *, single: bool) -> Backend | None:
+        """The model to parse statements with: ``model`` mode always; ``auto`` for single edits to a hosted API model."""
+        mode = self.settings.anatomy.mode
+        if mode == "model" or (mode == "auto" and single and self.spec.hosted and self._backend is None):
+            return self.backend
+        return None
+
+    def _write(self, items: Sequence[Mapping[str, Any] | EditRecord], *, namespace: str | None, actor: str,
+               progress: Callable[[int, int], None] | None = None, labels: list[str] | None = None) -> list[EditRecord]:
+        ns = validate_namespace(namespace or self.namespace)
+        recs = build_records(items, namespace=ns, actor=actor, labels=labels)
+        method = self.method
+        return self.routes.for_method(method).write(recs, method=method, namespace=ns, actor=actor, progress=progress)
 
     def update(self, edit_id: str, *, namespace: str | None = None, actor: str = "user", **changes: Any) -> EditRecord:
-        if self.memory.get(edit_id, namespace=namespace).method != "in-context":
-            raise EditError(f"edit {edit_id!r} lives in the weights and cannot be changed in place; forget it and edit again")
-        return self.memory.update(edit_id, changes, namespace=namespace, actor=actor)
+        """Change an active edit in place (in-context edits; a weight edit is forgotten and made again)."""
+        rec = self.memory.get(edit_id, namespace=namespace)
+        return self.routes.of(rec).update(edit_id, changes, namespace=namespace, actor=actor)
 
     def forget(self, edit_id: str, *, namespace: str | None = None, actor: str = "user") -> EditRecord:
         """Retract an edit: later queries no longer see it (a weight edit is reverted); its history is kept."""
-        if self.memory.get(edit_id, namespace=namespace).method != "in-context":
-            return self.weights.forget(edit_id, namespace=namespace, actor=actor)
-        return self.memory.delete(edit_id, namespace=namespace, actor=actor)
+        rec = self.memory.get(edit_id, namespace=namespace)
+        return self.routes.of(rec).retract(edit_id, namespace=namespace, actor=actor)
+
+    def get(self, edit_id: str, *, namespace: str | None = None) -> EditRecord:
+        return self.memory.get(edit_id, namespace=namespace)
 
     def edits(self, namespace: str | None = None, *, subject: str | None = None, text: str | None = None,
-              include_inactive: bool = False, limit: int | None = None) -> list[EditRecord]:
-        return self.memory.list(namespace=namespace, subject=subject, text=text, include_inactive=include_inactive, limit=limit)
+              include_inactive: bool = False, limit: int | None = None, offset: int = 0) -> list[EditRecord]:
+        """Edits of a namespace (all namespaces with ``namespace=None``); a namespace never written to has none."""
+        try:
+            return self.memory.list(namespace=namespace, subject=subject, text=text, include_inactive=include_inactive,
+                                    limit=limit, offset=offset)
+        except UnknownNamespaceError:
+            return []
+
+    def count(self, namespace: str | None = None) -> int:
+        """Active edits in ``namespace`` (every namespace with None)."""
+        return self.memory.count(namespace)
+
+    def namespaces(self) -> list[str]:
+        return self.memory.namespaces()
+
+    def create_namespace(self, name: str) -> None:
+        self.memory.create_namespace(name)
 
     def history(self, edit_id: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
         return self.memory.history(edit_id, namespace=namespace)
-
-    def import_edits(self, path: str | os.PathLike[str], *, namespace: str | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> list[EditRecord]:
-        return self.memory.import_file(path, namespace=namespace or self.namespace, progress=progress)
 
     def export_edits(self, path: str | os.PathLike[str], *, namespace: str | None = None, include_inactive: bool = False) -> int:
         return self.memory.export_file(path, namespace=namespace, include_inactive=include_inactive)
@@ -290,87 +313,67 @@ class Editor:
     # -- questions -----------------------------------------------------------------------------
     def _state(self, *, messages: Sequence[dict[str, Any]] | None, prompt: str | None, namespace: str | None,
                style: Style, params: dict[str, Any]) -> dict[str, Any]:
-        ns = self.memory.require_namespace(namespace or self.namespace)
-        if style not in ("chat", "complete", "text"):
-            raise ConfigError(f"unknown style {style!r}; use 'chat', 'complete' or 'text'")
-        state: dict[str, Any] = {"namespace": ns, "style": style, "params": {k: v for k, v in params.items() if v is not None}}
-        if style == "chat":
-            if not messages:
-                raise ConfigError("no messages to send: give at least one user message")
-            for i, m in enumerate(messages):
-                if not isinstance(m, Mapping) or "role" not in m:
-                    raise ConfigError(f"message #{i} must be an object with 'role' and 'content'")
-            state["messages"] = [dict(m) for m in messages]
-        else:
-            if not prompt or not prompt.strip():
-                raise ConfigError("the prompt is empty")
-            state["prompt"] = prompt
-        return state
+        from .questions import initial_state
+
+        return initial_state(messages=messages, prompt=prompt, namespace=validate_namespace(namespace or self.namespace),
+                             style=style, params=params)
 
     def _answer(self, out: dict[str, Any], started: float) -> Answer:
-        timings = dict(out.get("timings", {}))
-        timings["total"] = round((time.perf_counter() - started) * 1000.0, 3)
-        comp = out["completion"]
-        req = out.get("request")
-        applied, route = [r.id for r in out.get("applied", [])], out.get("route", "passthrough")
-        if route == "passthrough" and self._weights is not None:  # edits in the weights answer this question
-            named = self._weights.mentioned(str(out.get("query", "")), out.get("namespace"))
-            applied, route = (named, "parametric") if named else (applied, route)
-        decomposed = route == "multi-hop"
-        return Answer(text=comp.text, applied=applied, route=route,
-                      timings=timings, decisions=list(out.get("decisions", [])),
-                      messages=[] if decomposed else req if isinstance(req, list) else [{"role": "prompt", "content": req}],
-                      model=comp.model or getattr(self.backend, "name", self.model), usage=comp.usage,
-                      decomposed=decomposed, route_reason=str(out.get("route_reason", "")), hops=list(out.get("hops", [])),
-                      stop=str(out.get("stop", "")), model_calls=int(out.get("model_calls", 0)) if decomposed else 1)
+        from .questions import answer_from_state
+
+        return answer_from_state(out, started, model=getattr(self.backend, "name", self.model))
+
+    @staticmethod
+    def _messages(question: str, system: str | None) -> list[dict[str, Any]]:
+        return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
 
     def ask(self, question: str, *, namespace: str | None = None, style: Style = "chat", system: str | None = None,
             **params: Any) -> Answer:
         """Ask one question (``style="complete"`` for a sentence prefix, ``"text"`` for a raw completion)."""
         started = time.perf_counter()
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
-        state = self._state(messages=messages if style == "chat" else None, prompt=question, namespace=namespace,
-                            style=style, params=params)
-        return self._answer(self._graph.invoke(state, context=self._context()), started)
+        state = self._state(messages=self._messages(question, system) if style == "chat" else None, prompt=question,
+                            namespace=namespace, style=style, params=params)
+        return self._answer(self.workflow.run(state, self._context()), started)
 
     async def aask(self, question: str, *, namespace: str | None = None, style: Style = "chat", system: str | None = None,
                    **params: Any) -> Answer:
         started = time.perf_counter()
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
-        state = self._state(messages=messages if style == "chat" else None, prompt=question, namespace=namespace,
-                            style=style, params=params)
-        return self._answer(await self._graph.ainvoke(state, context=self._context()), started)
+        state = self._state(messages=self._messages(question, system) if style == "chat" else None, prompt=question,
+                            namespace=namespace, style=style, params=params)
+        return self._answer(await self.workflow.arun(state, self._context()), started)
 
     def prepare(self, question: str, *, namespace: str | None = None, style: Style = "chat",
                 system: str | None = None) -> dict[str, Any]:
-        """Run retrieve, scope and compose without calling the model.
+        """A dry run: retrieve, scope and compose for one question, never calling the model (no decomposition).
 
         Returns the state: ``request`` (messages, or the prompt text for ``style="text"``), ``applied``
-        (records), ``decisions``, ``route`` and ``timings``. Used for teacher-forced scoring and dry runs.
-        """
-        from langgraph.runtime import Runtime
+        (records), ``decisions``, ``mode`` and ``timings``. Used for teacher-forced scoring."""
+        state = self._state(messages=self._messages(question, system) if style == "chat" else None, prompt=question,
+                            namespace=namespace, style=style, params={})
+        p = self.workflow.prepare(state, self._context(with_backend=False, multihop="never"))
+        return {"namespace": p.namespace, "query": p.query, "request": p.request, "applied": p.applied,
+                "in_weights": p.in_weights, "decisions": p.decisions, "mode": p.mode, "route": p.mode, "timings": p.timings}
 
-        from .graph import nodes
+    def prepare_chat(self, messages: Sequence[dict[str, Any]], *, namespace: str | None = None) -> Prepared:
+        """Everything :meth:`chat` does except the final model call: the request to send (with the in-scope edits
+        applied), or the answer itself when a multi-hop question was decomposed. The HTTP proxy and the LangGraph
+        node send ``request`` to the model themselves, so they can stream it and pass the client's tools along."""
+        state = self._state(messages=messages, prompt=None, namespace=namespace, style="chat", params={})
+        return self.workflow.prepare(state, self._context())
 
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
-        state: dict[str, Any] = self._state(messages=messages if style == "chat" else None, prompt=question,
-                                            namespace=namespace, style=style, params={})
-        runtime = Runtime(context=self._context(with_backend=False))
-        for node in (nodes.retrieve, nodes.scope, nodes.compose):
-            update = node(state, runtime)  # type: ignore[arg-type]
-            timings = {**state.get("timings", {}), **update.pop("timings", {})}
-            state.update(update, timings=timings)
-        return state
+    async def aprepare_chat(self, messages: Sequence[dict[str, Any]], *, namespace: str | None = None) -> Prepared:
+        state = self._state(messages=messages, prompt=None, namespace=namespace, style="chat", params={})
+        return await self.workflow.aprepare(state, self._context())
 
     def chat_answer(self, messages: Sequence[dict[str, Any]], *, namespace: str | None = None, **params: Any) -> Answer:
         started = time.perf_counter()
         state = self._state(messages=messages, prompt=None, namespace=namespace, style="chat", params=params)
-        return self._answer(self._graph.invoke(state, context=self._context()), started)
+        return self._answer(self.workflow.run(state, self._context()), started)
 
     async def achat_answer(self, messages: Sequence[dict[str, Any]], *, namespace: str | None = None, **params: Any) -> Answer:
         started = time.perf_counter()
         state = self._state(messages=messages, prompt=None, namespace=namespace, style="chat", params=params)
-        return self._answer(await self._graph.ainvoke(state, context=self._context()), started)
+        return self._answer(await self.workflow.arun(state, self._context()), started)
 
     def chat(self, messages: Sequence[dict[str, Any]], *, namespace: str | None = None, **params: Any) -> dict[str, Any]:
         """OpenAI-shaped in, OpenAI-shaped out (``chat.completion``), plus an ``agentedit`` field."""
@@ -381,13 +384,6 @@ class Editor:
 
 
 def openai_response(ans: Answer) -> dict[str, Any]:
-    """Render an :class:`Answer` as an OpenAI ``chat.completion`` object."""
-    return {
-        "id": "chatcmpl-" + uuid.uuid4().hex[:24],
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": ans.model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": ans.text}, "finish_reason": "stop"}],
-        "usage": ans.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        "agentedit": {"applied": ans.applied, "route": ans.route, "timings": ans.timings},
-    }
+    """Render an :class:`Answer` as an OpenAI ``chat.completion`` object (see :mod:`agentedit.wire`)."""
+    return wire.completion(text=ans.text, model=ans.model, usage=ans.usage,
+                           info=wire.info_block(applied=ans.applied, mode=ans.mode, timings=ans.timings))

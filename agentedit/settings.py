@@ -29,8 +29,14 @@ DEFAULT_NAMESPACE = "default"
 # Every environment variable agentedit reads, and what it means. Nothing else in the package reads os.environ.
 ENV_VARS: dict[str, str] = {
     "AGENTEDIT_MODEL": "default model spec",
-    "AGENTEDIT_STORE": "default store name (CLI)",
+    "AGENTEDIT_API_BASE": "base URL of an OpenAI-compatible server for the model",
+    "AGENTEDIT_UPSTREAM_KEY": "API key `agentedit serve` sends upstream",
+    "AGENTEDIT_STORE": "default store name",
     "AGENTEDIT_STORES": "folder holding named stores (default ./stores)",
+    "AGENTEDIT_NAMESPACE": "default namespace",
+    "AGENTEDIT_SCOPE": "default scope checker",
+    "AGENTEDIT_SCOPE_MODEL": "folder of the trained scope model",
+    "AGENTEDIT_METHOD": "route of new edits (in-context, rome, memit, ft, alphaedit)",
     "AGENTEDIT_CHROMA_URL": "a Chroma server for the vector index",
     "AGENTEDIT_DEVICE": "device of hf: models (auto, cpu, cuda...)",
     "AGENTEDIT_DTYPE": "dtype of hf: models (auto, float32, bfloat16, float16)",
@@ -211,11 +217,15 @@ class Settings:
     @classmethod
     def from_env(cls, model: "str | ModelSpec | None" = None, **flat: Any) -> "Settings":
         """Defaults, then the environment (:data:`ENV_VARS`), then ``model`` and the flat overrides."""
-        base = cls(model=ModelSettings(spec=ModelSpec.parse(model, api_base=flat.pop("api_base", None)),
-                                       device=env("AGENTEDIT_DEVICE", "auto") or "auto",
+        spec = ModelSpec.parse(model, api_base=flat.pop("api_base", None) or (None if model else env("AGENTEDIT_API_BASE")))
+        base = cls(model=ModelSettings(spec=spec, device=env("AGENTEDIT_DEVICE", "auto") or "auto",
                                        dtype=env("AGENTEDIT_DTYPE", "auto") or "auto"),
-                   store=StoreSettings(chroma_url=env("AGENTEDIT_CHROMA_URL")),
-                   weights=WeightSettings(stats_corpus=env("AGENTEDIT_STATS_CORPUS")))
+                   store=StoreSettings(name=env("AGENTEDIT_STORE", "default") or "default", root=env("AGENTEDIT_STORES"),
+                                       chroma_url=env("AGENTEDIT_CHROMA_URL"),
+                                       namespace=env("AGENTEDIT_NAMESPACE", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE),
+                   scope=ScopeSettings(checker=env("AGENTEDIT_SCOPE", DEFAULT_CHECKER) or DEFAULT_CHECKER,
+                                       model_dir=env("AGENTEDIT_SCOPE_MODEL")),
+                   weights=WeightSettings(method=env("AGENTEDIT_METHOD"), stats_corpus=env("AGENTEDIT_STATS_CORPUS")))
         return base.replace(**flat)
 
     def replace(self, **flat: Any) -> "Settings":
@@ -239,6 +249,10 @@ class Settings:
 
     def validate(self) -> "Settings":
         from .records import validate_namespace
+        from .scope import CHECKERS
+
+        if self.scope.checker not in CHECKERS:
+            raise ConfigError(f"unknown scope checker {self.scope.checker!r}; choose one of {', '.join(CHECKERS)}")
 
         if self.retrieval.k < 1 or self.scope.max_edits < 1:
             raise ConfigError("k and max_edits must be at least 1")

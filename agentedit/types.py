@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 EditStatus = Literal["active", "superseded", "retracted"]
-Route = Literal["in-context", "passthrough", "parametric", "multi-hop"]
+Mode = Literal["in-context", "passthrough", "parametric", "multi-hop"]  # how an answer was produced
 
 
 def utc_now() -> str:
@@ -88,17 +88,27 @@ class Answer:
 
     text: str
     applied: list[str] = field(default_factory=list)
-    route: Route = "passthrough"
+    mode: Mode = "passthrough"
     timings: dict[str, float] = field(default_factory=dict)
     decisions: list[ScopeDecision] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     model: str = ""
     usage: dict[str, int] = field(default_factory=dict)
     decomposed: bool = False
-    route_reason: str = ""
+    plan_reason: str = ""
     hops: list[dict[str, Any]] = field(default_factory=list)
     stop: str = ""
     model_calls: int = 1
+
+    @property
+    def route(self) -> str:
+        """The name of :attr:`mode` before 0.2."""
+        return self.mode
+
+    @property
+    def route_reason(self) -> str:
+        """The name of :attr:`plan_reason` before 0.2."""
+        return self.plan_reason
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentedit import Editor, cli
-from agentedit.anatomy import decompose_rules, parse_model_reply, validate
+from agentedit.anatomy import parse_with_rules, parse_model_reply, validate
 from agentedit.memory import EditMemory
 
 
@@ -23,7 +23,7 @@ from agentedit.memory import EditMemory
     ("Alice speaks french", "Alice", "{} speaks", "french"),
 ])
 def test_rules_split_common_sentence_shapes(statement: str, subject: str, relation: str, target: str) -> None:
-    found = decompose_rules(statement)
+    found = parse_with_rules(statement)
     assert found is not None and found.source == "rules"
     assert (found.subject, found.relation, found.target) == (subject, relation, target)
     assert validate(statement, found.subject, found.relation, found.target)
@@ -31,7 +31,7 @@ def test_rules_split_common_sentence_shapes(statement: str, subject: str, relati
 
 @pytest.mark.parametrize("statement", ["hello", "Our team lead is now Carol.", "It is raining in Paris", ""])
 def test_rules_decline_what_they_cannot_split(statement: str) -> None:
-    assert decompose_rules(statement) is None
+    assert parse_with_rules(statement) is None
 
 
 def test_model_reply_is_accepted_only_when_its_parts_come_from_the_statement() -> None:

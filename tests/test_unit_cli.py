@@ -117,16 +117,16 @@ def test_ask_and_chat_with_a_recording_backend(run, monkeypatch: pytest.MonkeyPa
     backend = make_backend("Rome")
     specs: list[str] = []
 
-    def resolve(spec, **kwargs):
-        specs.append(spec)
+    def resolve(cfg, **kwargs):  # the Editor builds its backend from ModelSettings, in one place
+        specs.append(str(cfg.spec))
         return backend
 
-    monkeypatch.setattr("agentedit.editor.resolve_backend", resolve)
+    monkeypatch.setattr("agentedit.backends.make_backend", resolve)
     _ok(run("edit", *EIFFEL, "--id", "eiffel"))
     ans = json.loads(_ok(run("--model", "openai/gpt-4o-mini", "ask", "In which city is the Eiffel Tower?",
                              "--max-tokens", "9", "--json")))
     assert specs == ["openai/gpt-4o-mini"]
-    assert ans["text"] == "Rome" and ans["applied"] == ["eiffel"] and ans["route"] == "in-context"
+    assert ans["text"] == "Rome" and ans["applied"] == ["eiffel"] and ans["mode"] == "in-context"
     assert {"retrieve", "scope", "compose", "generate", "total"} <= set(ans["timings"])
     method, sent, params = backend.calls[-1]
     assert method == "chat" and params == {"max_tokens": 9} and sent[0]["role"] == "system"
@@ -171,8 +171,10 @@ def test_main_invalid_jsonl_line_exits_2_and_imports_nothing(run_main, tmp_path:
 def test_main_other_errors_exit_2(run_main) -> None:
     code, _, err = run_main("forget", "nope")
     assert code == 2 and "no edit with id 'nope'" in err
-    code, _, err = run_main("-n", "ghost", "list")
-    assert code == 2 and "namespace 'ghost' does not exist" in err
+    code, out, _ = run_main("-n", "ghost", "list", "--json")  # never written to: no edits, as over HTTP
+    assert code == 0 and json.loads(out) == []
+    code, _, err = run_main("-n", "bad name!", "list")
+    assert code == 2 and "invalid namespace 'bad name!'" in err
     code, _, err = run_main("--scope", "cosine", "list")
     assert code == 2 and "unknown scope checker 'cosine'" in err
     code, _, err = run_main("edit", "--statement", "x" * 100_000)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from agentedit import Editor
-from agentedit.errors import ConfigError, EditError, UnknownNamespaceError
+from agentedit.errors import ConfigError, EditError, EditNotFoundError
 from agentedit.memory import EditMemory
 from agentedit.scope import JudgeChecker, RelationChecker, SimilarityChecker
 
 EIFFEL_Q = "In which city is the Eiffel Tower?"
-STAGES = {"route", "retrieve", "scope", "compose", "generate", "total"}
+STAGES = {"plan", "retrieve", "scope", "compose", "generate", "total"}
 
 
 @pytest.fixture()
@@ -29,7 +29,7 @@ def editor(memory: EditMemory, make_backend):
 def test_ask_in_scope_applies_the_edit(editor: Editor) -> None:
     ans = editor.ask(EIFFEL_Q, max_tokens=8)
     assert ans.text == "Rome"
-    assert ans.applied == ["eiffel"] and ans.route == "in-context"
+    assert ans.applied == ["eiffel"] and ans.mode == "in-context"
     assert set(ans.timings) == STAGES and ans.timings["total"] >= ans.timings["generate"]
     assert ans.model == "fake/recorder" and ans.usage["total_tokens"] == 9
     [(method, sent, params)] = editor.backend.calls  # type: ignore[attr-defined]
@@ -45,7 +45,7 @@ def test_ask_out_of_scope_is_passthrough(editor: Editor) -> None:
     ans = editor.ask("What is the boiling point of water?", system="Be terse.")
     [(_, sent, _)] = editor.backend.calls  # type: ignore[attr-defined]
     assert sent == [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "What is the boiling point of water?"}]
-    assert ans.applied == [] and ans.route == "passthrough"
+    assert ans.applied == [] and ans.mode == "passthrough"
 
 
 def test_ask_keeps_the_users_system_message_first(editor: Editor) -> None:
@@ -102,8 +102,10 @@ def test_newer_edit_wins_in_answers(editor: Editor) -> None:
 
 
 def test_namespaces_in_the_editor(editor: Editor) -> None:
-    with pytest.raises(UnknownNamespaceError, match="'ghost'"):
-        editor.ask(EIFFEL_Q, namespace="ghost")
+    ghost = editor.ask(EIFFEL_Q, namespace="ghost")  # a namespace never written to has no edits, on every entry point
+    assert ghost.applied == [] and ghost.mode == "passthrough"
+    with pytest.raises(EditNotFoundError, match="eiffel"):  # an edit of another namespace is not found there
+        editor.forget("eiffel", namespace="ghost")
     editor.edit(statement="The Globex office moved to Lyon.", namespace="ops", id="globex")
     assert editor.ask(EIFFEL_Q, namespace="ops").applied == []
     assert [r.id for r in editor.edits("ops")] == ["globex"]

@@ -9,6 +9,7 @@ import pytest
 from langgraph.graph import StateGraph
 from langgraph.runtime import Runtime
 
+from agentedit.routes import Routes
 from agentedit.graph import WorkflowContext, build_graph, nodes
 from agentedit.injection import Demo, DemoPool
 from agentedit.memory import EditMemory
@@ -16,7 +17,7 @@ from agentedit.scope import JudgeChecker, RejectAllChecker, SimilarityChecker
 
 EIFFEL = {"prompt": "The Eiffel Tower is located in", "subject": "Eiffel Tower", "target_new": "Rome", "id": "eiffel"}
 CEO = {"prompt": "The CEO of Acme Corp is", "subject": "Acme Corp", "target_new": "Jane Doe", "id": "acme-ceo"}
-STAGES = ("route", "retrieve", "scope", "compose", "generate")
+STAGES = ("plan", "retrieve", "scope", "compose", "generate")
 BRANCH = ("chain", "propose", "hop", "fallback", "finish")
 
 
@@ -32,7 +33,8 @@ def graph():
 
 
 def _ctx(memory, backend, checker=None, **kw) -> WorkflowContext:
-    return WorkflowContext(memory=memory, backend=backend, checker=checker or SimilarityChecker(0.7), **kw)
+    return WorkflowContext(memory=memory, backend=backend, checker=checker or SimilarityChecker(0.7),
+                           routes=Routes(memory, lambda: None), **kw)
 
 
 def test_build_graph_is_uncompiled_with_the_single_pass_and_the_decomposition_branch() -> None:
@@ -40,13 +42,13 @@ def test_build_graph_is_uncompiled_with_the_single_pass_and_the_decomposition_br
     assert isinstance(g, StateGraph)
     assert not hasattr(g, "invoke")
     assert set(STAGES) | set(BRANCH) == set(g.nodes)
-    assert set(g.edges) == {("__start__", "route"), ("retrieve", "scope"), ("scope", "compose"),
+    assert set(g.edges) == {("__start__", "plan"), ("retrieve", "scope"), ("scope", "compose"),
                             ("compose", "generate"), ("generate", "__end__"), ("fallback", "retrieve"), ("finish", "__end__")}
-    assert set(g.branches) == {"route", "chain", "propose", "hop"}  # the conditional edges
+    assert set(g.branches) == {"plan", "chain", "propose", "hop"}  # the conditional edges
     assert build_graph() is not g  # a fresh builder each call
-    prepare = build_graph(generate=False)  # the proxy's graph: no model call, no decomposition
-    assert set(prepare.nodes) == {"retrieve", "scope", "compose"}
-    assert ("__start__", "retrieve") in prepare.edges
+    prepare = build_graph(generate=False)  # every entry point's graph without the final model call: same plan, same branch
+    assert set(prepare.nodes) == set(g.nodes) - {"generate"}
+    assert ("compose", "__end__") in prepare.edges and ("__start__", "plan") in prepare.edges
 
 
 def test_out_of_scope_query_is_passed_through_untouched(graph, filled, make_backend) -> None:
@@ -54,7 +56,7 @@ def test_out_of_scope_query_is_passed_through_untouched(graph, filled, make_back
     messages = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "What is the boiling point of water?"}]
     out = graph.invoke({"messages": messages, "namespace": "default"}, context=_ctx(filled, backend))
     assert backend.calls == [("chat", messages, {})]
-    assert out["applied"] == [] and out["route"] == "passthrough"
+    assert out["applied"] == [] and out["mode"] == "passthrough"
     assert out["request"] == messages
     assert out["completion"].text == "100 degrees Celsius"
     assert len(out["candidates"]) == 2 and not any(d.in_scope for d in out["decisions"])
@@ -72,7 +74,7 @@ def test_in_scope_query_gets_the_facts_block(graph, filled, make_backend) -> Non
     assert "Jane Doe" not in sent[0]["content"]  # the out-of-scope edit is not injected
     assert sent[1:] == messages
     assert [r.id for r in out["applied"]] == ["eiffel"]
-    assert out["route"] == "in-context" and out["query"] == "In which city is the Eiffel Tower?"
+    assert out["mode"] == "in-context" and out["query"] == "In which city is the Eiffel Tower?"
     assert set(out["timings"]) == set(STAGES) and all(v >= 0 for v in out["timings"].values())
 
 
@@ -90,7 +92,7 @@ def test_reject_all_checker_gives_the_unedited_request(graph, filled, make_backe
     backend = make_backend()
     messages = [{"role": "user", "content": "In which city is the Eiffel Tower?"}]
     out = graph.invoke({"messages": messages}, context=_ctx(filled, backend, RejectAllChecker()))
-    assert backend.calls[0][1] == messages and out["route"] == "passthrough"
+    assert backend.calls[0][1] == messages and out["mode"] == "passthrough"
 
 
 def test_ainvoke_uses_the_async_backend(graph, filled, make_backend) -> None:
@@ -168,7 +170,7 @@ def test_ike_injection_includes_demonstrations(graph, filled, make_backend, embe
 def test_empty_query_retrieves_nothing(graph, filled, make_backend) -> None:
     backend = make_backend()
     out = graph.invoke({"messages": [{"role": "user", "content": "   "}]}, context=_ctx(filled, backend))
-    assert out["candidates"] == [] and out["route"] == "passthrough"
+    assert out["candidates"] == [] and out["mode"] == "passthrough"
 
 
 # -- nodes as plain functions ----------------------------------------------------------------------
@@ -185,7 +187,7 @@ def test_nodes_are_plain_functions(filled, make_backend) -> None:
     assert asyncio.run(nodes.ascope(state, rt))["applied"] == s["applied"]
     state.update(s)
     c = nodes.compose(state, rt)
-    assert c["route"] == "in-context" and c["request"][0]["role"] == "system"
+    assert c["mode"] == "in-context" and c["request"][0]["role"] == "system"
     state.update(c)
     g = nodes.generate(state, rt)
     assert g["completion"].text == "Rome" and backend.calls[-1] == ("chat", c["request"], {})

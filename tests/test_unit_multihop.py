@@ -70,7 +70,7 @@ def test_in_scope_edit_replaces_a_contradicted_answer_and_is_carried_on(music: E
     ]))
     ed = Editor(memory=music, backend=backend, multihop="always", follow_edits=False)
     ans = ed.ask(QUESTION)
-    assert ans.decomposed and ans.route == "multi-hop" and ans.stop == "final answer"
+    assert ans.decomposed and ans.mode == "multi-hop" and ans.stop == "final answer"
     first, second = ans.hops
     assert first["accepted"] == "performer" and first["tentative"] == "The Beatles"
     assert first["answer"] == "Madonna" and first["contradicted"]
@@ -113,8 +113,8 @@ def test_malformed_output_mid_loop_ends_with_the_last_answer(music: EditMemory, 
 def test_malformed_output_before_any_hop_falls_back_to_one_pass(music: EditMemory, make_backend) -> None:
     backend = make_backend(scripted(["Let me think about it.", "English"]))
     ans = Editor(memory=music, backend=backend, multihop="always", follow_edits=False).ask(QUESTION)
-    assert not ans.decomposed and ans.route in ("passthrough", "in-context")
-    assert "single pass" in ans.route_reason and ans.text == "English" and len(backend.calls) == 2
+    assert not ans.decomposed and ans.mode in ("passthrough", "in-context")
+    assert "single pass" in ans.plan_reason and ans.text == "English" and len(backend.calls) == 2
 
 
 def test_model_resolution_asks_the_model_about_the_fact(music: EditMemory, make_backend) -> None:

@@ -40,7 +40,7 @@ def test_local_model_edits_weights_by_default_and_forget_restores_them(memory):
     assert [f.name.split("-", 1)[1] for f in (memory.dir / "deltas").iterdir()] == [rec.metadata["delta"] + ".safetensors"]
     assert _top1(ed, EIFFEL)
     ans = ed.ask(EIFFEL["prompt"], style="text", max_tokens=2)
-    assert ans.route == "parametric" and ans.applied == [rec.id]
+    assert ans.mode == "parametric" and ans.applied == [rec.id]
     assert "Here are" not in str(ans.messages)  # nothing injected: the edit is in the weights
     assert [r.id for r in ed.edits()] == [rec.id]
     ed.forget(rec.id)
@@ -100,7 +100,7 @@ def test_eval_harness_methods_make_the_weights_follow_the_memory(memory):
     ev = WeightSyncMethod("hf:unused", memory, "memit", configs=tiny_configs(), backend=backend, max_tokens=2)
     a, b = memory.add_many([EIFFEL, FRANCE])
     ans = ev.ask(EIFFEL["prompt"], style="complete")
-    assert ans.route == "parametric" and ans.applied == [a.id]
+    assert ans.mode == "parametric" and ans.applied == [a.id]
     assert ev.top1(FRANCE["prompt"], FRANCE["target_new"])[1] == ev.top1(FRANCE["prompt"], FRANCE["target_new"])[0]
     memory.delete(a.id)  # one edit of the batch leaves: the other is edited in again, alone
     ev.sync()

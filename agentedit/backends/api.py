@@ -221,5 +221,9 @@ class LiteLLMBackend:
     async def acomplete(self, prompt: str, **params: Any) -> Completion:
         return await self._acall("atext_completion", False, prompt=prompt, **params)
 
+    def warm(self) -> None:
+        """Pay litellm's slow first import now rather than on the first request."""
+        _litellm()
+
     def close(self) -> None:
         """Nothing to release for a remote API."""

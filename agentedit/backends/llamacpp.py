@@ -99,6 +99,10 @@ class LlamaCppBackend:
     async def acomplete(self, prompt: str, **params: Any) -> Completion:
         return await self.api.acomplete(prompt, **params)
 
+    def warm(self) -> None:
+        """Start the embedded server now (it otherwise starts on the first request)."""
+        _ = self.base_url
+
     def close(self) -> None:
         with self._lock:
             if self._server is not None:

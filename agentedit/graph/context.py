@@ -10,16 +10,18 @@ from ..injection import DemoPool, InjectionMode
 if TYPE_CHECKING:
     from ..backends.base import Backend
     from ..memory.store import EditMemory
+    from ..routes import Routes
     from ..scope.base import ScopeChecker
 
 
 @dataclass
 class WorkflowContext:
-    """The memory, backend and scope checker, plus retrieval, injection and decomposition settings."""
+    """The memory, backend, scope checker and edit routes, plus retrieval, injection and decomposition settings."""
 
     memory: "EditMemory"
-    backend: "Backend"
+    backend: "Backend | None"  # None: prepare only (no node may call the model)
     checker: "ScopeChecker"
+    routes: "Routes"
     k: int = 4
     injection: InjectionMode = "facts"
     demos: DemoPool | None = None

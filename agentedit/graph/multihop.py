@@ -2,7 +2,7 @@
 
 MeLLo-style, with the scope check in the loop:
 
-1. ``route`` decides per question whether to decompose (``WorkflowContext.multihop``:
+1. ``plan`` decides per question whether to decompose (``WorkflowContext.multihop``:
    ``never``, ``always`` or ``auto``). In ``auto`` a question is decomposed only when it is a
    question (chat style or ending in ``?``), no stored edit is in scope for it as a whole, and it
    chains relations ("the capital of the country where X's founder was born"): see
@@ -151,8 +151,7 @@ def follow_edits(question: str, ctx: WorkflowContext, namespace: str) -> list[di
     edits about what the question asks are followed.
     """
     match = RelationMatcher(ctx.memory.embedder, question)
-    cands = [c.record for c in ctx.memory.query(question, namespace=namespace, k=max(ctx.k, 8))
-             if c.record.method == "in-context"]
+    cands = [c.record for c in ctx.routes.injectable(ctx.memory.query(question, namespace=namespace, k=max(ctx.k, 8)))]
     starts = [(match.score(r), r) for r in cands if r.target_new and find_subject(question, subject_names(r))]
     starts = [(o, r) for o, r in starts if o >= WORD_MATCH]
     if not starts:
@@ -173,37 +172,36 @@ def follow_edits(question: str, ctx: WorkflowContext, namespace: str) -> list[di
                      "tentative": "", "retrieved": [current.id], "accepted": current.id, "fact": quote(current.statement),
                      "answer": current.target_new, "contradicted": True, "via": "edit chain"})
         nxt = [(match.score(r), r) for r in ctx.memory.list(namespace=namespace, subject=current.target_new or "")
-               if r.method == "in-context" and r.id not in used and r.target_new]
+               if ctx.routes.injects(r) and r.id not in used and r.target_new]
         nxt = [(o, r) for o, r in nxt if o >= WORD_MATCH]
         current = max(nxt, key=lambda p: p[0])[1] if nxt else None
     return hops
 
 
 # -- nodes ----------------------------------------------------------------------------------------------
-def route(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
+def plan(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
     """Decide single pass or decomposition (see the module docstring)."""
     t = time.perf_counter()
     ctx = runtime.context
     question = _question(state)
     mode = ctx.multihop
     if mode == "never" or not question.strip():
-        return {"decompose": False, "route_reason": "decomposition off", "timings": {"route": _ms(t)}}
+        return {"decompose": False, "plan_reason": "decomposition off", "timings": {"plan": _ms(t)}}
     if mode == "always":
-        return {"decompose": True, "route_reason": "decomposition forced", "timings": {"route": _ms(t)}}
+        return {"decompose": True, "plan_reason": "decomposition forced", "timings": {"plan": _ms(t)}}
     if state.get("style", "chat") == "complete" or (state.get("style") == "text" and not question.rstrip().endswith("?")):
-        return {"decompose": False, "route_reason": "not a question", "timings": {"route": _ms(t)}}
+        return {"decompose": False, "plan_reason": "not a question", "timings": {"plan": _ms(t)}}
     depth = chain_depth(question)
     if depth < 2:
-        return {"decompose": False, "route_reason": f"chain depth {depth} < 2", "timings": {"route": _ms(t)}}
-    cands = ctx.memory.query(question, namespace=state.get("namespace", "default"), k=ctx.k)
-    cands = [c for c in cands if c.record.method == "in-context"]
+        return {"decompose": False, "plan_reason": f"chain depth {depth} < 2", "timings": {"plan": _ms(t)}}
+    cands = ctx.routes.injectable(ctx.memory.query(question, namespace=state.get("namespace", "default"), k=ctx.k))
     decisions = ctx.checker.check(question, cands) if cands else []
     direct = [d.edit_id for d in decisions if d.in_scope]
     if direct:
-        return {"decompose": False, "route_reason": f"edit {direct[0]} answers the question directly",
-                "timings": {"route": _ms(t)}}
-    return {"decompose": True, "route_reason": f"chain depth {depth}, no edit in scope for the whole question",
-            "timings": {"route": _ms(t)}}
+        return {"decompose": False, "plan_reason": f"edit {direct[0]} answers the question directly",
+                "timings": {"plan": _ms(t)}}
+    return {"decompose": True, "plan_reason": f"chain depth {depth}, no edit in scope for the whole question",
+            "timings": {"plan": _ms(t)}}
 
 
 def chain(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
@@ -254,8 +252,7 @@ def hop(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
     ctx = runtime.context
     step = dict(state["next_step"])
     sub_q, tentative = step["sub_question"], step.get("tentative", "")
-    cands = ctx.memory.query(sub_q, namespace=state.get("namespace", "default"), k=ctx.k)
-    cands = [c for c in cands if c.record.method == "in-context"]
+    cands = ctx.routes.injectable(ctx.memory.query(sub_q, namespace=state.get("namespace", "default"), k=ctx.k))
     decisions = ctx.checker.check(sub_q, cands) if cands else []
     by_id = {c.record.id: c.record for c in cands}
     accepted = [by_id[d.edit_id] for d in decisions if d.in_scope and d.edit_id in by_id]
@@ -302,7 +299,7 @@ def after_hop(state: QueryState, runtime: Runtime[WorkflowContext]) -> str:
 
 def fallback(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
     """Malformed decomposition before any hop: answer in a single pass instead."""
-    return {"decompose": False, "route_reason": f"{state.get('route_reason', '')}; model output not a sub-question, single pass"}
+    return {"decompose": False, "plan_reason": f"{state.get('plan_reason', '')}; model output not a sub-question, single pass"}
 
 
 def finish(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
@@ -315,5 +312,4 @@ def finish(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, An
     elif hops and hops[-1]["contradicted"] and normalise(answer) == normalise(hops[-1]["tentative"]):
         answer = hops[-1]["answer"]  # the model repeated the answer an edit had just replaced
     completion = Completion(text=answer, finish_reason="stop", model=getattr(runtime.context.backend, "name", ""), usage={})
-    route_name = "multi-hop"
-    return {"completion": completion, "stop": stop or "final answer", "route": route_name, "final_answer": answer}
+    return {"completion": completion, "stop": stop or "final answer", "mode": "multi-hop", "final_answer": answer}

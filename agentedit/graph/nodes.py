@@ -33,7 +33,7 @@ def retrieve(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, 
     ctx = runtime.context
     query = query_text(state)
     cands = ctx.memory.query(query, namespace=state.get("namespace", "default"), k=ctx.k) if query.strip() else []
-    cands = [c for c in cands if c.record.method == "in-context"]  # weight edits are in the model already
+    cands = ctx.routes.injectable(cands)  # weight edits are in the model already
     return {"query": query, "candidates": cands, "timings": {"retrieve": _ms(t)}}
 
 
@@ -75,8 +75,9 @@ def compose(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, A
         demos = (ctx.demos.select(" ".join(e.statement for e in applied), ctx.n_demos)
                  if (applied and ctx.injection == "ike" and ctx.demos) else ())
         request = compose_chat(messages, applied, mode=ctx.injection, demos=demos)
-    route = "in-context" if applied else "passthrough"
-    return {"request": request, "route": route, "timings": {"compose": _ms(t)}}
+    in_weights = [] if applied else ctx.routes.in_weights(state.get("query", ""), state.get("namespace", "default"))
+    mode = "in-context" if applied else "parametric" if in_weights else "passthrough"
+    return {"request": request, "mode": mode, "in_weights": in_weights, "timings": {"compose": _ms(t)}}
 
 
 def generate(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:

@@ -32,13 +32,14 @@ class QueryState(TypedDict, total=False):
     candidates: list[Candidate]
     decisions: list[ScopeDecision]
     applied: list[EditRecord]
+    in_weights: list[EditRecord]
     request: Any
     completion: Completion
-    route: str
+    mode: str
     timings: Annotated[dict[str, float], merge_timings]
     # decomposition branch (agentedit.graph.multihop)
     decompose: bool
-    route_reason: str
+    plan_reason: str
     hops: list[dict[str, Any]]
     next_step: dict[str, str] | None
     final_answer: str

@@ -43,23 +43,16 @@ def edit_tools(editor: "Editor", *, namespace: str | None = None) -> list["BaseT
 
         return call
 
-    def known() -> bool:
-        return ns in editor.memory.namespaces()
-
     def record_edit(statement: str, subject: str | None = None) -> dict[str, Any]:
         return _summary(editor.edit(statement=statement, subject=subject, namespace=ns, actor="agent"))
 
     def list_edits(subject: str | None = None, text: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        if not known():
-            return []
         return [_summary(r) for r in editor.edits(ns, subject=subject, text=text, limit=max(1, min(limit, 200)))]
 
     def forget_edit(edit_id: str) -> dict[str, Any]:
         return _summary(editor.forget(edit_id, namespace=ns, actor="agent"))
 
     def ask_edited(question: str) -> dict[str, Any]:
-        if not known():  # nothing was ever recorded here: the plain model answers
-            return {"answer": editor.backend.chat([{"role": "user", "content": question}], **editor.params).text, "applied": []}
         ans = editor.ask(question, namespace=ns)
         return {"answer": ans.text, "applied": ans.applied}
 

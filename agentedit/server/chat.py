@@ -1,22 +1,21 @@
 """``POST /v1/chat/completions`` (plain and streamed) and ``GET /v1/models``.
 
-The client's messages go through the query workflow up to ``compose`` (retrieve, scope, compose);
-the composed request then goes to the upstream model with the client's own parameters (tools
-included). Which edits were applied is reported in the ``x-agentedit-applied`` header and in an
+The client's messages go through ``Editor.prepare_chat`` (the workflow Editor.chat runs, stopped before
+the final model call; a decomposed multi-hop question comes back answered); the composed request then
+goes to the upstream model with the client's own parameters (tools included). Which edits were applied is reported in the ``x-agentedit-applied`` header and in an
 extra ``agentedit`` body field (in the first chunk when streaming), which OpenAI clients ignore.
 """
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from typing import Any, AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..backends.base import Backend
+from .. import wire
+from ..backends.base import Backend, Completion
 from ..errors import BackendError
 from .access import Principal, require
 from .errors import ApiError, as_api_error, error_body
@@ -24,7 +23,7 @@ from .schemas import ChatCompletionRequest
 
 router = APIRouter(tags=["chat"])
 
-APPLIED_HEADER = "x-agentedit-applied"
+APPLIED_HEADER = wire.APPLIED_HEADER
 
 
 def _ms(start: float) -> float:
@@ -43,44 +42,45 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, who: P
     started = time.perf_counter()
     prepared = await st.prepare(body.plain_messages(), who.namespace)
     st.metrics.prepare.observe(time.perf_counter() - started)
-    ids = [r.id for r in prepared.get("applied", [])]
-    route = prepared.get("route", "passthrough")
-    st.metrics.chats.labels(route, str(body.stream).lower()).inc()
+    ids, mode = prepared.applied_ids, prepared.mode
+    st.metrics.chats.labels(mode, str(body.stream).lower()).inc()
     st.metrics.applied.inc(len(ids))
-    info: dict[str, Any] = {"applied": ids, "route": route, "namespace": who.namespace,
-                            "timings": dict(prepared.get("timings", {}))}
-    headers = {APPLIED_HEADER: ",".join(ids), "x-agentedit-route": route, "x-agentedit-namespace": who.namespace}
+    info = wire.info_block(applied=ids, mode=mode, namespace=who.namespace, timings=prepared.timings)
+    headers = wire.headers(applied=ids, mode=mode, namespace=who.namespace)
     params = body.upstream_params()
     called = time.perf_counter()
     if body.stream:
-        chunks = _chunks(st.backend, prepared["request"], params)
+        source = _answered(prepared.completion) if prepared.answered else _chunks(st.backend, prepared.request, params)
         try:
-            first = await anext(chunks, None)
+            first = await anext(source, None)
         except BackendError as exc:
             raise _upstream_failed(request, exc) from None
         st.metrics.upstream.observe(time.perf_counter() - called)
         info["timings"]["upstream_first_chunk"] = _ms(called)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = _sse(first, chunks, info=info, model=st.model_name, include_usage=include_usage)
+        events = _sse(first, source, info=info, model=st.model_name, include_usage=include_usage)
         return StreamingResponse(events, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
-    try:
-        completion = await st.backend.achat(prepared["request"], **params)
-    except BackendError as exc:
-        raise _upstream_failed(request, exc) from None
+    if prepared.answered:  # a decomposed multi-hop question: its hops called the model, the answer is final
+        completion = prepared.completion
+    else:
+        try:
+            completion = await st.backend.achat(prepared.request, **params)
+        except BackendError as exc:
+            raise _upstream_failed(request, exc) from None
     st.metrics.upstream.observe(time.perf_counter() - called)
     info["timings"].update(upstream=_ms(called), total=_ms(started))
-    message: dict[str, Any] = {"role": "assistant", "content": completion.text if (completion.text or not completion.tool_calls) else None}
-    if completion.tool_calls:
-        message["tool_calls"] = completion.tool_calls
-    out: dict[str, Any] = {
-        "id": "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion", "created": int(time.time()),
-        "model": completion.model or st.model_name,
-        "choices": [{"index": 0, "message": message, "finish_reason": completion.finish_reason or "stop", "logprobs": None}],
-    }
-    if completion.usage:
-        out["usage"] = completion.usage
-    out["agentedit"] = info
+    out = wire.completion(text=completion.text, model=completion.model or st.model_name, info=info,
+                          finish_reason=completion.finish_reason, usage=completion.usage or None,
+                          tool_calls=completion.tool_calls)
+    if not completion.usage:
+        out.pop("usage")
     return JSONResponse(out, headers=headers)
+
+
+async def _answered(done: Completion) -> AsyncIterator[dict[str, Any]]:
+    """An answer the workflow already has, as a one-chunk stream."""
+    yield {"model": done.model, "choices": [{"index": 0, "delta": {"role": "assistant", "content": done.text},
+                                             "finish_reason": done.finish_reason or "stop"}], "usage": done.usage or None}
 
 
 async def _chunks(backend: Backend, request: Any, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -98,14 +98,10 @@ async def _chunks(backend: Backend, request: Any, params: dict[str, Any]) -> Asy
            "usage": done.usage}
 
 
-def _event(data: dict[str, Any]) -> str:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
 async def _sse(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]], *, info: dict[str, Any], model: str,
                include_usage: bool) -> AsyncIterator[str]:
     """OpenAI ``chat.completion.chunk`` events, the usage chunk when asked for, then ``[DONE]``."""
-    base = {"id": "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion.chunk", "created": int(time.time())}
+    base = wire.chunk_base()
     usage: dict[str, int] | None = None
     sent = False
     chunk = first
@@ -114,18 +110,16 @@ async def _sse(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]
             usage = chunk.get("usage") or usage
             choices = [{**c, "logprobs": None} for c in chunk.get("choices", []) if c.get("delta") or c.get("finish_reason")]
             if choices or not sent:
-                out = {**base, "model": chunk.get("model") or model, "choices": choices}
-                if not sent:
-                    out["agentedit"] = info
-                    sent = True
-                yield _event(out)
+                yield wire.sse(wire.chunk(base, model=chunk.get("model") or model, choices=choices,
+                                          info=None if sent else info))
+                sent = True
             chunk = await anext(rest, None)
         if include_usage and usage:
-            yield _event({**base, "model": model, "choices": [], "usage": usage})
-        yield "data: [DONE]\n\n"
+            yield wire.sse(wire.chunk(base, model=model, choices=[], usage=usage))
+        yield wire.SSE_DONE
     except BackendError as exc:  # headers are sent: report in-band the way OpenAI clients expect
         err = as_api_error(exc)
-        yield _event(error_body(err.status, err.message, code=err.code))
+        yield wire.sse(error_body(err.status, err.message, code=err.code))
     finally:
         await rest.aclose()  # type: ignore[attr-defined]
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
-from ..memory.store import DEFAULT_NAMESPACE, store_root
-from ..scope import DEFAULT_CHECKER
+from ..settings import Settings
 
 KEYS_FILE = "keys.sqlite"
 
@@ -23,36 +23,50 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass
 class ServerConfig:
-    """Everything ``create_app`` needs; the CLI fills it from its options.
+    """Everything ``create_app`` needs: the Editor's :class:`~agentedit.settings.Settings` plus the server's own.
 
-    ``model``/``api_base``/``api_key`` name the upstream model (a litellm ``provider/model`` or
-    ``llamacpp:<name>``). ``auth=False`` (``--no-auth``) serves every request as an admin of every
-    namespace and is refused unless ``host`` is a loopback address. Request namespaces default to
-    ``namespace`` when the API key does not pin one. ``torch_threads`` caps the CPU threads of the query
-    embedder in :func:`~agentedit.server.serve` (one per request avoids oversubscribing the cores when requests
-    run side by side; ``None`` leaves torch's default).
+    Flat setting names (``model=``, ``api_base=``, ``store=``, ``scope=``...) are accepted as for ``Editor``;
+    the server sends the client's generation parameters as given (no temperature or max_tokens of its own).
+    ``auth=False`` (``--no-auth``) serves every request as an admin of every namespace and is refused unless
+    ``host`` is a loopback address. Request namespaces default to ``settings.store.namespace`` when the API key
+    does not pin one. ``torch_threads`` caps the CPU threads of the query embedder in
+    :func:`~agentedit.server.serve` (one per request avoids oversubscribing the cores when requests run side by
+    side; ``None`` leaves torch's default).
     """
 
-    model: str | None = None
-    api_base: str | None = None
-    api_key: str | None = None
-    store: str = "default"
-    store_dir: str | None = None
-    chroma_url: str | None = None
-    scope: str = DEFAULT_CHECKER
-    scope_model: str | None = None
-    namespace: str = DEFAULT_NAMESPACE
-    host: str = "127.0.0.1"
-    port: int = 8000
-    auth: bool = True
-    keys_path: str | None = None
-    max_body_bytes: int = 1_000_000
-    max_batch_bytes: int = 8_000_000
-    timeout: float = 60.0
-    max_retries: int = 2
-    torch_threads: int | None = 1
+    def __init__(self, settings: Settings | None = None, *, host: str = "127.0.0.1", port: int = 8000, auth: bool = True,
+                 keys_path: str | None = None, max_body_bytes: int = 1_000_000, max_batch_bytes: int = 8_000_000,
+                 torch_threads: int | None = 1, **flat: Any) -> None:
+        base = settings or Settings.from_env(flat.pop("model", None), api_base=flat.pop("api_base", None),
+                                             temperature=None, max_tokens=None)
+        self.settings = base.replace(**flat)
+        if settings is None:  # pass the client's parameters through untouched
+            self.settings = dataclasses.replace(self.settings, model=dataclasses.replace(
+                self.settings.model, temperature=None, max_tokens=None))
+        self.host, self.port, self.auth, self.keys_path = host, port, auth, keys_path
+        self.max_body_bytes, self.max_batch_bytes, self.torch_threads = max_body_bytes, max_batch_bytes, torch_threads
+
+    # views of the settings the server itself reads
+    @property
+    def model(self) -> str:
+        return str(self.settings.model.spec)
+
+    @property
+    def store(self) -> str:
+        return self.settings.store.name
+
+    @property
+    def store_dir(self) -> str | None:
+        return self.settings.store.root
+
+    @property
+    def chroma_url(self) -> str | None:
+        return self.settings.store.chroma_url
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.store.namespace
 
     def validate(self) -> "ServerConfig":
         if not self.auth and not is_loopback(self.host):
@@ -64,10 +78,9 @@ class ServerConfig:
             raise ConfigError(f"port {self.port} is out of range 1-65535")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ConfigError("torch_threads must be at least 1 (or None for torch's default)")
-        if self.timeout <= 0 or self.max_retries < 0:
-            raise ConfigError("timeout must be positive and max_retries at least 0")
+        self.settings.validate()
         return self
 
     def resolved_keys_path(self) -> Path:
         """``keys_path``, else ``keys.sqlite`` in the store's folder (shared by replicas of one store)."""
-        return Path(self.keys_path) if self.keys_path else store_root(self.store_dir) / self.store / KEYS_FILE
+        return Path(self.keys_path) if self.keys_path else self.settings.store.folder() / KEYS_FILE

@@ -14,14 +14,15 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..errors import EditError, StoreError
+from ..errors import ConfigError, EditError, StoreError
+from ..parametric.base import ParametricMethod
+from ..parametric.context import EditContext
+from ..parametric.corpus import Corpus
+from ..parametric.deltas import Delta
+from ..parametric.requests import EditRequest
 from ..records import build_records
+from ..scope.relation import find_subject, subject_names
 from ..types import EditRecord
-from .base import ParametricMethod
-from .context import EditContext
-from .corpus import Corpus
-from .deltas import Delta
-from .requests import EditRequest
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +31,15 @@ BATCHED = ("memit",)  # methods that write one delta per batch; the others write
 
 
 class WeightRoute:
-    """Keeps a local model's weights in step with the parametric records of an edit memory."""
+    """Keeps a local model's weights in step with the parametric records of an edit memory (an
+    :class:`~agentedit.routes.base.EditRoute`)."""
+
+    injects = False
+    name = "weights"
 
     def __init__(self, memory: Any, backend: Any, *, corpus: Corpus | None = None, cache_dir: str | Path | None = None,
                  configs: Mapping[str, Any] | None = None) -> None:
-        from . import METHODS
+        from ..parametric import METHODS
 
         self.memory, self.backend = memory, backend
         self.dir = Path(memory.dir) / "deltas"
@@ -54,7 +59,7 @@ class WeightRoute:
         return self._ctx
 
     def editor(self, method: str) -> ParametricMethod:
-        from . import make_method
+        from ..parametric import make_method
 
         return make_method(method, self.ctx, self.configs.get(method))
 
@@ -184,14 +189,46 @@ class WeightRoute:
                 self.memory.update(r.id, {"metadata": {**r.metadata, "delta": new.id}}, actor=actor)
         return out
 
+    # -- the EditRoute protocol ----------------------------------------------------------------------
+    def owns(self, record: EditRecord) -> bool:
+        return record.method in self._editors
+
+    def write(self, records: Sequence[Mapping[str, Any] | EditRecord], *, method: str, namespace: str, actor: str,
+              progress: Callable[[int, int], None] | None = None) -> list[EditRecord]:
+        return self.edit_many(records, method=method, namespace=namespace, actor=actor, progress=progress)
+
+    def update(self, edit_id: str, changes: Mapping[str, Any], *, namespace: str | None, actor: str) -> EditRecord:
+        raise EditError(f"edit {edit_id!r} lives in the weights and cannot be changed in place; forget it and edit again")
+
+    def retract(self, edit_id: str, *, namespace: str | None, actor: str) -> EditRecord:
+        return self.forget(edit_id, namespace=namespace, actor=actor)
+
     def active_ids(self, namespace: str | None = None) -> list[str]:
         return [r.id for r in self.memory.list(namespace=namespace) if r.method in self._editors]
 
+    def bearing_on(self, query: str, namespace: str | None = None) -> list[EditRecord]:
+        """Active weight edits whose subject (or an alias) the query names, matched as the scope check matches
+        subjects: whole words of the normalised texts, so "Paris" does not match "Parisian" nor "Rome" "Romeo"."""
+        if not query.strip():
+            return []
+        return [r for r in self.memory.list(namespace=namespace)
+                if r.method in self._editors and r.subject and find_subject(query, subject_names(r))]
+
     def mentioned(self, text: str, namespace: str | None = None) -> list[str]:
-        """Active weight edits whose subject the text names (what ``Answer.applied`` reports on this route)."""
-        low = text.lower()
-        return [r.id for r in self.memory.list(namespace=namespace)
-                if r.method in self._editors and r.subject and r.subject.lower() in low]
+        """Ids of :meth:`bearing_on` (what ``Answer.applied`` reports on this route)."""
+        return [r.id for r in self.bearing_on(text, namespace)]
+
+
+def check_method(method: str, backend: Any, model: str) -> str:
+    """``method`` if it names a parametric method the backend can run, else a ConfigError saying what to do."""
+    from ..parametric import METHODS
+
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose 'in-context' or one of {', '.join(METHODS)}")
+    if not getattr(getattr(backend, "capabilities", None), "editable_weights", False):
+        raise ConfigError(f"method {method!r} edits weights, which {model!r} does not expose; "
+                          "use a local model (hf:...) or method='in-context'")
+    return method
 
 
 def default_method(backend: Any) -> str:

@@ -1,0 +1,47 @@
+"""The question side of the Editor: the workflow's input state, and the :class:`~agentedit.types.Answer` made
+from its final state."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping, Sequence
+
+from .errors import ConfigError
+from .types import Answer
+
+
+def initial_state(*, messages: Sequence[Mapping[str, Any]] | None, prompt: str | None, namespace: str, style: str,
+                  params: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated workflow input: ``messages`` for ``style="chat"``, else ``prompt``."""
+    if style not in ("chat", "complete", "text"):
+        raise ConfigError(f"unknown style {style!r}; use 'chat', 'complete' or 'text'")
+    state: dict[str, Any] = {"namespace": namespace, "style": style,
+                             "params": {k: v for k, v in params.items() if v is not None}}
+    if style == "chat":
+        if not messages:
+            raise ConfigError("no messages to send: give at least one user message")
+        for i, m in enumerate(messages):
+            if not isinstance(m, Mapping) or "role" not in m:
+                raise ConfigError(f"message #{i} must be an object with 'role' and 'content'")
+        state["messages"] = [dict(m) for m in messages]
+    else:
+        if not prompt or not prompt.strip():
+            raise ConfigError("the prompt is empty")
+        state["prompt"] = prompt
+    return state
+
+
+def answer_from_state(out: Mapping[str, Any], started: float, *, model: str) -> Answer:
+    """The :class:`Answer` of a finished run (``started``: its ``time.perf_counter()`` start)."""
+    timings = dict(out.get("timings", {}))
+    timings["total"] = round((time.perf_counter() - started) * 1000.0, 3)
+    comp = out["completion"]
+    req = out.get("request")
+    mode = str(out.get("mode", "passthrough"))
+    applied = [r.id for r in (out.get("applied") or out.get("in_weights") or [])]
+    decomposed = mode == "multi-hop"
+    return Answer(text=comp.text, applied=applied, mode=mode, timings=timings, decisions=list(out.get("decisions", [])),
+                  messages=[] if decomposed else req if isinstance(req, list) else [{"role": "prompt", "content": req}],
+                  model=comp.model or model, usage=comp.usage, decomposed=decomposed,
+                  plan_reason=str(out.get("plan_reason", "")), hops=list(out.get("hops", [])), stop=str(out.get("stop", "")),
+                  model_calls=int(out.get("model_calls", 0)) if decomposed else 1)

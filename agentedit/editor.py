@@ -303,7 +303,7 @@ class Editor:
     def train_scope(self, data: str | os.PathLike[str], *, minutes: float = 15.0, seed: int = 0,
                     target_specificity: float = 0.98, threads: int | None = None) -> Any:
         """Train the ``trained`` scope checker on a CounterFact-shaped file; its model is saved with the store."""
-        from .scope.trained import train_scope_model
+        from .scope.training import train_scope_model
 
         report = train_scope_model(Path(data), self.scope_model_dir, self.memory.embedder, minutes=minutes, seed=seed,
                                    target_specificity=target_specificity, threads=threads, progress=self._progress)

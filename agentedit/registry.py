@@ -6,7 +6,7 @@ heavy optional dependency costs nothing until that name is asked for) or as the 
 Unknown names fail with the list of known ones::
 
     CHECKERS = Registry("scope checker")
-    CHECKERS.add("relation", "agentedit.scope.relation:RelationChecker")
+    CHECKERS.add("relation", "agentedit.scope.relation:factory")
     CHECKERS.get("relation")          # imports agentedit.scope.relation now
 """
 

@@ -35,8 +35,8 @@ from agentedit.evaluation.scoring import normalise  # noqa: E402
 from agentedit.evaluation.report import bar_plot, machine, md_table, roc_plot, write_json  # noqa: E402
 from agentedit.memory import EditMemory, shared_embedder  # noqa: E402
 from agentedit.scope import choose_threshold, default_calibration, make_checker  # noqa: E402
-from agentedit.scope.relation import find_subject  # noqa: E402
-from agentedit.scope.similarity import auc  # noqa: E402
+from agentedit.scope.calibration import auc  # noqa: E402
+from agentedit.scope.text import find_subject  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("evals.scope_checkers")

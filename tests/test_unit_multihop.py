@@ -173,7 +173,7 @@ def test_edit_chain_is_off_for_the_mello_protocol(music: EditMemory, make_backen
 
 
 def test_relation_words_match_by_meaning_not_only_spelling(memory: EditMemory, embedder) -> None:
-    from agentedit.graph.multihop import RelationMatcher
+    from agentedit.scope.text import RelationMatcher
     from agentedit.records import build_record
 
     match = RelationMatcher(embedder, "What is the official language of the country of citizenship of the spouse of Ozzy?")

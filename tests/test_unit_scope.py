@@ -16,8 +16,9 @@ from agentedit.scope import (CascadeChecker, JudgeChecker, RejectAllChecker, Rel
                              SimilarityChecker, TopKChecker, calibrate_similarity, choose_threshold, make_checker,
                              parse_verdict)
 from agentedit.scope.contrast import relation_conflict
-from agentedit.scope.relation import VETO, find_subject, mask_subject, name_variants, relation_text
-from agentedit.scope.similarity import scope_pairs
+from agentedit.scope.calibration import scope_pairs
+from agentedit.scope.relation import VETO
+from agentedit.scope.text import find_subject, mask_subject, name_variants, relation_text
 
 
 def _cand(edit_id: str, sim: float, **fields) -> Candidate:

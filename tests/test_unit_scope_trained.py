@@ -12,8 +12,8 @@ from agentedit.errors import ConfigError, ScopeError
 from agentedit.memory import Candidate
 from agentedit.records import build_record
 from agentedit.scope import make_checker
-from agentedit.scope.trained import (META_FILE, TrainedChecker, question_forms, relation_clusters, train_scope_model,
-                                     training_pairs)
+from agentedit.scope.trained import META_FILE, TrainedChecker
+from agentedit.scope.training import question_forms, relation_clusters, train_scope_model, training_pairs
 
 
 def _case(prompt: str, subject: str, rephrase: str, locality: str) -> dict[str, str]:

@@ -35,7 +35,7 @@ from langgraph.runtime import Runtime
 from ..backends.base import Completion
 from ..injection import last_user_text
 from ..prompts import quote, render
-from ..scope.relation import MASK, find_subject, normalise, relation_text, subject_names
+from ..scope.text import WORD_MATCH, RelationMatcher, find_subject, normalise, subject_names
 from ..types import EditRecord
 from .context import WorkflowContext
 from .state import QueryState
@@ -103,42 +103,6 @@ def _question(state: QueryState) -> str:
     if state.get("style", "chat") == "chat":
         return last_user_text(state.get("messages", []))
     return state.get("prompt", "")
-
-
-_STOP = frozenset("""a an the of in on at to by for from with as is was are were be been has have had what which who whom
-whose where when that this it its their his her x called named""".split())
-
-
-WORD_MATCH = 0.5  # cosine of two words' embeddings above which they name the same relation ("married" ~ "spouse": 0.82)
-
-
-def _words(text: str) -> list[str]:
-    return [w for w in normalise(text).split() if w not in _STOP and len(w) > 2 and not w.isdigit()]
-
-
-class RelationMatcher:
-    """How strongly a question asks an edit's relation, by the words of the relation (subject masked).
-
-    1.0 when a relation word shares its first five letters with a question word ("performed" /
-    "performer"); else the best cosine between the embeddings of a relation word and a question
-    word ("produced" / "manufacturer" 0.57). Word embeddings are cached for the matcher's life.
-    """
-
-    def __init__(self, embedder: Any, question: str) -> None:
-        self.embedder = embedder
-        self.qwords = sorted(set(_words(question)))
-        self.qstems = {w[:5] for w in self.qwords}
-        self._qvecs: Any = None
-
-    def score(self, rec: EditRecord) -> float:
-        words = sorted(set(_words((relation_text(rec) or "").replace(MASK, " "))))
-        if not words or not self.qwords:
-            return 0.0
-        if any(w[:5] in self.qstems for w in words):
-            return 1.0
-        if self._qvecs is None:
-            self._qvecs = self.embedder.embed(self.qwords)
-        return float((self.embedder.embed(words) @ self._qvecs.T).max())
 
 
 def follow_edits(question: str, ctx: WorkflowContext, namespace: str) -> list[dict[str, Any]]:

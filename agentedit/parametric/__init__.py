@@ -7,34 +7,54 @@
 
 Every editor computes a :class:`Delta` without touching the model, applies it in one place
 (:class:`DeltaStack`), and reverts it bit for bit. Module paths come from :func:`discover`.
+
+The methods are registered by name in :data:`METHODS`; a method's module is imported when the
+method (or its class or config, e.g. ``agentedit.parametric.ROME``) is first asked for.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
-from .alphaedit import AlphaEdit, AlphaEditConfig
+from ..registry import Registry
 from .arch import ArchitectureError, Layout, discover
 from .base import ParametricMethod
 from .context import EditContext
 from .corpus import SampledCorpus, TextCorpus
 from .deltas import Delta, DeltaStack, Factor
-from .ft import FineTune, FTConfig
-from .memit import MEMIT, MEMITConfig
 from .requests import EditRequest
-from .rome import ROME, ROMEConfig
 from .targets import TargetConfig
 
-METHODS: dict[str, type[ParametricMethod]] = {"rome": ROME, "memit": MEMIT, "ft": FineTune, "alphaedit": AlphaEdit}
+if TYPE_CHECKING:
+    from .alphaedit import AlphaEdit, AlphaEditConfig
+    from .ft import FineTune, FTConfig
+    from .memit import MEMIT, MEMITConfig
+    from .rome import ROME, ROMEConfig
+
+METHODS: Registry[type[ParametricMethod]] = Registry("parametric method")
+METHODS.add("rome", "agentedit.parametric.rome:ROME")
+METHODS.add("memit", "agentedit.parametric.memit:MEMIT")
+METHODS.add("ft", "agentedit.parametric.ft:FineTune")
+METHODS.add("alphaedit", "agentedit.parametric.alphaedit:AlphaEdit")
+
+# The method classes and their configs, re-exported here but imported only on first access (PEP 562).
+_LAZY = {"ROME": "rome", "ROMEConfig": "rome", "MEMIT": "memit", "MEMITConfig": "memit", "FineTune": "ft",
+         "FTConfig": "ft", "AlphaEdit": "alphaedit", "AlphaEditConfig": "alphaedit"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 def make_method(name: str, ctx: EditContext, config: Any = None) -> ParametricMethod:
     """The editor called ``name`` over ``ctx`` (``config``: that editor's dataclass, or None for defaults)."""
-    cls = METHODS.get(name)
-    if cls is None:
-        raise ConfigError(f"unknown parametric method {name!r}; choose one of {', '.join(METHODS)}")
-    return cls(ctx, config)
+    return METHODS.get(name)(ctx, config)
 
 
 __all__ = ["AlphaEdit", "AlphaEditConfig", "ArchitectureError", "Delta", "DeltaStack", "METHODS", "EditContext",

@@ -1,12 +1,17 @@
-"""The scope-checker protocol and the two trivial checkers used as baselines."""
+"""The scope-checker protocol, the factory protocol of the checker registry, and the two trivial checkers used as
+baselines."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, Sequence, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 from ..memory.store import Candidate
 from ..types import ScopeDecision
+
+if TYPE_CHECKING:
+    from .calibration import Calibration
 
 
 @runtime_checkable
@@ -18,6 +23,18 @@ class ScopeChecker(Protocol):
     def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]: ...
 
     async def acheck(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]: ...
+
+
+class CheckerFactory(Protocol):
+    """Builds one checker; what :data:`agentedit.scope.CHECKERS` maps a name to.
+
+    Every factory takes the same keywords and uses those its checker needs: ``calibration``
+    (None: the shipped default), ``backend`` (the model a judge asks), ``embedder`` (the memory's),
+    ``max_edits`` and ``model_dir`` (where a trained checker's model lives).
+    """
+
+    def __call__(self, *, calibration: Calibration | None = None, backend: Any = None, embedder: Any = None,
+                 max_edits: int = 4, model_dir: str | Path | None = None) -> ScopeChecker: ...
 
 
 class BaseChecker:
@@ -66,3 +83,15 @@ class RejectAllChecker(BaseChecker):
 
     def check(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
         return [self._decide(c, False, "edits disabled") for c in candidates]
+
+
+def prefix_all_factory(*, calibration: Calibration | None = None, backend: Any = None, embedder: Any = None,
+                       max_edits: int = 4, model_dir: str | Path | None = None) -> TopKChecker:
+    """The ``prefix-all`` baseline: the nearest edit always applies."""
+    return TopKChecker(1)
+
+
+def none_factory(*, calibration: Calibration | None = None, backend: Any = None, embedder: Any = None,
+                 max_edits: int = 4, model_dir: str | Path | None = None) -> RejectAllChecker:
+    """The ``none`` baseline: no edit ever applies."""
+    return RejectAllChecker()

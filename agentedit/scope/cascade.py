@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 from ..errors import ScopeError
 from ..memory.store import Candidate
 from ..types import ScopeDecision
 from .base import BaseChecker
-from .judge import JudgeChecker
+from .calibration import Calibration, default_calibration
+from .judge import JudgeChecker, judge_for
 
 
 class CascadeChecker(BaseChecker):
@@ -50,3 +52,11 @@ class CascadeChecker(BaseChecker):
     async def acheck(self, query: str, candidates: Sequence[Candidate]) -> list[ScopeDecision]:
         settled, ambiguous = self._partition(candidates)
         return self._merge(settled, await self.judge.acheck(query, ambiguous) if ambiguous else [])
+
+
+def factory(*, calibration: Calibration | None = None, backend: Any = None, embedder: Any = None, max_edits: int = 4,
+            model_dir: str | Path | None = None) -> CascadeChecker:
+    """The ``cascade`` checker over the calibration's ambiguous band, ``backend`` judging inside it."""
+    cal = calibration or default_calibration()
+    return CascadeChecker(judge_for("cascade", cal, backend, max_edits), low=cal.band_low, high=cal.band_high,
+                          max_edits=max_edits)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-MASK = "X"  # what a relation's subject is replaced by (shared with the relation module)
+from .text import MASK
+
 
 # label -> phrases (lower case, whole words, plurals matched too). Labels sharing nothing are different attributes.
 _CONTRAST: dict[str, tuple[str, ...]] = {

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 from ..backends.base import Backend
-from ..errors import BackendError
+from ..errors import BackendError, ConfigError
 from ..memory.store import Candidate
 from ..prompts import quote, render
 from ..types import ScopeDecision
 from .base import BaseChecker
+from .calibration import Calibration, default_calibration
 
 logger = logging.getLogger(__name__)
 
@@ -90,3 +92,16 @@ class JudgeChecker(BaseChecker):
 
         decisions = list(await asyncio.gather(*(one(c) for c in ask)))
         return self._finish(decisions, skip)
+
+
+def judge_for(name: str, calibration: Calibration, backend: Any, max_edits: int) -> JudgeChecker:
+    """The judge of the ``judge`` or ``cascade`` checker (``name``), asking ``backend`` above the calibration's band."""
+    if backend is None:
+        raise ConfigError(f"the {name!r} scope checker needs a model backend to ask; give the Editor a model")
+    return JudgeChecker(backend, min_similarity=calibration.band_low, max_edits=max_edits)
+
+
+def factory(*, calibration: Calibration | None = None, backend: Any = None, embedder: Any = None, max_edits: int = 4,
+            model_dir: str | Path | None = None) -> JudgeChecker:
+    """The ``judge`` checker: ``backend`` judges every candidate above the calibration's band."""
+    return judge_for("judge", calibration or default_calibration(), backend, max_edits)

@@ -126,9 +126,9 @@ def known_models() -> list[str]:
 
 def cache_dir() -> Path:
     """The agentedit cache: ``$AGENTEDIT_CACHE`` if set and non-empty, else ``~/.cache/agentedit``."""
-    env = env("AGENTEDIT_CACHE", "")
-    if env:
-        return Path(env).expanduser()
+    given = env("AGENTEDIT_CACHE")
+    if given:
+        return Path(given).expanduser()
     return Path.home() / ".cache" / "agentedit"
 
 

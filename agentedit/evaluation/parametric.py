@@ -26,7 +26,7 @@ class WeightSyncMethod:
                  backend: Any = None) -> None:
         from ..backends import resolve_backend
         from ..editor import Editor
-        from ..parametric.route import BATCHED, WeightRoute
+        from ..routes.weights import BATCHED, WeightRoute
 
         if backend is None:
             if not model.startswith("hf:"):
@@ -62,7 +62,7 @@ class WeightSyncMethod:
         self.sync()
         ans = self._inner.ask(question, **kw)
         named = [rid for rid, r in ((r.id, r) for r in self.memory.list()) if r.subject and r.subject.lower() in question.lower()]
-        ans.applied, ans.route = named, "parametric"
+        ans.applied, ans.mode = named, "parametric"
         return ans
 
     def prepare(self, question: str, **kw: Any) -> dict[str, Any]:

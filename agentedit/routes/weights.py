@@ -21,7 +21,7 @@ from ..parametric.corpus import Corpus
 from ..parametric.deltas import Delta
 from ..parametric.requests import EditRequest
 from ..records import build_records
-from ..scope.relation import find_subject, subject_names
+from ..scope.text import find_subject, subject_names
 from ..types import EditRecord
 
 logger = logging.getLogger(__name__)

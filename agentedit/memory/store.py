@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import DuplicateEditError, EditError, EditNotFoundError, StoreError, UnknownNamespaceError
 from ..records import build_record, build_records, read_edit_file, validate_namespace
 from ..types import EditRecord, utc_now
-from .audit import Ledger
+from .ledger import Ledger
 from .embed import Embedder, shared_embedder
 
 logger = logging.getLogger(__name__)

@@ -392,3 +392,10 @@ def test_store_refuses_another_embedder(tmp_path: Path, embedder) -> None:
 def test_invalid_store_name(tmp_path: Path, embedder) -> None:
     with pytest.raises(EditError, match="invalid namespace"):
         EditMemory("../escape", root=tmp_path, embedder=embedder)
+
+
+def test_candidate_is_still_importable_from_the_memory_package() -> None:
+    import agentedit.memory
+    import agentedit.types
+
+    assert agentedit.memory.Candidate is agentedit.types.Candidate

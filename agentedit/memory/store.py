@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import DuplicateEditError, EditError, EditNotFoundError, StoreError, UnknownNamespaceError
 from ..records import build_record, build_records, read_edit_file, validate_namespace
-from ..types import EditRecord, utc_now
+from ..types import Candidate, EditRecord, utc_now
 from .ledger import Ledger
 from .embed import Embedder, shared_embedder
 
@@ -43,14 +43,6 @@ Progress = Callable[[int, int], None]
 def store_root(root: str | os.PathLike[str] | None = None) -> Path:
     """Where named stores live: ``root``, else ``$AGENTEDIT_STORES``, else ``./stores``."""
     return Path(root or os.environ.get("AGENTEDIT_STORES") or "stores").resolve()
-
-
-@dataclass
-class Candidate:
-    """A retrieved edit and its cosine similarity to the query (higher is closer)."""
-
-    record: EditRecord
-    similarity: float
 
 
 class EditMemory:

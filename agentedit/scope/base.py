@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol, Sequence, runtime_checkable
 
-from ..memory.store import Candidate
-from ..types import ScopeDecision
+from ..types import Candidate, ScopeDecision
 
 
 @runtime_checkable

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..errors import ScopeError
-from ..memory.store import Candidate
-from ..types import ScopeDecision
+from ..types import Candidate, ScopeDecision
 from .base import BaseChecker
 from .judge import JudgeChecker
 

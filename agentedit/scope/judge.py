@@ -8,9 +8,8 @@ from typing import Sequence
 
 from ..backends.base import Backend
 from ..errors import BackendError
-from ..memory.store import Candidate
 from ..prompts import quote, render
-from ..types import ScopeDecision
+from ..types import Candidate, ScopeDecision
 from .base import BaseChecker
 
 logger = logging.getLogger(__name__)

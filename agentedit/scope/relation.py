@@ -20,8 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from ..memory.embed import Embedder
-from ..memory.store import Candidate
-from ..types import EditRecord, ScopeDecision
+from ..types import Candidate, EditRecord, ScopeDecision
 from .base import BaseChecker
 from .contrast import MASK, relation_conflict
 

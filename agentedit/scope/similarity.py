@@ -22,9 +22,8 @@ import numpy as np
 
 from ..errors import ScopeError
 from ..memory.embed import Embedder
-from ..memory.store import Candidate
 from ..records import make_statement
-from ..types import ScopeDecision, utc_now
+from ..types import Candidate, ScopeDecision, utc_now
 from .base import BaseChecker
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The edit memory: Chroma index + SQLite ledger with an append-only audit log."""
+"""The edit memory: a vector index (Chroma) over a SQLite ledger with an append-only audit log."""
 
 from ..types import Candidate  # re-exported: Candidate lived here before it moved beside EditRecord
 from .embed import Embedder, shared_embedder

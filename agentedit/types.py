@@ -1,4 +1,4 @@
-"""Public data types: :class:`EditRecord`, :class:`ScopeDecision` and :class:`Answer`."""
+"""Public data types: :class:`EditRecord`, :class:`Candidate`, :class:`ScopeDecision` and :class:`Answer`."""
 
 from __future__ import annotations
 
@@ -66,6 +66,14 @@ class EditRecord:
         if not self.subject or not self.relation:
             return None
         return (self.namespace, " ".join(self.subject.lower().split()), " ".join(self.relation.lower().split()))
+
+
+@dataclass
+class Candidate:
+    """A retrieved edit and its cosine similarity to the query (higher is closer)."""
+
+    record: EditRecord
+    similarity: float
 
 
 @dataclass

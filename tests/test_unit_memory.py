@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agentedit.errors import (DuplicateEditError, EditError, EditNotFoundError, ImportFormatError, StoreError,
                               UnknownNamespaceError)
-from agentedit.memory import EditMemory
+from agentedit.memory import DEFAULT_NAMESPACE, EditMemory
+from agentedit.memory.index import ChromaIndex
 
 EIFFEL = {"prompt": "The Eiffel Tower is located in", "subject": "Eiffel Tower", "target_new": "Rome", "id": "eiffel"}
 CEO = {"prompt": "The CEO of Acme Corp is", "subject": "Acme Corp", "target_new": "Jane Doe", "id": "acme-ceo"}
@@ -27,8 +29,14 @@ def _ledger_count(mem: EditMemory) -> int:
         return conn.execute("SELECT COUNT(*) FROM edits").fetchone()[0]
 
 
+def _default_collection(mem: EditMemory) -> Any:
+    """The Chroma collection behind the default namespace (the tests' way to corrupt the index directly)."""
+    assert isinstance(mem.index, ChromaIndex)
+    return mem.index.collection(DEFAULT_NAMESPACE)
+
+
 def _indexed_ids(mem: EditMemory) -> set[str]:
-    return set(mem._collection.get(include=[])["ids"])
+    return set(_default_collection(mem).get(include=[])["ids"])
 
 
 def _open(root: Path, embedder) -> EditMemory:
@@ -185,7 +193,7 @@ def test_add_many_with_bad_third_record_writes_nothing(memory: EditMemory) -> No
     with pytest.raises(EditError, match=r"edit #2: target_new is empty"):
         memory.add_many(batch)
     assert _ledger_count(memory) == 1
-    assert memory._collection.count() == 1
+    assert _default_collection(memory).count() == 1
     assert _event_count(memory) == before_events
     with pytest.raises(EditNotFoundError):
         memory.get("eiffel")
@@ -196,12 +204,12 @@ def test_failed_index_write_raises_store_error_and_ledger_stays_empty(memory: Ed
     def broken_upsert(**kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(memory._collection, "upsert", broken_upsert)
+    monkeypatch.setattr(_default_collection(memory), "upsert", broken_upsert)
     with pytest.raises(StoreError, match="disk full.*nothing was stored"):
         memory.add_many([EIFFEL, CEO])
     assert _ledger_count(memory) == 0
     assert _event_count(memory) == 0
-    assert memory._collection.count() == 0
+    assert _default_collection(memory).count() == 0
     monkeypatch.undo()
     assert memory.add(EIFFEL).id == "eiffel"  # the store still works afterwards
 
@@ -213,7 +221,7 @@ def test_failed_index_write_on_supersede_keeps_old_edit_active(memory: EditMemor
     def broken_upsert(**kwargs):
         raise RuntimeError("index offline")
 
-    monkeypatch.setattr(memory._collection, "upsert", broken_upsert)
+    monkeypatch.setattr(_default_collection(memory), "upsert", broken_upsert)
     with pytest.raises(StoreError):
         memory.add({**EIFFEL, "id": "eiffel-2", "target_new": "Berlin"})
     monkeypatch.undo()
@@ -313,7 +321,7 @@ def test_import_file_bad_line_is_atomic(memory: EditMemory, tmp_path: Path) -> N
     path.write_text(json.dumps(EIFFEL) + "\nnot json\n", "utf-8")
     with pytest.raises(ImportFormatError, match="line 2"):
         memory.import_file(path)
-    assert _ledger_count(memory) == 0 and memory._collection.count() == 0
+    assert _ledger_count(memory) == 0 and _default_collection(memory).count() == 0
 
 
 # -- audit log -------------------------------------------------------------------------------------
@@ -348,8 +356,8 @@ def test_reopen_removes_index_entries_the_ledger_never_acknowledged(tmp_path: Pa
     mem = _open(tmp_path, embedder)
     mem.add(EIFFEL)
     # Simulate a crash between the Chroma write and the ledger commit.
-    mem._collection.upsert(ids=["stray"], embeddings=[embedder.embed_one("The Eiffel Tower is in Oslo.")],
-                           documents=["The Eiffel Tower is in Oslo."], metadatas=[{"namespace": "default", "subject": ""}])
+    _default_collection(mem).upsert(ids=["stray"], embeddings=[embedder.embed_one("The Eiffel Tower is in Oslo.")],
+                                    documents=["The Eiffel Tower is in Oslo."], metadatas=[{"namespace": "default", "subject": ""}])
     (mem.dir / "PENDING").write_text("crash")
     # Even before reconciliation the unacknowledged edit is never served.
     assert [c.record.id for c in mem.query("Where is the Eiffel Tower?", k=4)] == ["eiffel"]
@@ -362,7 +370,7 @@ def test_reopen_removes_index_entries_the_ledger_never_acknowledged(tmp_path: Pa
 def test_reopen_reindexes_edits_missing_from_the_index(tmp_path: Path, embedder) -> None:
     mem = _open(tmp_path, embedder)
     mem.add_many([EIFFEL, CEO])
-    mem._collection.delete(ids=["acme-ceo"])
+    _default_collection(mem).delete(ids=["acme-ceo"])
     assert _indexed_ids(mem) == {"eiffel"}
     mem.close()
     with _open(tmp_path, embedder) as again:
@@ -372,9 +380,9 @@ def test_reopen_reindexes_edits_missing_from_the_index(tmp_path: Path, embedder)
 
 def test_reconcile_reports_what_it_fixed(memory: EditMemory, embedder) -> None:
     memory.add_many([EIFFEL, CEO])
-    memory._collection.delete(ids=["eiffel"])
-    memory._collection.upsert(ids=["ghost"], embeddings=[embedder.embed_one("ghost")], documents=["ghost"],
-                              metadatas=[{"namespace": "default", "subject": ""}])
+    _default_collection(memory).delete(ids=["eiffel"])
+    _default_collection(memory).upsert(ids=["ghost"], embeddings=[embedder.embed_one("ghost")], documents=["ghost"],
+                                       metadatas=[{"namespace": "default", "subject": ""}])
     assert memory.reconcile() == {"removed": 1, "reindexed": 1}
     assert _indexed_ids(memory) == {"eiffel", "acme-ceo"}
 
@@ -392,3 +400,10 @@ def test_store_refuses_another_embedder(tmp_path: Path, embedder) -> None:
 def test_invalid_store_name(tmp_path: Path, embedder) -> None:
     with pytest.raises(EditError, match="invalid namespace"):
         EditMemory("../escape", root=tmp_path, embedder=embedder)
+
+
+def test_candidate_is_still_importable_from_the_memory_package() -> None:
+    import agentedit.memory
+    import agentedit.types
+
+    assert agentedit.memory.Candidate is agentedit.types.Candidate

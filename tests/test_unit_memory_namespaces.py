@@ -9,6 +9,7 @@ import chromadb
 from chromadb.config import Settings
 
 from agentedit.memory import EditMemory
+from agentedit.memory.index import ChromaIndex
 
 EIFFEL = {"prompt": "The Eiffel Tower is located in", "subject": "Eiffel Tower", "target_new": "Rome", "id": "eiffel"}
 EIFFEL_B = {**EIFFEL, "target_new": "Berlin", "id": "eiffel-b"}
@@ -16,7 +17,8 @@ CEO = {"prompt": "The CEO of Acme Corp is", "subject": "Acme Corp", "target_new"
 
 
 def _names(mem: EditMemory) -> set[str]:
-    return {c if isinstance(c, str) else c.name for c in mem._client.list_collections()}
+    assert isinstance(mem.index, ChromaIndex)
+    return {c if isinstance(c, str) else c.name for c in mem.index.client.list_collections()}
 
 
 def test_each_namespace_has_its_own_collection(tmp_path: Path, embedder) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from agentedit.errors import BackendError, ConfigError, ScopeError
-from agentedit.memory import Candidate
+from agentedit.types import Candidate
 from agentedit.records import build_record
 from agentedit.scope import (CascadeChecker, JudgeChecker, RejectAllChecker, RelationChecker, ScopeChecker,
                              SimilarityChecker, TopKChecker, calibrate_similarity, choose_threshold, make_checker,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentedit.errors import ConfigError, ScopeError
-from agentedit.memory import Candidate
+from agentedit.types import Candidate
 from agentedit.records import build_record
 from agentedit.scope import make_checker
 from agentedit.scope.trained import META_FILE, TrainedChecker

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypedDict
 
 from ..backends.base import Completion
-from ..memory.store import Candidate
-from ..types import EditRecord, ScopeDecision
+from ..types import Candidate, EditRecord, ScopeDecision
 
 Style = Literal["chat", "complete", "text"]
 

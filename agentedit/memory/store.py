@@ -1,4 +1,4 @@
-"""The edit memory: a Chroma index of active edits over a SQLite ledger.
+"""The edit memory: a vector index of active edits over a SQLite ledger.
 
 Layout of a store named ``NAME`` under the store root (``./stores`` unless
 ``AGENTEDIT_STORES`` or ``root=`` says otherwise)::
@@ -8,9 +8,12 @@ Layout of a store named ``NAME`` under the store root (``./stores`` unless
     stores/NAME/chroma/         the vector index of active edits, one collection per namespace
 
 Writes are all-or-nothing. A batch is validated and embedded before anything is
-written; the ledger transaction stays open while Chroma is updated and is
-rolled back (and Chroma compensated) if that fails. A ``PENDING.*`` marker per write makes
-the next open reconcile Chroma with the ledger if a process died mid-write.
+written; the ledger transaction stays open while the index is updated and is
+rolled back (and the index compensated) if that fails. A ``PENDING.*`` marker per write makes
+the next open reconcile the index with the ledger if a process died mid-write.
+
+The pieces: :mod:`.ledger` (the system of record), :mod:`.index` (the :class:`~.index.VectorIndex`
+protocol and Chroma behind it), :mod:`.recovery` (markers and reconcile), :mod:`.transfer` (edit files).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import json
 import logging
 import os
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -27,16 +30,16 @@ import numpy as np
 
 from ..settings import env
 from ..errors import DuplicateEditError, EditError, EditNotFoundError, StoreError, UnknownNamespaceError
-from ..records import build_record, build_records, read_edit_file, validate_namespace
-from ..types import EditRecord, utc_now
-from .audit import Ledger
+from ..records import build_record, build_records, validate_namespace
+from ..types import Candidate, EditRecord, utc_now
+from . import recovery, transfer
 from .embed import Embedder, shared_embedder
+from .index import VectorIndex, index_records, open_index, unindex
+from .ledger import Ledger
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "default"
-_COLLECTION = "edits"
-_CHROMA_BATCH = 4000
 
 Progress = Callable[[int, int], None]
 
@@ -44,14 +47,6 @@ Progress = Callable[[int, int], None]
 def store_root(root: str | os.PathLike[str] | None = None) -> Path:
     """Where named stores live: ``root``, else ``$AGENTEDIT_STORES``, else ``./stores``."""
     return Path(root or env("AGENTEDIT_STORES") or "stores").resolve()
-
-
-@dataclass
-class Candidate:
-    """A retrieved edit and its cosine similarity to the query (higher is closer)."""
-
-    record: EditRecord
-    similarity: float
 
 
 class EditMemory:
@@ -67,9 +62,8 @@ class EditMemory:
         self._config_path = self.dir / "store.json"
         self.config = self._load_config()
         self.ledger = Ledger(self.dir / "ledger.sqlite")
-        self._chroma_url = chroma_url
-        self._collections: dict[str, Any] = {}
-        self._open_index()
+        self.index: VectorIndex = open_index(self.dir / "chroma", name, url=chroma_url, lock=self.ledger.transaction,
+                                             default_namespace=DEFAULT_NAMESPACE)
         with self.ledger.transaction() as conn:
             Ledger.ensure_namespace(conn, DEFAULT_NAMESPACE)
         self._reconcile_if_needed()
@@ -100,87 +94,8 @@ class EditMemory:
         """Persist :attr:`config` (e.g. after a scope calibration)."""
         self._write_config(self.config)
 
-    # -- the index: one Chroma collection per namespace ------------------------------------------
-    # A namespace filter (`where=`) makes Chroma scan every entry's metadata: ~0.4-1.5 s per query at 100k
-    # edits on 2 cores, against ~3 ms for a plain nearest-neighbour search. One collection per namespace
-    # needs no filter, and one tenant's size no longer slows another's queries.
-    def _open_index(self) -> None:
-        import chromadb
-        from chromadb.config import Settings
-
-        settings = Settings(anonymized_telemetry=False)
-        if self._chroma_url:
-            from urllib.parse import urlparse
-
-            url = urlparse(self._chroma_url)
-            self._client = chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or 8000,
-                                               ssl=url.scheme == "https", settings=settings)
-            self._prefix, legacy = f"ae_{self.name.encode().hex()}_", f"agentedit_{self.name}"
-        else:
-            self._client = chromadb.PersistentClient(path=str(self.dir / "chroma"), settings=settings)
-            self._prefix, legacy = "ns_", _COLLECTION
-        self._migrate_single_collection(legacy)
-
-    def _col(self, namespace: str, *, create: bool = True) -> Any:
-        """The namespace's collection (names are hex so any namespace is a valid Chroma name); None if absent."""
-        col = self._collections.get(namespace)
-        if col is None:
-            name = self._prefix + namespace.encode().hex()
-            if create:
-                col = self._client.get_or_create_collection(name, embedding_function=None, metadata={"namespace": namespace},
-                                                            configuration={"hnsw": {"space": "cosine"}})
-            else:
-                try:
-                    col = self._client.get_collection(name, embedding_function=None)
-                except Exception:  # NotFoundError (embedded) or an HTTP error (server): nothing indexed there yet
-                    return None
-            self._collections[namespace] = col
-        return col
-
-    @property
-    def _collection(self) -> Any:
-        """The default namespace's collection."""
-        return self._col(DEFAULT_NAMESPACE)
-
-    def _namespace_collections(self) -> dict[str, Any]:
-        """Every namespace collection of this store (also those another process created)."""
-        names = [c if isinstance(c, str) else c.name for c in self._client.list_collections()]
-        namespaces = [bytes.fromhex(n[len(self._prefix):]).decode() for n in names if n.startswith(self._prefix)]
-        return {ns: self._col(ns) for ns in namespaces}
-
-    def _unindex(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Remove ``(namespace, id)`` entries from the index."""
-        by_ns: dict[str, list[str]] = {}
-        for ns, edit_id in pairs:
-            by_ns.setdefault(ns, []).append(edit_id)
-        for ns, ids in by_ns.items():
-            col = self._col(ns, create=False)
-            if col is None:
-                continue
-            for i in range(0, len(ids), _CHROMA_BATCH):
-                col.delete(ids=ids[i:i + _CHROMA_BATCH])
-
-    def _migrate_single_collection(self, legacy: str) -> None:
-        """Move vectors from the one-collection layout of earlier versions into per-namespace collections."""
-        try:
-            old = self._client.get_collection(legacy, embedding_function=None)
-        except Exception:
-            return
-        with self.ledger.transaction():  # one process migrates; a crash midway repeats it (upserts are idempotent)
-            total = old.count()
-            for offset in range(0, total, _CHROMA_BATCH):
-                page = old.get(include=["embeddings", "documents", "metadatas"], limit=_CHROMA_BATCH, offset=offset)
-                by_ns: dict[str, list[int]] = {}
-                for i, meta in enumerate(page["metadatas"]):
-                    by_ns.setdefault((meta or {}).get("namespace", DEFAULT_NAMESPACE), []).append(i)
-                for ns, idx in by_ns.items():
-                    self._col(ns).upsert(ids=[page["ids"][i] for i in idx], embeddings=[page["embeddings"][i] for i in idx],
-                                         documents=[page["documents"][i] for i in idx],
-                                         metadatas=[page["metadatas"][i] for i in idx])
-            self._client.delete_collection(legacy)
-        logger.info("store %s: moved %d indexed edits to one collection per namespace", self.name, total)
-
     def close(self) -> None:
+        self.index.close()
         self.ledger.close()
 
     def __enter__(self) -> "EditMemory":
@@ -190,60 +105,23 @@ class EditMemory:
         self.close()
 
     # -- consistency ---------------------------------------------------------------------------
-    def _markers(self) -> list[Path]:
-        """Write-in-progress markers: one ``PENDING.<id>`` per unfinished write (``PENDING`` from older versions)."""
-        return list(self.dir.glob("PENDING*"))
-
     def _reconcile_if_needed(self) -> None:
-        indexed = sum(col.count() for col in self._namespace_collections().values())
-        if self._markers() or indexed != self.ledger.count(status="active"):
+        if recovery.needs_reconcile(self.dir, self.ledger, self.index):
             self.reconcile()
 
     def reconcile(self) -> dict[str, int]:
-        """Make the Chroma index hold exactly the ledger's active edits.
+        """Make the index hold exactly the ledger's active edits (see :func:`.recovery.reconcile`)."""
+        return recovery.reconcile(self.name, self.dir, self.ledger, self.index, self.embedder)
 
-        Runs under the ledger's write lock, so a writer in another process sharing this store (replicas over
-        one Chroma server) is never caught between its index write and its commit.
-        """
-        with self.ledger.transaction():
-            active = self.ledger.active_namespaces()
-            indexed: set[tuple[str, str]] = set()
-            for ns, col in self._namespace_collections().items():
-                for offset in range(0, col.count(), 10000):
-                    indexed.update((ns, i) for i in col.get(include=[], limit=10000, offset=offset)["ids"])
-            wanted = {(ns, i) for i, ns in active.items()}
-            extra = sorted(indexed - wanted)
-            missing = sorted(i for ns, i in wanted - indexed)
-            self._unindex(extra)
-            if missing:
-                recs = self.ledger.get_many(missing)
-                self._index([recs[i] for i in missing if i in recs])
-            for marker in self._markers():  # no write is in flight while we hold the lock
-                marker.unlink(missing_ok=True)
-        if extra or missing:
-            logger.warning("store %s: reconciled index with ledger (%d removed, %d re-indexed)", self.name, len(extra), len(missing))
-        return {"removed": len(extra), "reindexed": len(missing)}
-
-    def _index(self, records: Sequence[EditRecord], vectors: np.ndarray | None = None,
-               progress: Progress | None = None) -> None:
+    def _index(self, records: Sequence[EditRecord], vectors: np.ndarray | None = None) -> None:
         if not records:
             return
         if vectors is None:
             vectors = self.embedder.embed([r.statement for r in records])
-        by_ns: dict[str, list[int]] = {}
-        for i, rec in enumerate(records):
-            by_ns.setdefault(rec.namespace, []).append(i)
-        done = 0
-        for ns, idx in by_ns.items():
-            col = self._col(ns)
-            for start in range(0, len(idx), _CHROMA_BATCH):
-                part = idx[start:start + _CHROMA_BATCH]
-                col.upsert(ids=[records[i].id for i in part], embeddings=vectors[part],
-                           documents=[records[i].statement for i in part],
-                           metadatas=[{"namespace": ns, "subject": records[i].subject or ""} for i in part])
-                done += len(part)
-                if progress:
-                    progress(done, len(records))
+        index_records(self.index, records, vectors)
+
+    def _unindex(self, pairs: Iterable[tuple[str, str]]) -> None:
+        unindex(self.index, pairs)
 
     def _embed_batched(self, texts: list[str], progress: Progress | None) -> np.ndarray:
         if progress is None or len(texts) <= 256:
@@ -257,15 +135,6 @@ class EditMemory:
         if progress is not None:
             progress(len(texts), len(texts))
         return out
-
-    def _mark_pending(self) -> Path:
-        """Mark one write as in flight (inside its ledger transaction); the writer removes its own marker."""
-        marker = self.dir / f"PENDING.{uuid.uuid4().hex[:12]}"
-        with open(marker, "w") as fh:
-            fh.write(utc_now())
-            fh.flush()
-            os.fsync(fh.fileno())
-        return marker
 
     # -- namespaces ----------------------------------------------------------------------------
     def namespaces(self) -> list[str]:
@@ -337,7 +206,7 @@ class EditMemory:
             for old in superseded_old:
                 Ledger.put(conn, old)
                 Ledger.log(conn, "supersede", old, actor=actor, batch_id=batch_id)
-            marker = self._mark_pending()
+            marker = recovery.mark_pending(self.dir)
             try:
                 self._index(to_index, vectors[keep])
                 self._unindex(old_keys)
@@ -382,7 +251,7 @@ class EditMemory:
         with self.ledger.transaction() as conn:
             Ledger.put(conn, new)
             Ledger.log(conn, "update", new, actor=actor, before=old)
-            marker = self._mark_pending()
+            marker = recovery.mark_pending(self.dir)
             try:
                 self._index([new], vec)
             except Exception as exc:
@@ -400,7 +269,7 @@ class EditMemory:
         with self.ledger.transaction() as conn:
             Ledger.put(conn, new)
             Ledger.log(conn, "delete", new, actor=actor, before=old)
-            marker = self._mark_pending()
+            marker = recovery.mark_pending(self.dir)
             try:
                 self._unindex([(old.namespace, edit_id)])
             except Exception as exc:
@@ -442,41 +311,29 @@ class EditMemory:
     def query(self, text: str, *, namespace: str = DEFAULT_NAMESPACE, k: int = 4,
               vector: np.ndarray | None = None, at: str | None = None) -> list[Candidate]:
         """The ``k`` nearest active edits of ``namespace`` (valid at time ``at``, default now)."""
-        col = self._col(namespace, create=False) if k > 0 else None
-        if col is None:  # nothing was ever indexed there (no count(): Chroma counts in ~16 ms at 100k edits)
+        if k <= 0 or not self.index.has_namespace(namespace):  # nothing indexed there: skip embedding the query
             return []
         vec = self.embedder.embed_one(text) if vector is None else vector
-        res = col.query(query_embeddings=[vec], n_results=k, include=["distances"])
-        ids, dists = res["ids"][0], res["distances"][0]
-        recs = self.ledger.get_many(list(ids))
+        hits = self.index.query(namespace, vec, k)
+        recs = self.ledger.get_many([edit_id for edit_id, _ in hits])
         now = at or utc_now()
         out = []
-        for edit_id, dist in zip(ids, dists):
+        for edit_id, similarity in hits:
             rec = recs.get(edit_id)
             if rec is None or rec.status != "active" or rec.namespace != namespace:
                 continue  # index ahead of the ledger (crash): never serve an unacknowledged edit
             if (rec.valid_from and rec.valid_from > now) or (rec.valid_until and rec.valid_until <= now):
                 continue
-            out.append(Candidate(rec, float(1.0 - dist)))
+            out.append(Candidate(rec, similarity))
         return out
 
     # -- import / export -----------------------------------------------------------------------
     def import_file(self, path: str | os.PathLike[str], *, namespace: str = DEFAULT_NAMESPACE, actor: str = "import",
                     progress: Progress | None = None) -> list[EditRecord]:
         """Import a JSONL/JSON/CSV file atomically; errors name the offending line."""
-        items, labels = read_edit_file(path)
-        try:
-            recs = build_records(items, namespace=namespace, actor=actor, labels=labels)
-        except EditError as exc:
-            raise type(exc)(f"{path}: {exc}") from None
+        recs, labels = transfer.read_records(path, namespace=namespace, actor=actor)
         return self.add_many([], namespace=namespace, actor=actor, labels=labels, progress=progress, records=recs)
 
     def export_file(self, path: str | os.PathLike[str], *, namespace: str | None = None, include_inactive: bool = False) -> int:
         """Write edits as JSONL (one full record per line); returns how many were written."""
-        recs = self.list(namespace=namespace, include_inactive=include_inactive)
-        tmp = Path(str(path) + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for rec in recs:
-                fh.write(json.dumps(rec.to_dict(), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-        return len(recs)
+        return transfer.write_records(path, self.list(namespace=namespace, include_inactive=include_inactive))

@@ -7,8 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
-from ..memory.store import Candidate
-from ..types import ScopeDecision
+from ..types import Candidate, ScopeDecision
 
 if TYPE_CHECKING:
     from .calibration import Calibration

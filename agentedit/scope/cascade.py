@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ScopeError
-from ..memory.store import Candidate
-from ..types import ScopeDecision
+from ..types import Candidate, ScopeDecision
 from .base import BaseChecker
 from .calibration import Calibration, default_calibration
 from .judge import JudgeChecker, judge_for

@@ -9,9 +9,8 @@ from typing import Any, Sequence
 
 from ..backends.base import Backend
 from ..errors import BackendError, ConfigError
-from ..memory.store import Candidate
 from ..prompts import quote, render
-from ..types import ScopeDecision
+from ..types import Candidate, ScopeDecision
 from .base import BaseChecker
 from .calibration import Calibration, default_calibration
 

@@ -21,8 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..memory.embed import Embedder
-from ..memory.store import Candidate
-from ..types import ScopeDecision
+from ..types import Candidate, ScopeDecision
 from .base import BaseChecker
 from .calibration import Calibration, default_calibration
 from .contrast import relation_conflict

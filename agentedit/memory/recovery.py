@@ -1,0 +1,70 @@
+"""Crash recovery: write-in-progress markers and reconciling the vector index with the ledger.
+
+A write holds the ledger transaction open while it updates the index. Inside that transaction it writes a
+``PENDING.<id>`` marker to the store folder and removes it once the transaction committed, so a marker left
+behind means a process died between the index write and the commit. The next open then reconciles: index
+entries the ledger never acknowledged are dropped, active edits missing from the index are re-embedded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+
+from ..types import utc_now
+from .embed import Embedder
+from .index import VectorIndex, index_records, unindex
+from .ledger import Ledger
+
+logger = logging.getLogger(__name__)
+
+
+def pending_markers(directory: Path) -> list[Path]:
+    """Write-in-progress markers: one ``PENDING.<id>`` per unfinished write (``PENDING`` from older versions)."""
+    return list(directory.glob("PENDING*"))
+
+
+def mark_pending(directory: Path) -> Path:
+    """Mark one write as in flight (inside its ledger transaction); the writer removes its own marker."""
+    marker = directory / f"PENDING.{uuid.uuid4().hex[:12]}"
+    with open(marker, "w") as fh:
+        fh.write(utc_now())
+        fh.flush()
+        os.fsync(fh.fileno())
+    return marker
+
+
+def needs_reconcile(directory: Path, ledger: Ledger, index: VectorIndex) -> bool:
+    """Whether a write was left unfinished or the index and the ledger count different active edits."""
+    indexed = index.count()
+    return bool(pending_markers(directory)) or indexed != ledger.count(status="active")
+
+
+def reconcile(name: str, directory: Path, ledger: Ledger, index: VectorIndex, embedder: Embedder) -> dict[str, int]:
+    """Make ``index`` hold exactly the ledger's active edits; returns how many entries were removed and re-indexed.
+
+    Runs under the ledger's write lock, so a writer in another process sharing this store (replicas over
+    one Chroma server) is never caught between its index write and its commit. ``name`` is the store's,
+    for the log.
+    """
+    with ledger.transaction():
+        active = ledger.active_namespaces()
+        indexed: set[tuple[str, str]] = set()
+        for ns in index.namespaces():
+            indexed.update((ns, i) for i in index.ids(ns))
+        wanted = {(ns, i) for i, ns in active.items()}
+        extra = sorted(indexed - wanted)
+        missing = sorted(i for ns, i in wanted - indexed)
+        unindex(index, extra)
+        if missing:
+            recs = ledger.get_many(missing)
+            records = [recs[i] for i in missing if i in recs]
+            if records:
+                index_records(index, records, embedder.embed([r.statement for r in records]))
+        for marker in pending_markers(directory):  # no write is in flight while we hold the lock
+            marker.unlink(missing_ok=True)
+    if extra or missing:
+        logger.warning("store %s: reconciled index with ledger (%d removed, %d re-indexed)", name, len(extra), len(missing))
+    return {"removed": len(extra), "reindexed": len(missing)}

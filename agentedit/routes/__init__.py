@@ -19,7 +19,7 @@ from .base import EditRoute, Progress
 from .in_context import IN_CONTEXT, InContextRoute
 
 if TYPE_CHECKING:
-    from ..memory.store import Candidate
+    from ..types import Candidate
 
 __all__ = ["EditRoute", "IN_CONTEXT", "InContextRoute", "Progress", "Routes", "WeightRoute"]
 

@@ -29,7 +29,7 @@ def run_demo(opts: Any, *, console: Console, status: Callable[[str], None], as_j
     ns = "demo"
     with Editor(opts.model, api_base=opts.api_base, store="demo", store_dir=opts.store_dir, namespace=ns, scope=opts.scope,
                 progress=status, max_tokens=48) as ed:
-        ed.memory.create_namespace(ns)
+        ed.create_namespace(ns)
         for old in ed.edits(ns):  # start from the unedited model on every run
             ed.forget(old.id, actor="demo")
         status(f"model: {ed.model}; asking {len(DEMO_QUESTIONS)} questions before editing")

@@ -133,10 +133,7 @@ class Editor:
     @property
     def scope_model_dir(self) -> Path:
         """Where the trained scope model lives: ``scope_model=`` if given, else the store's ``scope-model`` folder."""
-        from .scope.trained import MODEL_DIRNAME
-
-        given = self.settings.scope.model_dir
-        return Path(given) if given is not None else self.memory.dir / MODEL_DIRNAME
+        return self.settings.scope.model_folder(Path(self.memory.dir))
 
     @property
     def calibration(self) -> Calibration:
@@ -241,7 +238,7 @@ class Editor:
     def _anatomy_backend(self, *, single: bool) -> Backend | None:
         """The model to parse statements with: ``model`` mode always; ``auto`` for single edits to a hosted API model."""
         mode = self.settings.anatomy.mode
-        if mode == "model" or (mode == "auto" and single and self.spec.hosted and self._backend is None):
+        if mode == "model" or (mode == "auto" and single and self.spec.hosted and self._owns_backend):
             return self.backend
         return None
 

@@ -28,6 +28,7 @@ DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
 # specificity 0.995 vs 1.0, and it is the only one of the two that accepts paraphrased questions.
 DEFAULT_CHECKER = "relation"
 DEFAULT_NAMESPACE = "default"
+SCOPE_MODEL_DIRNAME = "scope-model"  # the trained scope checker's folder inside a store
 
 # Every environment variable agentedit reads, and what it means. Nothing else in the package reads os.environ.
 ENV_VARS: dict[str, str] = {
@@ -151,6 +152,10 @@ class ScopeSettings:
     checker: str = DEFAULT_CHECKER
     max_edits: int = 4
     model_dir: str | None = None  # the trained checker's model; default: the store's scope-model folder
+
+    def model_folder(self, store_folder: Path) -> Path:
+        """Where the trained checker's model lives: ``model_dir``, else ``scope-model`` in the store's folder."""
+        return Path(self.model_dir) if self.model_dir is not None else store_folder / SCOPE_MODEL_DIRNAME
 
 
 @dataclass(frozen=True)

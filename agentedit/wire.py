@@ -1,5 +1,5 @@
-"""OpenAI wire shapes, built in one place: ``chat.completion`` objects, ``chat.completion.chunk`` events and
-the ``agentedit`` block that reports what was applied (OpenAI clients ignore the extra field).
+"""OpenAI wire shapes, built in one place: ``chat.completion`` objects, ``chat.completion.chunk`` events, error
+objects and the ``agentedit`` block that reports what was applied (OpenAI clients ignore the extra field).
 
 ``Editor.chat`` and the HTTP proxy both answer with these, so a chat app sees the same object whichever
 way it calls agentedit.
@@ -83,3 +83,12 @@ def sse(data: Mapping[str, Any]) -> str:
 
 
 SSE_DONE = "data: [DONE]\n\n"
+
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                405: "invalid_request_error", 409: "conflict_error", 412: "invalid_request_error", 413: "invalid_request_error",
+                429: "rate_limit_error", 502: "upstream_error", 504: "upstream_timeout"}
+
+
+def error_body(status: int, message: str, *, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    """An OpenAI error object: ``{"error": {"message", "type", "param", "code"}}``."""
+    return {"error": {"message": message, "type": _ERROR_TYPES.get(status, "server_error"), "param": param, "code": code}}

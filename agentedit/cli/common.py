@@ -45,9 +45,7 @@ class Options:
 
     def scope_model_dir(self) -> str:
         """``--scope-model`` if given, else the store's own ``scope-model`` folder."""
-        from ..scope.trained import MODEL_DIRNAME
-
-        return self.settings.scope.model_dir or str(self.settings.store.folder() / MODEL_DIRNAME)
+        return str(self.settings.scope.model_folder(self.settings.store.folder()))
 
 
 def _emit_json(data: Any) -> None:

@@ -29,9 +29,9 @@ def ask(
         return
     console.print(ans.text)
     if trace or ans.applied:
-        err_console.print(f"[dim]route={ans.route} applied={ans.applied or '-'}[/dim]")
+        err_console.print(f"[dim]mode={ans.mode} applied={ans.applied or '-'}[/dim]")
     if trace:
-        err_console.print(f"  [dim]routing: {'decomposed' if ans.decomposed else 'single pass'} ({ans.route_reason})[/dim]")
+        err_console.print(f"  [dim]routing: {'decomposed' if ans.decomposed else 'single pass'} ({ans.plan_reason})[/dim]")
         for i, h in enumerate(ans.hops, 1):
             settled = f" -> [green]{h['answer']}[/green] (edit {h['accepted']})" if h["contradicted"] else ""
             err_console.print(f"  hop {i}: {h['sub_question']} | model: {h['tentative']}{settled} | retrieved {h['retrieved'] or '-'}, "

@@ -24,11 +24,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..settings import SCOPE_MODEL_DIRNAME
 from ..types import utc_now
 from .calibration import Calibration, default_calibration
 from .relation import SubjectGatedChecker
 
-MODEL_DIRNAME = "scope-model"
+MODEL_DIRNAME = SCOPE_MODEL_DIRNAME
 META_FILE = "scope_model.json"
 MAX_TOKENS = 64
 

@@ -18,7 +18,8 @@ from .. import wire
 from ..backends.base import Backend, Completion
 from ..errors import BackendError
 from .access import Principal, require
-from .errors import ApiError, as_api_error, error_body
+from ..wire import error_body
+from .errors import ApiError, as_api_error
 from .schemas import ChatCompletionRequest
 
 router = APIRouter(tags=["chat"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,12 +11,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (AgentEditError, BackendError, ConfigError, DuplicateEditError, EditError, EditNotFoundError,
                       ImportFormatError, UnknownNamespaceError)
+from ..wire import error_body
 
 logger = logging.getLogger(__name__)
 
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-          405: "invalid_request_error", 409: "conflict_error", 413: "invalid_request_error", 502: "upstream_error",
-          504: "upstream_timeout"}
 
 
 class ApiError(Exception):
@@ -27,10 +24,6 @@ class ApiError(Exception):
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.param, self.headers = status, message, code, param, headers
-
-
-def error_body(status: int, message: str, *, code: str | None = None, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": _TYPES.get(status, "server_error"), "param": param, "code": code}}
 
 
 def error_response(status: int, message: str, *, code: str | None = None, param: str | None = None,

@@ -8,7 +8,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from starlette.exceptions import HTTPException
 
-from .errors import error_body
+from ..wire import error_body
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

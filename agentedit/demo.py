@@ -27,8 +27,7 @@ def run_demo(opts: Any, *, console: Console, status: Callable[[str], None], as_j
     from .editor import Editor
 
     ns = "demo"
-    with Editor(opts.model, api_base=opts.api_base, store="demo", store_dir=opts.store_dir, namespace=ns, scope=opts.scope,
-                progress=status, max_tokens=48) as ed:
+    with Editor(settings=opts.settings.replace(store="demo", namespace=ns, max_tokens=48), progress=status) as ed:
         ed.create_namespace(ns)
         for old in ed.edits(ns):  # start from the unedited model on every run
             ed.forget(old.id, actor="demo")
@@ -42,7 +41,7 @@ def run_demo(opts: Any, *, console: Console, status: Callable[[str], None], as_j
     rows = []
     for (q, kind), b, a in zip(DEMO_QUESTIONS, before, after):
         rows.append({"question": q, "kind": kind, "before": b.text.strip(), "after": a.text.strip(), "applied": a.applied,
-                     "route": a.route, "untouched": a.route == "passthrough" and a.text == b.text})
+                     "mode": a.mode, "untouched": a.mode == "passthrough" and a.text == b.text})
     result = {"model": model, "edits": [r.to_dict() for r in recs], "questions": rows}
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")

@@ -6,7 +6,10 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 METRICS = ("reliability", "generality", "locality", "portability", "multihop")
 
@@ -60,6 +63,45 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out["n_cases"] = len({r["case_id"] for r in rows})
     out["n_probes"] = len(rows)
     return out
+
+
+BACKEND_LABELS = {"llamacpp": "llama.cpp server", "hf": "transformers", "api": "litellm"}
+MODEL_LABELS = {"qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b-instruct (gguf q4_k_m)", "smollm2": "smollm2-135m-instruct (gguf q4_1)"}
+
+
+def model_label(cfg: RunConfig) -> str:
+    """The model as a report names it: the embedded server's GGUFs by model and quantisation, others by their spec."""
+    spec = cfg.settings.model.spec
+    if spec.kind == "llamacpp":
+        label = next((v for k, v in MODEL_LABELS.items() if spec.name.startswith(k)), None)
+        if label:
+            return label
+    return cfg.model
+
+
+def build_report(cfg: RunConfig, rows: list[dict[str, Any]], *, embedder: str, started: str, wall_s: float,
+                 processes: int, model_calls: int, cache_hits: int, model_calls_run: int, cases: str) -> dict[str, Any]:
+    """results.json's content: the run's setting and what the runner measured, then per dataset the metrics of every
+    method over the probed cases (``methods``) and over the first cases at each memory size (``by_size``)."""
+    from ..scope import default_calibration
+
+    datasets = {}
+    for name in cfg.datasets:
+        mine = [r for r in rows if r["dataset"] == name]
+        n_all = len({r["case_id"] for r in mine if r["size"] == "all"})
+        datasets[name] = {
+            "dataset": name, "n_cases": n_all,
+            "n_edits_in_memory": None if cfg.protocol == "single" else "all cases' edits",
+            "methods": {m: aggregate([r for r in mine if r["method"] == m and r["size"] == "all"])
+                        for m in ["none", *[x for x in cfg.methods if x != "none"]]},
+            "by_size": {s: {m: aggregate([r for r in mine if r["method"] == m and r["size"] == str(s)])
+                            for m in cfg.methods} for s in sorted(set(cfg.memory_sizes))},
+        }
+    return {"suite": cfg.suite, "model": model_label(cfg), "backend": BACKEND_LABELS[cfg.settings.model.spec.kind],
+            "protocol": cfg.protocol, "scoring": cfg.scoring, "max_tokens": cfg.max_tokens, "limit": cfg.limit,
+            "seed": cfg.seed, "embedder": embedder, "calibration_threshold": default_calibration().threshold,
+            "machine": machine(), "started": started, "wall_s": wall_s, "processes": processes, "model_calls": model_calls,
+            "cache_hits": cache_hits, "model_calls_run": model_calls_run, "datasets": datasets, "cases": cases}
 
 
 def write_json(path: Path, data: Any) -> None:

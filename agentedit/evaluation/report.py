@@ -53,6 +53,11 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out["edit_applied"] = round(sum(bool(r["own_applied"]) for r in inscope) / len(inscope), 4)
     if outscope:
         out["untouched"] = round(sum(not r["applied"] for r in outscope) / len(outscope), 4)
+    # Of every edit injected into single-fact probes, the share that was an in-scope probe's own edit.
+    single = [r for r in rows if r["kind"] in ("reliability", "generality", "locality")]
+    injected = sum(len(r["applied"]) for r in single)
+    if injected:
+        out["scope_precision"] = round(sum(bool(r["own_applied"]) for r in single if r["kind"] != "locality") / injected, 4)
     if any("model_calls" in r for r in rows):
         out["calls_per_probe"] = round(sum(r.get("model_calls", 1) for r in rows) / len(rows), 3)
     timed = [r["ms"] for r in rows if isinstance(r.get("ms"), (int, float))]
@@ -203,11 +208,13 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
              f"; {report.get('model_calls_run', report['model_calls'])} model calls "
              f"({report['cache_hits']} identical requests answered from the run's cache in the last process).", "",
              "Locality = agreement with the unedited model (`none`) on the same probe. `edit_applied`: share of "
-             "in-scope probes where the case's own edit was injected; `untouched`: share of locality probes that "
-             "reached the model with no edit.", ""]
+             "in-scope probes where the case's own edit was injected (scope recall); `untouched`: share of locality probes "
+             "that reached the model with no edit (scope specificity); `scope_precision`: of the edits injected into "
+             "single-fact probes, the share that was an in-scope probe's own edit.", ""]
     for name, ds in report["datasets"].items():
         metrics = [m for m in METRICS if any(m in v for v in ds["methods"].values())]
-        extra = [c for c in ("decomposed", "calls_per_probe", "s_per_probe") if any(c in v for v in ds["methods"].values())]
+        extra = [c for c in ("scope_precision", "decomposed", "calls_per_probe", "s_per_probe")
+                 if any(c in v for v in ds["methods"].values())]
         cols = ["method", *metrics, "edit_applied", "untouched", *extra, "n_cases", "n_probes"]
         lines += [f"## {name}", "", md_table([{"method": m, **v} for m, v in ds["methods"].items()], cols), ""]
         plot = f"{name}-methods.png"

@@ -85,8 +85,8 @@ def test_unknown_missing_and_malformed_data_are_clear_errors(tmp_path):
 
 
 def test_every_dataset_has_a_loader_and_file():
-    for name, (rel, _) in DATASETS.items():
-        assert (DATA / rel).exists(), name
+    for name in DATASETS:
+        assert (DATA / DATASETS.get(name).path).exists(), name
 
 
 # -- suites -----------------------------------------------------------------------------------------
@@ -322,3 +322,25 @@ def test_an_interrupted_run_keeps_its_rows_and_a_finished_one_packs_them(tmp_pat
     assert len(keys) == len(set(keys)) == 2 * sum(len(c.probes) for c in load_dataset("counterfact-edit", DATA)[:2])
     with pytest.raises(FileNotFoundError, match="no cases.jsonl"):
         read_rows(tmp_path / "elsewhere")
+
+
+# -- the black-box suite and scope figures -----------------------------------------------------------
+def test_blackbox_suite_runs_each_scope_checker_through_the_runner(tmp_path, make_backend):
+    """The black-box quality benchmark (once evals/blackbox.py's own loop) is a suite of the harness."""
+    cfg = config_from_suite(load_suite("blackbox"))
+    assert cfg.datasets == ["counterfact-edit"] and cfg.limit == 200 and cfg.max_tokens == 16
+    assert cfg.methods == ["none", "prefix-all", "agentedit-similarity", "agentedit-relation"]
+    cfg = config_from_suite(load_suite("blackbox"), limit=2, data_dir=str(DATA))
+    _, report, rows = _run(cfg, tmp_path / "bb", make_backend(lambda payload: "Paris"))
+    methods = report["datasets"]["counterfact-edit"]["methods"]
+    assert list(methods) == cfg.methods and all(m["n_cases"] == 2 for m in methods.values())
+    assert methods["prefix-all"]["edit_applied"] == 1.0 and "scope_precision" in methods["prefix-all"]
+    assert {r["method"] for r in rows} == set(cfg.methods)
+
+
+def test_aggregate_reports_scope_precision():
+    rows = [_row("reliability", 1.0, "1", applied=["a"], own=True), _row("generality", 0.0, "1", applied=["b"]),
+            _row("locality", 1.0, "2", applied=["a"]), _row("locality", 1.0, "3")]
+    agg = aggregate(rows)
+    assert agg["scope_precision"] == round(1 / 3, 4) and agg["edit_applied"] == 0.5 and agg["untouched"] == 0.5
+    assert "scope_precision" not in aggregate([_row("reliability", 0.0, "1"), _row("locality", 1.0, "2")])  # nothing injected

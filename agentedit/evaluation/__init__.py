@@ -1,12 +1,12 @@
 """Evaluation harness: benchmark loaders, scoring, protocols and reports (``agentedit eval``)."""
 
 from .cases import Case, Probe
-from .loaders import DATASETS, EvalDataError, load_dataset
-from .parametric import register_parametric_methods
-from .runner import METHODS, RunConfig, Runner, read_rows, register_method
+from .config import RunConfig
+from .loaders import DATASETS, Dataset, EvalDataError, load_dataset
+from .methods import METHODS, RunContext, register_method
+from .rundir import read_rows
+from .runner import Runner
 from .scoring import agree, gen_match, normalise
 
-register_parametric_methods()  # rome, memit, ft, alphaedit: for hf: models
-
-__all__ = ["Case", "DATASETS", "EvalDataError", "METHODS", "Probe", "RunConfig", "Runner", "agree", "gen_match",
-           "load_dataset", "normalise", "read_rows", "register_method"]
+__all__ = ["Case", "DATASETS", "Dataset", "EvalDataError", "METHODS", "Probe", "RunConfig", "RunContext", "Runner", "agree",
+           "gen_match", "load_dataset", "normalise", "read_rows", "register_method"]

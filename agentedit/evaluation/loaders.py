@@ -1,9 +1,9 @@
 """Loaders for the shared benchmark files (see ../shared/datasets/README.md).
 
 Each loader turns one file into :class:`Case` objects; ``load_dataset(name)``
-picks the loader and file by name. The data directory comes from the caller,
-else ``$AGENTEDIT_DATA``, else ``../shared/datasets`` next to the current
-directory. A missing or malformed file is an :class:`EvalDataError` naming the
+picks the file and loader by name from the :data:`DATASETS` registry. The data
+directory comes from the caller, else ``$AGENTEDIT_DATA``, else
+``../shared/datasets`` next to the current directory. A missing or malformed file is an :class:`EvalDataError` naming the
 file and the record.
 """
 
@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from ..settings import env
 from ..errors import AgentEditError
+from ..registry import Registry
 from .cases import Case, Probe
 
 
@@ -175,20 +176,29 @@ def load_sanitation(path: Path) -> list[Case]:
     return cases
 
 
-DATASETS: dict[str, tuple[str, Callable[[Path], list[Case]]]] = {
-    "counterfact-edit": ("counterfact/counterfact-edit.json", load_counterfact),
-    "zsre": ("knowedit/ZsRE/ZsRE-test-all.json", load_zsre),
-    "wiki_counterfact": ("knowedit/wiki_counterfact/train_cf.json", load_wiki_counterfact),
-    "counterfact-portability": ("portability/counterfact_portability_gpt4.json", load_counterfact_portability),
-    "mquake-hard": ("mquake/MQuAKE-hard-dev.json", load_mquake),
-    "sanitation": ("knowedit/Sanitation/trivia_qa_test.json", load_sanitation),
-}
+class Dataset(NamedTuple):
+    """A benchmark: its file under the data directory and the loader that turns the file into cases."""
+
+    path: str
+    parse: Callable[[Path], list[Case]]
+
+    def load(self, root: str | os.PathLike[str] | None = None) -> list[Case]:
+        return self.parse(data_dir(root) / self.path)
+
+
+# More benchmarks plug in with DATASETS.add(name, Dataset(path, parse)), or "module:attribute" naming a Dataset.
+DATASETS: Registry[Dataset] = Registry("dataset", "or register one with DATASETS.add(name, Dataset(path, parse))")
+DATASETS.add("counterfact-edit", Dataset("counterfact/counterfact-edit.json", load_counterfact))
+DATASETS.add("zsre", Dataset("knowedit/ZsRE/ZsRE-test-all.json", load_zsre))
+DATASETS.add("wiki_counterfact", Dataset("knowedit/wiki_counterfact/train_cf.json", load_wiki_counterfact))
+DATASETS.add("counterfact-portability", Dataset("portability/counterfact_portability_gpt4.json", load_counterfact_portability))
+DATASETS.add("mquake-hard", Dataset("mquake/MQuAKE-hard-dev.json", load_mquake))
+DATASETS.add("sanitation", Dataset("knowedit/Sanitation/trivia_qa_test.json", load_sanitation))
 
 
 def load_dataset(name: str, root: str | os.PathLike[str] | None = None, *, limit: int | None = None) -> list[Case]:
     """Load benchmark ``name`` (see :data:`DATASETS`) from the data directory."""
     if name not in DATASETS:
         raise EvalDataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    rel, loader = DATASETS[name]
-    cases = loader(data_dir(root) / rel)
+    cases = DATASETS.get(name).load(root)
     return cases[:limit] if limit is not None else cases

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from ..errors import ConfigError
+from ..settings import ModelSpec
 from ..types import Answer
 
 logger = logging.getLogger(__name__)
@@ -22,16 +23,17 @@ PARAMETRIC = ("rome", "memit", "ft", "alphaedit")
 class WeightSyncMethod:
     """Speaks the Editor API the runner uses (``ask``, ``prepare``, ``edit_many``, ``forget``) over edited weights."""
 
-    def __init__(self, model: str, memory: Any, method: str, *, max_tokens: int = 24, configs: Any = None,
+    def __init__(self, model: str | ModelSpec, memory: Any, method: str, *, max_tokens: int = 24, configs: Any = None,
                  backend: Any = None) -> None:
         from ..backends import resolve_backend
         from ..editor import Editor
         from ..routes.weights import BATCHED, WeightRoute
 
         if backend is None:
-            if not model.startswith("hf:"):
-                raise ConfigError(f"method {method!r} edits weights: run the evaluation with an hf: model, not {model!r}")
-            backend = resolve_backend(model, default_params={"max_tokens": max_tokens})
+            spec = ModelSpec.parse(model)
+            if spec.kind != "hf":
+                raise ConfigError(f"method {method!r} edits weights: run the evaluation with an hf: model, not {str(spec)!r}")
+            backend = resolve_backend(spec, default_params={"max_tokens": max_tokens})
         self.method, self.memory, self.backend = method, memory, backend
         self.route = WeightRoute(memory, backend, configs=configs)
         self._inner = Editor(memory=memory, backend=backend, scope="none", max_tokens=max_tokens, method="in-context")
@@ -81,16 +83,31 @@ class WeightSyncMethod:
         return self.memory.delete(edit_id, **kw)
 
 
-def _factory(method: str) -> Any:
-    def make(ctx: Any, memory: Any) -> WeightSyncMethod:
-        return WeightSyncMethod(ctx.config.model, memory, method, max_tokens=ctx.config.max_tokens)
+def _make(method: str, ctx: Any, memory: Any) -> WeightSyncMethod:
+    return WeightSyncMethod(ctx.settings.model.spec, memory, method, max_tokens=ctx.config.max_tokens)
 
-    return make
+
+# The runner's factories (``factory(ctx, memory)``), registered lazily in agentedit.evaluation.methods.METHODS.
+def rome_method(ctx: Any, memory: Any) -> WeightSyncMethod:
+    return _make("rome", ctx, memory)
+
+
+def memit_method(ctx: Any, memory: Any) -> WeightSyncMethod:
+    return _make("memit", ctx, memory)
+
+
+def ft_method(ctx: Any, memory: Any) -> WeightSyncMethod:
+    return _make("ft", ctx, memory)
+
+
+def alphaedit_method(ctx: Any, memory: Any) -> WeightSyncMethod:
+    return _make("alphaedit", ctx, memory)
 
 
 def register_parametric_methods() -> None:
-    """Add ``rome``, ``memit``, ``ft`` and ``alphaedit`` to the runner's methods."""
-    from .runner import register_method
+    """Add ``rome``, ``memit``, ``ft`` and ``alphaedit`` to the runner's methods (they are registered already;
+    kept for callers that restored them after replacing one)."""
+    from .methods import register_method
 
     for name in PARAMETRIC:
-        register_method(name, _factory(name))
+        register_method(name, globals()[f"{name}_method"])

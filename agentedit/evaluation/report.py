@@ -6,7 +6,10 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 METRICS = ("reliability", "generality", "locality", "portability", "multihop")
 
@@ -50,6 +53,11 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out["edit_applied"] = round(sum(bool(r["own_applied"]) for r in inscope) / len(inscope), 4)
     if outscope:
         out["untouched"] = round(sum(not r["applied"] for r in outscope) / len(outscope), 4)
+    # Of every edit injected into single-fact probes, the share that was an in-scope probe's own edit.
+    single = [r for r in rows if r["kind"] in ("reliability", "generality", "locality")]
+    injected = sum(len(r["applied"]) for r in single)
+    if injected:
+        out["scope_precision"] = round(sum(bool(r["own_applied"]) for r in single if r["kind"] != "locality") / injected, 4)
     if any("model_calls" in r for r in rows):
         out["calls_per_probe"] = round(sum(r.get("model_calls", 1) for r in rows) / len(rows), 3)
     timed = [r["ms"] for r in rows if isinstance(r.get("ms"), (int, float))]
@@ -60,6 +68,45 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out["n_cases"] = len({r["case_id"] for r in rows})
     out["n_probes"] = len(rows)
     return out
+
+
+BACKEND_LABELS = {"llamacpp": "llama.cpp server", "hf": "transformers", "api": "litellm"}
+MODEL_LABELS = {"qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b-instruct (gguf q4_k_m)", "smollm2": "smollm2-135m-instruct (gguf q4_1)"}
+
+
+def model_label(cfg: RunConfig) -> str:
+    """The model as a report names it: the embedded server's GGUFs by model and quantisation, others by their spec."""
+    spec = cfg.settings.model.spec
+    if spec.kind == "llamacpp":
+        label = next((v for k, v in MODEL_LABELS.items() if spec.name.startswith(k)), None)
+        if label:
+            return label
+    return cfg.model
+
+
+def build_report(cfg: RunConfig, rows: list[dict[str, Any]], *, embedder: str, started: str, wall_s: float,
+                 processes: int, model_calls: int, cache_hits: int, model_calls_run: int, cases: str) -> dict[str, Any]:
+    """results.json's content: the run's setting and what the runner measured, then per dataset the metrics of every
+    method over the probed cases (``methods``) and over the first cases at each memory size (``by_size``)."""
+    from ..scope import default_calibration
+
+    datasets = {}
+    for name in cfg.datasets:
+        mine = [r for r in rows if r["dataset"] == name]
+        n_all = len({r["case_id"] for r in mine if r["size"] == "all"})
+        datasets[name] = {
+            "dataset": name, "n_cases": n_all,
+            "n_edits_in_memory": None if cfg.protocol == "single" else "all cases' edits",
+            "methods": {m: aggregate([r for r in mine if r["method"] == m and r["size"] == "all"])
+                        for m in ["none", *[x for x in cfg.methods if x != "none"]]},
+            "by_size": {s: {m: aggregate([r for r in mine if r["method"] == m and r["size"] == str(s)])
+                            for m in cfg.methods} for s in sorted(set(cfg.memory_sizes))},
+        }
+    return {"suite": cfg.suite, "model": model_label(cfg), "backend": BACKEND_LABELS[cfg.settings.model.spec.kind],
+            "protocol": cfg.protocol, "scoring": cfg.scoring, "max_tokens": cfg.max_tokens, "limit": cfg.limit,
+            "seed": cfg.seed, "embedder": embedder, "calibration_threshold": default_calibration().threshold,
+            "machine": machine(), "started": started, "wall_s": wall_s, "processes": processes, "model_calls": model_calls,
+            "cache_hits": cache_hits, "model_calls_run": model_calls_run, "datasets": datasets, "cases": cases}
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -161,11 +208,13 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
              f"; {report.get('model_calls_run', report['model_calls'])} model calls "
              f"({report['cache_hits']} identical requests answered from the run's cache in the last process).", "",
              "Locality = agreement with the unedited model (`none`) on the same probe. `edit_applied`: share of "
-             "in-scope probes where the case's own edit was injected; `untouched`: share of locality probes that "
-             "reached the model with no edit.", ""]
+             "in-scope probes where the case's own edit was injected (scope recall); `untouched`: share of locality probes "
+             "that reached the model with no edit (scope specificity); `scope_precision`: of the edits injected into "
+             "single-fact probes, the share that was an in-scope probe's own edit.", ""]
     for name, ds in report["datasets"].items():
         metrics = [m for m in METRICS if any(m in v for v in ds["methods"].values())]
-        extra = [c for c in ("decomposed", "calls_per_probe", "s_per_probe") if any(c in v for v in ds["methods"].values())]
+        extra = [c for c in ("scope_precision", "decomposed", "calls_per_probe", "s_per_probe")
+                 if any(c in v for v in ds["methods"].values())]
         cols = ["method", *metrics, "edit_applied", "untouched", *extra, "n_cases", "n_probes"]
         lines += [f"## {name}", "", md_table([{"method": m, **v} for m, v in ds["methods"].items()], cols), ""]
         plot = f"{name}-methods.png"

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .runner import RunConfig
+from .config import OPTIONS, RunConfig
 
-_FIELDS = set(RunConfig.__dataclass_fields__) | {"name", "description"}
+_FIELDS = set(OPTIONS) | {"name", "description"}
 
 
 def suite_dirs() -> list[Path]:
@@ -42,7 +42,7 @@ def load_suite(name_or_path: str) -> dict[str, Any]:
 
 
 def config_from_suite(suite: dict[str, Any], **overrides: Any) -> RunConfig:
-    settings = {k: v for k, v in suite.items() if k in RunConfig.__dataclass_fields__}
+    settings = {k: v for k, v in suite.items() if k in OPTIONS}
     settings["suite"] = suite.get("name", "custom")
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if not settings.get("datasets") or not settings.get("methods"):

@@ -1,0 +1,142 @@
+"""1. The latency the proxy adds (one client, sequential requests) and 2. the load it takes (concurrent clients)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .stores import admin_key, start_proxy
+
+
+# -- 1. latency ----------------------------------------------------------------------------------------
+def pct(values: list[float], q: float) -> float:
+    vals = sorted(values)
+    return round(vals[min(len(vals) - 1, int(q * len(vals)))], 3) if vals else float("nan")
+
+
+def questions(cases: list[dict[str, Any]], n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Alternating (kind, text): paraphrases of stored edits and unrelated locality prompts."""
+    rng = random.Random(seed)
+    picked = rng.sample(cases[:1000], k=min(n, 1000))
+    out = []
+    for i, case in enumerate(picked):
+        out.append(("related", case["rephrase_prompt"]) if i % 2 == 0 else ("unrelated", case["locality_prompt"]))
+    return out
+
+
+def time_requests(client: httpx.Client, url: str, qs: list[tuple[str, str]], *, stream: bool) -> tuple[list[float], list[dict]]:
+    """Client-side ms per request (to the first content token when streaming) and the proxy's own report."""
+    times, infos = [], []
+    for _, text in qs:
+        body = {"model": "standin", "messages": [{"role": "user", "content": text}], "max_tokens": 8}
+        started = time.perf_counter()
+        if not stream:
+            r = client.post(url, json=body)
+            r.raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+            infos.append(r.json().get("agentedit", {}))
+            continue
+        first = None
+        info: dict[str, Any] = {}
+        with client.stream("POST", url, json={**body, "stream": True}) as r:
+            r.raise_for_status()
+            for line in r.iter_lines():
+                if not line.startswith("data: {"):
+                    continue
+                chunk = json.loads(line[6:])
+                info = info or chunk.get("agentedit", {})
+                if first is None and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                    first = (time.perf_counter() - started) * 1000
+        times.append(first if first is not None else float("nan"))
+        infos.append(info)
+    return times, infos
+
+
+def measure_latency(work: Path, store: str, upstream: str, qs: list[tuple[str, str]], scope: str) -> dict[str, Any]:
+    key = admin_key(work, store)
+    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log", scope)
+    url = proxy.base_url
+    try:
+        with httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=60) as client:
+            warm = qs[:20]
+            for target in (upstream, url + "/v1"):
+                time_requests(client, target + "/chat/completions", warm, stream=False)
+                time_requests(client, target + "/chat/completions", warm, stream=True)
+            out: dict[str, Any] = {"n_requests": len(qs)}
+            for mode, stream in (("plain", False), ("stream_ttft", True)):
+                direct, _ = time_requests(client, upstream + "/chat/completions", qs, stream=stream)
+                proxied, infos = time_requests(client, url + "/v1/chat/completions", qs, stream=stream)
+                related = [t for t, (kind, _) in zip(proxied, qs) if kind == "related"]
+                unrelated = [t for t, (kind, _) in zip(proxied, qs) if kind == "unrelated"]
+                out[mode] = {
+                    "direct_p50_ms": pct(direct, 0.5), "direct_p95_ms": pct(direct, 0.95),
+                    "proxy_p50_ms": pct(proxied, 0.5), "proxy_p95_ms": pct(proxied, 0.95),
+                    "added_p50_ms": round(pct(proxied, 0.5) - pct(direct, 0.5), 3),
+                    "added_p95_ms": round(pct(proxied, 0.95) - pct(direct, 0.95), 3),
+                    "proxy_p50_related_ms": pct(related, 0.5), "proxy_p50_unrelated_ms": pct(unrelated, 0.5),
+                    "applied_fraction_related": round(sum(bool(i.get("applied")) for i, (k, _) in zip(infos, qs) if k == "related")
+                                                      / max(1, len(related)), 3),
+                    "applied_fraction_unrelated": round(sum(bool(i.get("applied")) for i, (k, _) in zip(infos, qs) if k == "unrelated")
+                                                        / max(1, len(unrelated)), 3),
+                }
+                for step in ("retrieve", "scope", "compose"):
+                    out[mode][f"server_{step}_p50_ms"] = pct([i["timings"][step] for i in infos if step in i.get("timings", {})], 0.5)
+            return out
+    finally:
+        proxy.stop()
+
+
+# -- 2. load -------------------------------------------------------------------------------------------
+def measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]], clients: int, duration: float) -> dict[str, Any]:
+    key = admin_key(work, store)
+    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log")
+    url = proxy.base_url
+    done: list[float] = []
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    per_second: dict[int, int] = {}
+
+    async def worker(client: httpx.AsyncClient, offset: int, t0: float, deadline: float) -> None:
+        for i in itertools.count(offset):
+            if time.perf_counter() >= deadline:
+                return
+            text = qs[i % len(qs)][1]
+            started = time.perf_counter()
+            try:
+                r = await client.post(url + "/v1/chat/completions", json={
+                    "model": "standin", "messages": [{"role": "user", "content": text}], "max_tokens": 8})
+                ok = r.status_code == 200
+                kind = f"http {r.status_code}"
+            except httpx.HTTPError as exc:
+                ok, kind = False, type(exc).__name__
+            now = time.perf_counter()
+            if ok:
+                latencies.append((now - started) * 1000)
+                done.append(now)
+                per_second[int(now - t0)] = per_second.get(int(now - t0), 0) + 1
+            else:
+                errors[kind] = errors.get(kind, 0) + 1
+
+    async def run() -> float:
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60, limits=limits) as client:
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker(client, k * 7, t0, t0 + duration) for k in range(clients)))
+            return time.perf_counter() - t0
+
+    try:
+        elapsed = asyncio.run(run())
+    finally:
+        proxy.stop()
+    n_err = sum(errors.values())
+    return {"clients": clients, "duration_s": round(elapsed, 2), "requests_ok": len(done), "errors": n_err,
+            "error_kinds": errors, "per_s": round(len(done) / elapsed, 1), "p50_ms": pct(latencies, 0.5),
+            "p95_ms": pct(latencies, 0.95), "p99_ms": pct(latencies, 0.99),
+            "per_second": [per_second.get(s, 0) for s in range(int(elapsed) + 1)]}

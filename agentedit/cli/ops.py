@@ -60,7 +60,7 @@ def train_scope(
 @app.command("eval")
 def eval_(
     ctx: typer.Context,
-    suite: str = typer.Option("quick", "--suite", help="quick | standard | full, or a path to a suite YAML."),
+    suite: str = typer.Option("quick", "--suite", help="quick | standard | full | multihop | easyedit-ike | blackbox, or a path to a suite YAML."),
     datasets: Optional[list[str]] = typer.Option(None, "--dataset", "-d", help="Override the suite's datasets (repeatable)."),
     methods: Optional[list[str]] = typer.Option(None, "--method", help="Override the suite's methods (repeatable)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Cases per dataset."),

@@ -92,7 +92,7 @@ class ModelSpec:
                 if prefix == "llamacpp":
                     name = name or DEFAULT_LOCAL_MODEL
                 elif not name:
-                    raise ConfigError("'hf:' needs a hub id, a folder, a .gguf file or a short name after it")
+                    raise ConfigError("hf: needs a model: a hub id from the local cache, a directory, a .gguf file or a known short name")
                 return cls(prefix, name, api_base).checked()  # type: ignore[arg-type]
         return cls("api", spec, api_base).checked()
 

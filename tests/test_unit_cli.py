@@ -137,7 +137,7 @@ def test_ask_and_chat_with_a_recording_backend(run, monkeypatch: pytest.MonkeyPa
     assert backend.calls[-1][1] == [{"role": "user", "content": "What is the boiling point of water?"}]
     trace = run("--model", "openai/gpt-4o-mini", "ask", "In which city is the Eiffel Tower?", "--trace")
     assert _ok(trace).strip() == "Rome"
-    assert "route=in-context" in _flat(trace.stderr) and "in eiffel" in _flat(trace.stderr)
+    assert "mode=in-context" in _flat(trace.stderr) and "in eiffel" in _flat(trace.stderr)
 
 
 def test_errors_propagate_from_the_app(run) -> None:

@@ -50,17 +50,19 @@ def reconcile(name: str, directory: Path, ledger: Ledger, index: VectorIndex, em
     for the log.
     """
     with ledger.transaction():
-        active = ledger.active_namespaces()
+        wanted = ledger.active_keys()
         indexed: set[tuple[str, str]] = set()
-        for ns in index.namespaces():
+        for ns in index.namespaces():  # ids are unique per namespace, and each namespace has its own partition
             indexed.update((ns, i) for i in index.ids(ns))
-        wanted = {(ns, i) for i, ns in active.items()}
         extra = sorted(indexed - wanted)
-        missing = sorted(i for ns, i in wanted - indexed)
+        missing = sorted(wanted - indexed)
         unindex(index, extra)
-        if missing:
-            recs = ledger.get_many(missing)
-            records = [recs[i] for i in missing if i in recs]
+        by_ns: dict[str, list[str]] = {}
+        for ns, i in missing:
+            by_ns.setdefault(ns, []).append(i)
+        for ns, ids in by_ns.items():
+            recs = ledger.get_many(ns, ids)
+            records = [recs[i] for i in ids if i in recs]
             if records:
                 index_records(index, records, embedder.embed([r.statement for r in records]))
         for marker in pending_markers(directory):  # no write is in flight while we hold the lock

@@ -66,6 +66,10 @@ class Ledger:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+            except sqlite3.IntegrityError as exc:  # a constraint (one active edit per key, unique ids) held
+                self._conn.execute("ROLLBACK")
+                raise StoreError(f"the ledger {self.path} refused a write that would break its invariants ({exc}); "
+                                 "nothing was written; retry, and report it if it happens again") from exc
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise

@@ -111,28 +111,32 @@ class LocalIndex:
     """A per-process stand-in for the vector index, for the ledger-only fallback when ``chroma run`` is missing."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._ids: dict[str, set[str]] = {}
+        self._docs: dict[str, dict[str, str]] = {}
 
-    def upsert(self, namespace: str, ids: Sequence[str], vectors: Any, documents: Any, metadatas: Any) -> None:
-        self._ids.setdefault(namespace, set()).update(ids)
+    def upsert(self, namespace: str, ids: Sequence[str], vectors: Any, documents: Sequence[str], metadatas: Any) -> None:
+        self._docs.setdefault(namespace, {}).update(zip(ids, documents))
 
     def remove(self, namespace: str, ids: Sequence[str]) -> None:
-        self._ids.get(namespace, set()).difference_update(ids)
+        for i in ids:
+            self._docs.get(namespace, {}).pop(i, None)
+
+    def documents(self, namespace: str) -> dict[str, str]:
+        return dict(self._docs.get(namespace, {}))
 
     def has_namespace(self, namespace: str) -> bool:
-        return namespace in self._ids
+        return namespace in self._docs
 
     def query(self, namespace: str, vector: Any, k: int) -> list[tuple[str, float]]:
-        return [(i, 1.0) for i in sorted(self._ids.get(namespace, ()))[:k]]
+        return [(i, 1.0) for i in self.ids(namespace)[:k]]
 
     def ids(self, namespace: str) -> list[str]:
-        return sorted(self._ids.get(namespace, ()))
+        return sorted(self._docs.get(namespace, {}))
 
     def count(self, namespace: str | None = None) -> int:
-        return sum(len(v) for k, v in self._ids.items() if namespace in (None, k))
+        return sum(len(v) for k, v in self._docs.items() if namespace in (None, k))
 
     def namespaces(self) -> list[str]:
-        return list(self._ids)
+        return list(self._docs)
 
     def close(self) -> None:
         pass
@@ -179,3 +183,14 @@ def patch_worker(root: str, chroma_url: str | None, edit_id: str, role: str, n: 
                      for x in got])
     finally:
         mem.close()
+
+
+def steady_writer(root: str, results: Any) -> None:
+    """Writes edits (single and batches of 5, in the embedded store) until killed; puts each id once its write returned."""
+    mem = EditMemory("t", root=root, embedder=HashEmbedder())  # type: ignore[arg-type]
+    n = 0
+    while True:
+        batch = [{"statement": f"Service {n + j} runs in region {n + j}.", "subject": f"Service {n + j}", "id": f"s{n + j}"}
+                 for j in range(1 if n % 2 else 5)]
+        results.put([r.id for r in mem.add_many(batch)])
+        n += len(batch)

@@ -121,3 +121,14 @@ def test_expected_version_mismatch_writes_nothing(handles) -> None:
         mem.delete(rec.id)
     with pytest.raises(EditConflictError, match="is retracted; only active edits can be updated"):
         mem.update(rec.id, {"target_new": "Lima"}, expected_version=3)
+
+
+def test_a_write_is_visible_to_every_other_handle_once_it_returns(handles) -> None:
+    writer, reader = handles[0], handles[3]  # two SQLite connections to one ledger
+    rec = writer.add({**KEY_FACT, "target_new": "Rome", "id": "ryw"})
+    assert reader.get("ryw").version == 1 and [r.id for r in reader.list()] == ["ryw"]
+    assert reader.query("Where is the Eiffel Tower?", k=1)[0].record.id == "ryw"
+    writer.update(rec.id, {"target_new": "Oslo"})
+    assert reader.get("ryw").target_new == "Oslo"
+    writer.delete(rec.id)
+    assert reader.get("ryw").status == "retracted" and reader.query("Where is the Eiffel Tower?", k=4) == []

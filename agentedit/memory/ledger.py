@@ -40,12 +40,17 @@ def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
         yield ids[start:start + size]
 
 
+#: how long a writer waits for another connection's write transaction before giving up
+LOCK_TIMEOUT_S = 30.0
+
+
 class Ledger:
     """Thread-safe access to the SQLite file; writes happen inside :meth:`transaction`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
+                                     timeout=LOCK_TIMEOUT_S)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         #: active duplicates of one conflict key that opening an older ledger resolved (see :mod:`.schema`)
@@ -60,10 +65,15 @@ class Ledger:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back if the block raises.
 
-        Holds the write lock of the file (other processes wait, up to the connection's 60 s timeout) and this
+        Holds the write lock of the file (other processes wait, up to :data:`LOCK_TIMEOUT_S`) and this
         object's lock (other threads wait); reads made through this ledger inside the block see its own writes."""
         with self.lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # mostly: another writer held the file past the timeout
+                raise StoreError(f"could not start a write on the ledger {self.path} ({exc}); another writer may have "
+                                 f"held it for over {LOCK_TIMEOUT_S:g} s; nothing was written; retry, or look for a "
+                                 "stuck process") from exc
             try:
                 yield self._conn
             except sqlite3.IntegrityError as exc:  # a constraint (one active edit per key, unique ids) held

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import (AgentEditError, BackendError, ConfigError, DuplicateEditError, EditError, EditNotFoundError,
-                     ImportFormatError, ProvisionError, ScopeError, StoreError, UnknownNamespaceError)
+from .errors import (AgentEditError, BackendError, ConfigError, DuplicateEditError, EditConflictError, EditError,
+                     EditNotFoundError, ImportFormatError, ProvisionError, ScopeError, StoreError, UnknownNamespaceError,
+                     VersionConflictError)
 from .types import Answer, EditRecord, ScopeDecision
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "AgentEditError", "Answer", "BackendError", "ConfigError", "DuplicateEditError", "EditError", "EditNotFoundError",
-    "EditRecord", "Editor", "ImportFormatError", "ProvisionError", "ScopeDecision", "ScopeError", "StoreError",
-    "UnknownNamespaceError",
+    "AgentEditError", "Answer", "BackendError", "ConfigError", "DuplicateEditError", "EditConflictError", "EditError",
+    "EditNotFoundError", "EditRecord", "Editor", "ImportFormatError", "ProvisionError", "ScopeDecision", "ScopeError",
+    "StoreError", "UnknownNamespaceError", "VersionConflictError",
 ]

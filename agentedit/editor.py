@@ -249,15 +249,24 @@ class Editor:
         method = self.method
         return self.routes.for_method(method).write(recs, method=method, namespace=ns, actor=actor, progress=progress)
 
-    def update(self, edit_id: str, *, namespace: str | None = None, actor: str = "user", **changes: Any) -> EditRecord:
-        """Change an active edit in place (in-context edits; a weight edit is forgotten and made again)."""
-        rec = self.memory.get(edit_id, namespace=namespace)
-        return self.routes.of(rec).update(edit_id, changes, namespace=namespace, actor=actor)
+    def update(self, edit_id: str, *, namespace: str | None = None, actor: str = "user",
+               expected_version: int | None = None, **changes: Any) -> EditRecord:
+        """Change an active edit in place (in-context edits; a weight edit is forgotten and made again).
 
-    def forget(self, edit_id: str, *, namespace: str | None = None, actor: str = "user") -> EditRecord:
-        """Retract an edit: later queries no longer see it (a weight edit is reverted); its history is kept."""
+        ``expected_version``: only if the edit is still at that version (``EditRecord.version``), else
+        :class:`~agentedit.errors.VersionConflictError`; an edit retracted or superseded meanwhile raises
+        :class:`~agentedit.errors.EditConflictError`. Nothing is written in either case."""
         rec = self.memory.get(edit_id, namespace=namespace)
-        return self.routes.of(rec).retract(edit_id, namespace=namespace, actor=actor)
+        return self.routes.of(rec).update(edit_id, changes, namespace=rec.namespace, actor=actor,
+                                          expected_version=expected_version)
+
+    def forget(self, edit_id: str, *, namespace: str | None = None, actor: str = "user",
+               expected_version: int | None = None) -> EditRecord:
+        """Retract an edit: later queries no longer see it (a weight edit is reverted); its history is kept.
+
+        ``expected_version`` as for :meth:`update`."""
+        rec = self.memory.get(edit_id, namespace=namespace)
+        return self.routes.of(rec).retract(edit_id, namespace=rec.namespace, actor=actor, expected_version=expected_version)
 
     def get(self, edit_id: str, *, namespace: str | None = None) -> EditRecord:
         return self.memory.get(edit_id, namespace=namespace)

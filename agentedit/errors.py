@@ -19,6 +19,21 @@ class DuplicateEditError(EditError):
     """An edit id already exists in the store, or twice in one batch."""
 
 
+class EditConflictError(EditError):
+    """The write conflicts with the edit's current state: it was retracted or superseded meanwhile, or its id
+    names edits in several namespaces. Nothing was written; read the edit again and decide."""
+
+
+class VersionConflictError(EditConflictError):
+    """The edit is not at the version the caller expected (``expected_version=``, HTTP ``If-Match``): someone
+    changed it since the caller read it. Nothing was written. :attr:`current_version` is the version now stored."""
+
+    def __init__(self, message: str, *, edit_id: str, namespace: str, expected_version: int, current_version: int) -> None:
+        super().__init__(message)
+        self.edit_id, self.namespace = edit_id, namespace
+        self.expected_version, self.current_version = expected_version, current_version
+
+
 class EditNotFoundError(AgentEditError, KeyError):
     """No edit with that id exists in the namespace."""
 

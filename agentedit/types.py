@@ -31,7 +31,8 @@ class EditRecord:
     record ends up with a ``statement`` used for retrieval and injection.
     ``relation`` is the prompt with the subject replaced by ``{}``; together with
     ``subject`` and ``namespace`` it is the key under which a newer edit
-    supersedes an older one.
+    supersedes an older one. ``version`` starts at 1 and grows by one with every change the store makes
+    to the record (update, supersede, retract); a writer can make its change conditional on it.
     """
 
     id: str
@@ -51,6 +52,7 @@ class EditRecord:
     method: str = "in-context"
     actor: str = "user"
     metadata: dict[str, Any] = field(default_factory=dict)
+    version: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

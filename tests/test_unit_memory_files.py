@@ -115,6 +115,24 @@ def test_reopen_reindexes_edits_missing_from_the_index(tmp_path: Path, embedder)
         assert again.query("Who is the CEO of Acme Corp?", k=1)[0].record.id == "acme-ceo"
 
 
+def test_reopen_after_an_update_cut_short_restores_the_committed_text(tmp_path: Path, embedder) -> None:
+    # An update that moved "eiffel" onto the CEO key died after its index write and before its commit:
+    # the index holds the uncommitted statement under the edit's id and has dropped the edit it superseded.
+    mem = _open(tmp_path, embedder)
+    mem.add_many([EIFFEL, CEO])
+    text = "The CEO of Acme Corp is Nobody."
+    _default_collection(mem).upsert(ids=["eiffel"], embeddings=[embedder.embed_one(text)], documents=[text],
+                                    metadatas=[{"namespace": "default", "subject": "Acme Corp"}])
+    _default_collection(mem).delete(ids=["acme-ceo"])
+    (mem.dir / "PENDING.crashed").write_text("crash")
+    mem.close()
+    with _open(tmp_path, embedder) as again:
+        docs = again.index.documents("default")
+        assert docs == {"eiffel": "The Eiffel Tower is located in Rome.", "acme-ceo": "The CEO of Acme Corp is Jane Doe."}
+        assert again.query("Who is the CEO of Acme Corp?", k=1)[0].record.id == "acme-ceo"
+        assert again.get("eiffel").version == 1 and not list(again.dir.glob("PENDING*"))
+
+
 def test_reconcile_reports_what_it_fixed(memory: EditMemory, embedder) -> None:
     memory.add_many([EIFFEL, CEO])
     _default_collection(memory).delete(ids=["eiffel"])

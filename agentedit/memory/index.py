@@ -53,6 +53,10 @@ class VectorIndex(Protocol):
         """Every id indexed in ``namespace``."""
         ...
 
+    def documents(self, namespace: str) -> dict[str, str]:
+        """``{id: statement text}`` of every entry of ``namespace`` (recovery compares them with the ledger)."""
+        ...
+
     def count(self, namespace: str | None = None) -> int:
         """Entries in ``namespace``, or in all namespaces when it is None."""
         ...
@@ -201,6 +205,16 @@ class ChromaIndex:
         out: list[str] = []
         for offset in range(0, col.count(), _PAGE):
             out.extend(col.get(include=[], limit=_PAGE, offset=offset)["ids"])
+        return out
+
+    def documents(self, namespace: str) -> dict[str, str]:
+        col = self.collection(namespace, create=False)
+        if col is None:
+            return {}
+        out: dict[str, str] = {}
+        for offset in range(0, col.count(), _PAGE):
+            page = col.get(include=["documents"], limit=_PAGE, offset=offset)
+            out.update(zip(page["ids"], (d or "" for d in page["documents"])))
         return out
 
     def count(self, namespace: str | None = None) -> int:

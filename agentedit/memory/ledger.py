@@ -1,10 +1,16 @@
 """SQLite ledger beside the Chroma index: the system of record for edits.
 
 Two tables matter. ``edits`` holds the current version of every record (active,
-superseded or retracted); ``events`` is an append-only audit log of every add,
-update, supersede and delete with time and actor (triggers refuse UPDATE and
-DELETE on it). Chroma only indexes the active edits and is rebuilt from here
-when the two disagree, so a crash mid-write never loses an acknowledged edit.
+superseded or retracted), keyed by ``(namespace, id)``; ``events`` is an append-only
+audit log of every add, update, supersede and delete with time and actor (triggers
+refuse UPDATE and DELETE on it). Chroma only indexes the active edits and is rebuilt
+from here when the two disagree, so a crash mid-write never loses an acknowledged edit.
+The schema and its migrations are in :mod:`.schema`.
+
+Every read-check-write happens inside :meth:`Ledger.transaction` (``BEGIN IMMEDIATE``):
+SQLite lets one writer in at a time, across threads and processes, and the reads a writer
+makes inside its transaction see the latest committed state, so a check cannot go stale
+before its write. Reads outside a transaction see a committed snapshot (WAL).
 """
 
 from __future__ import annotations
@@ -16,46 +22,26 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..errors import StoreError
 from ..types import EditRecord, utc_now
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS namespaces (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS edits (
-    id TEXT PRIMARY KEY,
-    namespace TEXT NOT NULL,
-    status TEXT NOT NULL,
-    subject TEXT,
-    conflict_key TEXT,
-    statement TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS edits_ns_status ON edits(namespace, status);
-CREATE INDEX IF NOT EXISTS edits_conflict ON edits(conflict_key, status);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    edit_id TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    action TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    batch_id TEXT,
-    before TEXT,
-    after TEXT
-);
-CREATE INDEX IF NOT EXISTS events_edit ON events(edit_id);
-CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
+from .schema import ensure_schema
 
 def _key(rec: EditRecord) -> str | None:
     key = rec.conflict_key
     return None if key is None else json.dumps(key)
+
+
+def _record(raw: str) -> EditRecord:
+    return EditRecord.from_dict(json.loads(raw))
+
+
+def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+#: how long a writer waits for another connection's write transaction before giving up
+LOCK_TIMEOUT_S = 30.0
 
 
 class Ledger:
@@ -63,10 +49,12 @@ class Ledger:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
+                                     timeout=LOCK_TIMEOUT_S)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
+        #: active duplicates of one conflict key that opening an older ledger resolved (see :mod:`.schema`)
+        self.repaired = ensure_schema(self._conn, str(path))
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -75,11 +63,23 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back if the block raises."""
+        """BEGIN IMMEDIATE ... COMMIT, rolled back if the block raises.
+
+        Holds the write lock of the file (other processes wait, up to :data:`LOCK_TIMEOUT_S`) and this
+        object's lock (other threads wait); reads made through this ledger inside the block see its own writes."""
         with self.lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # mostly: another writer held the file past the timeout
+                raise StoreError(f"could not start a write on the ledger {self.path} ({exc}); another writer may have "
+                                 f"held it for over {LOCK_TIMEOUT_S:g} s; nothing was written; retry, or look for a "
+                                 "stuck process") from exc
             try:
                 yield self._conn
+            except sqlite3.IntegrityError as exc:  # a constraint (one active edit per key, unique ids) held
+                self._conn.execute("ROLLBACK")
+                raise StoreError(f"the ledger {self.path} refused a write that would break its invariants ({exc}); "
+                                 "nothing was written; retry, and report it if it happens again") from exc
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -87,13 +87,27 @@ class Ledger:
 
     # -- writes (call inside transaction) ---------------------------------------------------
     @staticmethod
-    def put(conn: sqlite3.Connection, rec: EditRecord) -> None:
+    def insert(conn: sqlite3.Connection, rec: EditRecord) -> None:
+        """A new record (its ``(namespace, id)`` must be free: the caller checked inside the same transaction)."""
         conn.execute(
-            "INSERT OR REPLACE INTO edits (id, namespace, status, subject, conflict_key, statement, created_at, updated_at, record)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
-            (rec.id, rec.namespace, rec.status, rec.subject, _key(rec), rec.statement, rec.created_at, utc_now(),
-             json.dumps(rec.to_dict(), ensure_ascii=False)),
+            "INSERT INTO edits (namespace, id, version, status, subject, conflict_key, superseded_by, statement,"
+            " created_at, updated_at, record) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (rec.namespace, rec.id, rec.version, rec.status, rec.subject, _key(rec), rec.superseded_by, rec.statement,
+             rec.created_at, utc_now(), json.dumps(rec.to_dict(), ensure_ascii=False)),
         )
+
+    @staticmethod
+    def replace(conn: sqlite3.Connection, rec: EditRecord, *, prev_version: int) -> None:
+        """Store ``rec`` over the row at ``prev_version`` (compare and swap); a row at another version is an error."""
+        cur = conn.execute(
+            "UPDATE edits SET version = ?, status = ?, subject = ?, conflict_key = ?, superseded_by = ?, statement = ?,"
+            " updated_at = ?, record = ? WHERE namespace = ? AND id = ? AND version = ?",
+            (rec.version, rec.status, rec.subject, _key(rec), rec.superseded_by, rec.statement, utc_now(),
+             json.dumps(rec.to_dict(), ensure_ascii=False), rec.namespace, rec.id, prev_version),
+        )
+        if cur.rowcount != 1:
+            raise StoreError(f"edit {rec.id!r} in namespace {rec.namespace!r} changed under a write transaction "
+                             f"(expected version {prev_version}); nothing was written, retry the operation")
 
     @staticmethod
     def log(conn: sqlite3.Connection, action: str, rec: EditRecord, *, actor: str, batch_id: str | None = None,
@@ -114,31 +128,42 @@ class Ledger:
         with self.lock:
             return self._conn.execute(sql, args).fetchall()
 
-    def get(self, edit_id: str) -> EditRecord | None:
-        rows = self._rows("SELECT record FROM edits WHERE id = ?", (edit_id,))
-        return EditRecord.from_dict(json.loads(rows[0][0])) if rows else None
+    def get(self, namespace: str, edit_id: str) -> EditRecord | None:
+        rows = self._rows("SELECT record FROM edits WHERE namespace = ? AND id = ?", (namespace, edit_id))
+        return _record(rows[0][0]) if rows else None
 
-    def get_many(self, ids: list[str]) -> dict[str, EditRecord]:
+    def find(self, edit_id: str) -> list[EditRecord]:
+        """The records with this id in every namespace (an id is unique only within its namespace)."""
+        return [_record(r[0]) for r in self._rows("SELECT record FROM edits WHERE id = ? ORDER BY namespace", (edit_id,))]
+
+    def get_many(self, namespace: str, ids: list[str]) -> dict[str, EditRecord]:
+        """``{id: record}`` of the ids that exist in ``namespace``."""
         out: dict[str, EditRecord] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+        for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
-            for (raw,) in self._rows(f"SELECT record FROM edits WHERE id IN ({marks})", tuple(chunk)):
-                rec = EditRecord.from_dict(json.loads(raw))
+            for (raw,) in self._rows(f"SELECT record FROM edits WHERE namespace = ? AND id IN ({marks})",
+                                     (namespace, *chunk)):
+                rec = _record(raw)
                 out[rec.id] = rec
         return out
 
-    def existing_ids(self, ids: list[str]) -> set[str]:
+    def existing_ids(self, namespace: str, ids: list[str]) -> set[str]:
         found: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+        for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self._rows(f"SELECT id FROM edits WHERE id IN ({marks})", tuple(chunk)))
+            found.update(r[0] for r in self._rows(f"SELECT id FROM edits WHERE namespace = ? AND id IN ({marks})",
+                                                  (namespace, *chunk)))
         return found
 
     def active_by_key(self, key: tuple[str, str, str]) -> list[EditRecord]:
+        """The active edit of a conflict key (at most one: a unique index holds the invariant)."""
         rows = self._rows("SELECT record FROM edits WHERE conflict_key = ? AND status = 'active'", (json.dumps(key),))
-        return [EditRecord.from_dict(json.loads(r[0])) for r in rows]
+        return [_record(r[0]) for r in rows]
+
+    def superseded_by(self, namespace: str, edit_id: str) -> list[EditRecord]:
+        """The edits of ``namespace`` that ``edit_id`` superseded."""
+        rows = self._rows("SELECT record FROM edits WHERE namespace = ? AND superseded_by = ?", (namespace, edit_id))
+        return [_record(r[0]) for r in rows]
 
     def namespaces(self) -> list[str]:
         return [r[0] for r in self._rows("SELECT name FROM namespaces ORDER BY name")]
@@ -146,12 +171,13 @@ class Ledger:
     def has_namespace(self, name: str) -> bool:
         return bool(self._rows("SELECT 1 FROM namespaces WHERE name = ?", (name,)))
 
-    def active_ids(self) -> set[str]:
-        return {r[0] for r in self._rows("SELECT id FROM edits WHERE status = 'active'")}
+    def active_ids(self, namespace: str) -> set[str]:
+        """Ids of the active edits of ``namespace``."""
+        return {r[0] for r in self._rows("SELECT id FROM edits WHERE namespace = ? AND status = 'active'", (namespace,))}
 
-    def active_namespaces(self) -> dict[str, str]:
-        """``{edit id: namespace}`` of every active edit."""
-        return dict(self._rows("SELECT id, namespace FROM edits WHERE status = 'active'"))  # type: ignore[arg-type]
+    def active_keys(self) -> set[tuple[str, str]]:
+        """``(namespace, id)`` of every active edit."""
+        return {(r[0], r[1]) for r in self._rows("SELECT namespace, id FROM edits WHERE status = 'active'")}
 
     def count(self, namespace: str | None = None, status: str | None = "active") -> int:
         sql, args = "SELECT COUNT(*) FROM edits WHERE 1=1", []
@@ -178,16 +204,17 @@ class Ledger:
         if text is not None:
             sql += " AND lower(statement) LIKE ? ESCAPE '\\'"
             args.append("%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-        sql += " ORDER BY created_at, id"
+        sql += " ORDER BY created_at, namespace, id"
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             args.extend([limit, offset])
         return [EditRecord.from_dict(json.loads(r[0])) for r in self._rows(sql, tuple(args))]
 
-    def events(self, edit_id: str) -> list[dict[str, Any]]:
+    def events(self, namespace: str, edit_id: str) -> list[dict[str, Any]]:
         rows = self._rows(
-            "SELECT seq, at, edit_id, namespace, action, actor, batch_id, before, after FROM events WHERE edit_id = ? ORDER BY seq",
-            (edit_id,),
+            "SELECT seq, at, edit_id, namespace, action, actor, batch_id, before, after FROM events"
+            " WHERE namespace = ? AND edit_id = ? ORDER BY seq",
+            (namespace, edit_id),
         )
         names = ("seq", "at", "edit_id", "namespace", "action", "actor", "batch_id", "before", "after")
         out = []

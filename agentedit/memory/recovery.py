@@ -43,28 +43,33 @@ def needs_reconcile(directory: Path, ledger: Ledger, index: VectorIndex) -> bool
 
 
 def reconcile(name: str, directory: Path, ledger: Ledger, index: VectorIndex, embedder: Embedder) -> dict[str, int]:
-    """Make ``index`` hold exactly the ledger's active edits; returns how many entries were removed and re-indexed.
+    """Make ``index`` hold exactly the ledger's active edits, each with its stored statement; returns how many
+    entries were removed and (re-)indexed.
 
     Runs under the ledger's write lock, so a writer in another process sharing this store (replicas over
     one Chroma server) is never caught between its index write and its commit. ``name`` is the store's,
     for the log.
     """
     with ledger.transaction():
-        active = ledger.active_namespaces()
-        indexed: set[tuple[str, str]] = set()
-        for ns in index.namespaces():
-            indexed.update((ns, i) for i in index.ids(ns))
-        wanted = {(ns, i) for i, ns in active.items()}
-        extra = sorted(indexed - wanted)
-        missing = sorted(i for ns, i in wanted - indexed)
+        wanted = ledger.active_keys()
+        indexed: dict[tuple[str, str], str] = {}
+        for ns in index.namespaces():  # ids are unique per namespace, and each namespace has its own partition
+            indexed.update(((ns, i), doc) for i, doc in index.documents(ns).items())
+        extra = sorted(set(indexed) - wanted)
         unindex(index, extra)
-        if missing:
-            recs = ledger.get_many(missing)
-            records = [recs[i] for i in missing if i in recs]
+        by_ns: dict[str, list[str]] = {}
+        for ns, i in sorted(wanted):
+            by_ns.setdefault(ns, []).append(i)
+        missing = 0
+        for ns, ids in by_ns.items():
+            recs = ledger.get_many(ns, ids)
+            # absent from the index, or indexed with a text the ledger never committed (an update cut short)
+            records = [recs[i] for i in ids if i in recs and indexed.get((ns, i)) != recs[i].statement]
             if records:
                 index_records(index, records, embedder.embed([r.statement for r in records]))
+                missing += len(records)
         for marker in pending_markers(directory):  # no write is in flight while we hold the lock
             marker.unlink(missing_ok=True)
     if extra or missing:
-        logger.warning("store %s: reconciled index with ledger (%d removed, %d re-indexed)", name, len(extra), len(missing))
-    return {"removed": len(extra), "reindexed": len(missing)}
+        logger.warning("store %s: reconciled index with ledger (%d removed, %d re-indexed)", name, len(extra), missing)
+    return {"removed": len(extra), "reindexed": missing}

@@ -29,10 +29,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..settings import env
-from ..errors import DuplicateEditError, EditError, EditNotFoundError, StoreError, UnknownNamespaceError
-from ..records import build_record, build_records, validate_namespace
+from ..errors import EditConflictError, EditError, EditNotFoundError, StoreError, UnknownNamespaceError
+from ..records import build_records, validate_namespace
 from ..types import Candidate, EditRecord, utc_now
-from . import recovery, transfer
+from . import recovery, transfer, writes
 from .embed import Embedder, shared_embedder
 from .index import VectorIndex, index_records, open_index, unindex
 from .ledger import Ledger
@@ -106,7 +106,7 @@ class EditMemory:
 
     # -- consistency ---------------------------------------------------------------------------
     def _reconcile_if_needed(self) -> None:
-        if recovery.needs_reconcile(self.dir, self.ledger, self.index):
+        if self.ledger.repaired or recovery.needs_reconcile(self.dir, self.ledger, self.index):
             self.reconcile()
 
     def reconcile(self) -> dict[str, int]:
@@ -163,115 +163,106 @@ class EditMemory:
     def add_many(self, edits: Iterable[Mapping[str, Any] | EditRecord], *, namespace: str = DEFAULT_NAMESPACE,
                  actor: str = "user", labels: list[str] | None = None, progress: Progress | None = None,
                  records: list[EditRecord] | None = None) -> list[EditRecord]:
-        """Store a batch atomically: one bad record fails the whole batch and nothing is written."""
+        """Store a batch atomically: one bad record fails the whole batch and nothing is written.
+
+        Validation and embedding happen first; the id check, the conflict policy (a newer edit of a (namespace,
+        subject, relation) supersedes the active one, also within the batch) and the writes happen in one ledger
+        transaction, so concurrent writers of the same key leave exactly one edit active."""
         recs = records if records is not None else build_records(list(edits), namespace=namespace, actor=actor, labels=labels)
         if not recs:
             return []
-        clash = self.ledger.existing_ids([r.id for r in recs])
-        if clash:
-            idx = next(i for i, r in enumerate(recs) if r.id in clash)
-            where = labels[idx] if labels else f"#{idx}"
-            raise DuplicateEditError(f"edit {where}: id {recs[idx].id!r} already exists in store {self.name!r}; "
-                                     "use a new id, or update/forget the existing edit")
+        for rec in recs:  # the transaction decides these
+            rec.status, rec.supersedes, rec.superseded_by, rec.version = "active", None, None, 1
         vectors = self._embed_batched([r.statement for r in recs], progress)
-
-        # Conflict policy: the newest edit of a (namespace, subject, relation) wins.
-        latest: dict[tuple[str, str, str], EditRecord] = {}
-        superseded_old: list[EditRecord] = []
-        for rec in recs:
-            key = rec.conflict_key
-            if key is None:
-                continue
-            prev = latest.get(key)
-            if prev is not None:
-                prev.status, prev.superseded_by = "superseded", rec.id
-                rec.supersedes = prev.id
-            else:
-                for old in self.ledger.active_by_key(key):
-                    superseded_old.append(replace(old, status="superseded", superseded_by=rec.id))
-                    rec.supersedes = old.id
-            latest[key] = rec
-
         batch_id = "b_" + uuid.uuid4().hex[:12]
-        to_index = [r for r in recs if r.status == "active"]
-        keep = [i for i, r in enumerate(recs) if r.status == "active"]
-        old_keys = [(o.namespace, o.id) for o in superseded_old]
         with self.ledger.transaction() as conn:
-            for rec in recs:
-                Ledger.ensure_namespace(conn, rec.namespace)
-                Ledger.put(conn, rec)
-                Ledger.log(conn, "add", rec, actor=actor, batch_id=batch_id)
-                if rec.status == "superseded":
-                    Ledger.log(conn, "supersede", rec, actor=actor, batch_id=batch_id)
-            for old in superseded_old:
-                Ledger.put(conn, old)
-                Ledger.log(conn, "supersede", old, actor=actor, batch_id=batch_id)
+            superseded_old = writes.add_records(self.ledger, conn, self.name, recs, actor=actor, batch_id=batch_id,
+                                                labels=labels)
+            keep = [i for i, r in enumerate(recs) if r.status == "active"]
+            to_index = [recs[i] for i in keep]
             marker = recovery.mark_pending(self.dir)
             try:
                 self._index(to_index, vectors[keep])
-                self._unindex(old_keys)
+                self._unindex((o.namespace, o.id) for o in superseded_old)
             except Exception as exc:
-                self._compensate(added=[(r.namespace, r.id) for r in to_index], removed=[i for _, i in old_keys])
+                self._compensate(added=to_index, removed=superseded_old, marker=marker)
                 raise StoreError(f"writing {len(recs)} edit(s) to the index failed ({exc}); nothing was stored") from exc
         marker.unlink(missing_ok=True)
         return recs
 
-    def _compensate(self, *, added: list[tuple[str, str]], removed: list[str]) -> None:
+    def _compensate(self, *, added: Sequence[EditRecord], removed: Sequence[EditRecord], marker: Path) -> None:
+        """Undo a failed index write (the ledger transaction rolls back); the marker stays if this fails too."""
         try:
-            self._unindex(added)
-            if removed:
-                self._index(list(self.ledger.get_many(removed).values()))
+            self._unindex((r.namespace, r.id) for r in added)
+            self._index(list(removed))
         except Exception:  # the PENDING marker makes the next open reconcile
             logger.exception("store %s: compensation failed; the index will be rebuilt on next open", self.name)
+        else:
+            marker.unlink(missing_ok=True)
 
-    def update(self, edit_id: str, changes: Mapping[str, Any], *, namespace: str | None = None, actor: str = "user") -> EditRecord:
-        """Change fields of an active edit (target, statement, prompt, ...); logged with before and after."""
-        old = self.get(edit_id, namespace=namespace)
-        if old.status != "active":
-            raise EditError(f"edit {edit_id!r} is {old.status}; only active edits can be updated")
-        bad = sorted(set(changes) & {"id", "namespace", "status", "created_at", "supersedes", "superseded_by"})
+    def _planned_update(self, edit_id: str, changes: Mapping[str, Any], namespace: str | None,
+                        actor: str) -> tuple[EditRecord, np.ndarray] | None:
+        """The update built from a snapshot read outside the transaction (embedding there keeps the write lock
+        short); None when that fails, and the transaction builds it (and reports any error) from the stored edit."""
+        try:
+            old = writes.resolve(self.ledger, self.name, edit_id, namespace)
+            new = writes.build_update(old, changes, actor=actor)
+        except (EditError, EditNotFoundError):
+            return None
+        return new, self.embedder.embed([new.statement])
+
+    def update(self, edit_id: str, changes: Mapping[str, Any], *, namespace: str | None = None, actor: str = "user",
+               expected_version: int | None = None) -> EditRecord:
+        """Change fields of an active edit (target, statement, prompt, ...); logged with before and after.
+
+        ``expected_version``: change it only if it is still at that version (else :class:`VersionConflictError`).
+        An edit that is no longer active raises :class:`EditConflictError`. If the change moves the edit onto the
+        subject and relation of another active edit, that one is superseded (the conflict policy)."""
+        bad = sorted(set(changes) & writes.PROTECTED)
         if bad:
             raise EditError(f"field(s) {', '.join(bad)} cannot be changed by update")
-        merged = {k: v for k, v in old.to_dict().items() if k in ("prompt", "subject", "target_new", "target_old",
-                                                                    "valid_from", "valid_until", "metadata")}
-        if old.prompt is None and "statement" not in changes:  # a plain statement: it carries the fact itself
-            statement = old.statement
-            if changes.get("target_new") is not None and changes.get("target_new") != old.target_new:
-                cut = statement.rfind(old.target_new) if old.target_new else -1
-                if cut < 0:
-                    raise EditError(f"edit {edit_id!r} is a plain statement that does not contain its target; "
-                                    "give the new statement as well")
-                statement = statement[:cut] + str(changes["target_new"]) + statement[cut + len(old.target_new or ""):]
-            merged["statement"] = statement
-        merged.update(changes)
-        merged["id"], merged["namespace"] = old.id, old.namespace
-        new = build_record(merged, namespace=old.namespace, actor=actor)
-        new = replace(new, created_at=old.created_at, supersedes=old.supersedes, method=old.method)
-        vec = self.embedder.embed([new.statement])
+        planned = self._planned_update(edit_id, changes, namespace, actor)
         with self.ledger.transaction() as conn:
-            Ledger.put(conn, new)
+            old = writes.resolve(self.ledger, self.name, edit_id, namespace)
+            writes.check_version(old, expected_version)
+            writes.require_active(old, "updated")
+            new = writes.build_update(old, changes, actor=actor)
+            if planned is not None and planned[0].statement == new.statement:
+                vec = planned[1]
+            else:  # the edit changed since the snapshot: embed what will be stored
+                vec = self.embedder.embed([new.statement])
+            pairs = writes.supersede_active(self.ledger, conn, new, but=old.id)
+            Ledger.replace(conn, new, prev_version=old.version)
             Ledger.log(conn, "update", new, actor=actor, before=old)
+            for before, after in pairs:
+                Ledger.log(conn, "supersede", after, actor=actor, before=before)
+            others = [before for before, _ in pairs]
             marker = recovery.mark_pending(self.dir)
             try:
                 self._index([new], vec)
+                self._unindex((o.namespace, o.id) for o in others)
             except Exception as exc:
-                self._compensate(added=[], removed=[old.id])
+                self._compensate(added=[], removed=[old, *others], marker=marker)
                 raise StoreError(f"updating edit {edit_id!r} in the index failed ({exc}); nothing was changed") from exc
         marker.unlink(missing_ok=True)
         return new
 
-    def delete(self, edit_id: str, *, namespace: str | None = None, actor: str = "user") -> EditRecord:
-        """Retract an edit: it leaves retrieval, its record and history stay in the ledger."""
-        old = self.get(edit_id, namespace=namespace)
-        if old.status == "retracted":
-            raise EditError(f"edit {edit_id!r} was already retracted")
-        new = replace(old, status="retracted")
+    def delete(self, edit_id: str, *, namespace: str | None = None, actor: str = "user",
+               expected_version: int | None = None) -> EditRecord:
+        """Retract an edit: it leaves retrieval, its record and history stay in the ledger.
+
+        ``expected_version`` as for :meth:`update`; an edit already retracted raises :class:`EditConflictError`."""
         with self.ledger.transaction() as conn:
-            Ledger.put(conn, new)
+            old = writes.resolve(self.ledger, self.name, edit_id, namespace)
+            writes.check_version(old, expected_version)
+            if old.status == "retracted":
+                raise EditConflictError(f"edit {edit_id!r} was already retracted (version {old.version})")
+            new = replace(old, status="retracted", version=old.version + 1)
+            Ledger.replace(conn, new, prev_version=old.version)
             Ledger.log(conn, "delete", new, actor=actor, before=old)
             marker = recovery.mark_pending(self.dir)
             try:
-                self._unindex([(old.namespace, edit_id)])
+                self._unindex([(old.namespace, old.id)])
             except Exception as exc:
                 raise StoreError(f"removing edit {edit_id!r} from the index failed ({exc}); it is still active") from exc
         marker.unlink(missing_ok=True)
@@ -279,11 +270,8 @@ class EditMemory:
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, edit_id: str, *, namespace: str | None = None) -> EditRecord:
-        rec = self.ledger.get(edit_id)
-        if rec is None or (namespace is not None and rec.namespace != namespace):
-            where = f" in namespace {namespace!r}" if namespace is not None else ""
-            raise EditNotFoundError(f"no edit with id {edit_id!r}{where} in store {self.name!r}; `agentedit list` shows the ids")
-        return rec
+        """The edit ``edit_id`` of ``namespace`` (ids are unique per namespace; with None, the one namespace holding it)."""
+        return writes.resolve(self.ledger, self.name, edit_id, namespace)
 
     def list(self, *, namespace: str | None = None, subject: str | None = None, text: str | None = None,
              include_inactive: bool = False, limit: int | None = None, offset: int = 0) -> list[EditRecord]:
@@ -296,16 +284,18 @@ class EditMemory:
         return self.ledger.count(namespace)
 
     def history(self, edit_id: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Audit events of an edit and of the edits it superseded, oldest first."""
+        """Audit events of an edit and of the edits it superseded (and those they superseded), oldest first."""
         rec = self.get(edit_id, namespace=namespace)
-        events = list(self.ledger.events(rec.id))
-        seen = {rec.id}
-        prev = rec.supersedes
-        while prev and prev not in seen:
-            seen.add(prev)
-            events.extend(self.ledger.events(prev))
-            older = self.ledger.get(prev)
-            prev = older.supersedes if older else None
+        ns, seen, todo = rec.namespace, {rec.id}, [rec]
+        while todo:
+            cur = todo.pop()
+            older = [o for o in self.ledger.superseded_by(ns, cur.id) if o.id not in seen]
+            if cur.supersedes and cur.supersedes not in seen and all(o.id != cur.supersedes for o in older):
+                prev = self.ledger.get(ns, cur.supersedes)
+                older += [prev] if prev is not None else []
+            seen.update(o.id for o in older)
+            todo.extend(older)
+        events = [ev for i in seen for ev in self.ledger.events(ns, i)]
         return sorted(events, key=lambda e: e["seq"])
 
     def query(self, text: str, *, namespace: str = DEFAULT_NAMESPACE, k: int = 4,
@@ -315,7 +305,7 @@ class EditMemory:
             return []
         vec = self.embedder.embed_one(text) if vector is None else vector
         hits = self.index.query(namespace, vec, k)
-        recs = self.ledger.get_many([edit_id for edit_id, _ in hits])
+        recs = self.ledger.get_many(namespace, [edit_id for edit_id, _ in hits])
         now = at or utc_now()
         out = []
         for edit_id, similarity in hits:

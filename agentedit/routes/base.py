@@ -31,11 +31,14 @@ class EditRoute(Protocol):
         """Record a batch, all or nothing (a newer edit of the same subject and relation supersedes the older)."""
         ...
 
-    def update(self, edit_id: str, changes: Mapping[str, Any], *, namespace: str | None, actor: str) -> EditRecord:
+    def update(self, edit_id: str, changes: Mapping[str, Any], *, namespace: str | None, actor: str,
+               expected_version: int | None = None) -> EditRecord:
+        """Change an active edit (only at ``expected_version`` when given; the conflict policy applies)."""
         ...
 
-    def retract(self, edit_id: str, *, namespace: str | None, actor: str) -> EditRecord:
-        """Retract an edit: later queries no longer see it; its history is kept."""
+    def retract(self, edit_id: str, *, namespace: str | None, actor: str,
+                expected_version: int | None = None) -> EditRecord:
+        """Retract an edit (only at ``expected_version`` when given): later queries no longer see it; its history is kept."""
         ...
 
     def bearing_on(self, query: str, namespace: str) -> list[EditRecord]:

@@ -26,11 +26,13 @@ class InContextRoute:
               actor: str, progress: Progress | None = None) -> list[EditRecord]:
         return self.memory.add_many(records, namespace=namespace, actor=actor, progress=progress)
 
-    def update(self, edit_id: str, changes: Mapping[str, Any], *, namespace: str | None, actor: str) -> EditRecord:
-        return self.memory.update(edit_id, changes, namespace=namespace, actor=actor)
+    def update(self, edit_id: str, changes: Mapping[str, Any], *, namespace: str | None, actor: str,
+               expected_version: int | None = None) -> EditRecord:
+        return self.memory.update(edit_id, changes, namespace=namespace, actor=actor, expected_version=expected_version)
 
-    def retract(self, edit_id: str, *, namespace: str | None, actor: str) -> EditRecord:
-        return self.memory.delete(edit_id, namespace=namespace, actor=actor)
+    def retract(self, edit_id: str, *, namespace: str | None, actor: str,
+                expected_version: int | None = None) -> EditRecord:
+        return self.memory.delete(edit_id, namespace=namespace, actor=actor, expected_version=expected_version)
 
     def bearing_on(self, query: str, namespace: str) -> list[EditRecord]:
         return []  # injected edits are found by retrieval and the scope check, not here

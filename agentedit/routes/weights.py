@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..errors import ConfigError, EditError, StoreError
+from ..errors import ConfigError, EditConflictError, EditError, StoreError
+from ..memory.writes import check_version
 from ..parametric.base import ParametricMethod
 from ..parametric.context import EditContext
 from ..parametric.corpus import Corpus
@@ -127,6 +128,7 @@ class WeightRoute:
                 delta = editor.apply([reqs[i] for i in group])
                 done.append(delta)
                 delta.meta["records"] = [recs[i].id for i in group]
+                delta.meta["namespace"] = namespace
                 self._save(delta)
                 for i in group:
                     recs[i].method = method
@@ -138,7 +140,7 @@ class WeightRoute:
             for delta in reversed(done):
                 self._discard(delta.id)
             raise
-        self._drop_unused([r.supersedes for r in out if r.supersedes])
+        self._drop_unused(namespace, [r.supersedes for r in out if r.supersedes])
         return out
 
     def _discard(self, delta_id: str) -> None:
@@ -147,35 +149,43 @@ class WeightRoute:
                 self.ctx.stack.remove(delta_id)
         self._unlink(delta_id)
 
-    def _holders(self, delta: Delta, but: str | None = None) -> list[EditRecord]:
-        """Active records whose edit lives in ``delta``."""
+    def _holders(self, delta: Delta, namespace: str, but: str | None = None) -> list[EditRecord]:
+        """Active records whose edit lives in ``delta`` (a delta's records are one namespace's: ids are unique
+        only per namespace; deltas written before they named it are looked up in ``namespace``)."""
+        ns = str(delta.meta.get("namespace") or namespace)
         ids = [i for i in delta.meta.get("records", []) if i != but]
-        recs = self.memory.ledger.get_many(ids) if ids else {}
+        recs = self.memory.ledger.get_many(ns, ids) if ids else {}
         return [recs[i] for i in ids if i in recs and recs[i].status == "active" and recs[i].metadata.get("delta") == delta.id]
 
-    def _drop_unused(self, record_ids: Sequence[str]) -> None:
-        """Revert the deltas of superseded parametric records once no active record needs them."""
+    def _drop_unused(self, namespace: str, record_ids: Sequence[str]) -> None:
+        """Revert the deltas of superseded parametric records of ``namespace`` once no active record needs them."""
         for rid in record_ids:
-            old = self.memory.ledger.get(rid)
+            old = self.memory.ledger.get(namespace, rid)
             did = old.metadata.get("delta") if old else None
-            if did and did in self.ctx.stack and not self._holders(self.ctx.stack.get(did)):
+            if did and did in self.ctx.stack and not self._holders(self.ctx.stack.get(did), namespace):
                 self._discard(did)
 
-    def forget(self, edit_id: str, *, namespace: str | None = None, actor: str = "user") -> EditRecord:
-        """Retract a parametric edit and restore the weights (other edits of its batch are re-applied)."""
+    def forget(self, edit_id: str, *, namespace: str | None = None, actor: str = "user",
+               expected_version: int | None = None) -> EditRecord:
+        """Retract a parametric edit and restore the weights (other edits of its batch are re-applied).
+
+        The record is retracted only at the version read here (or ``expected_version``): if it changed
+        meanwhile, the weights are put back and the conflict is raised."""
         rec = self.memory.get(edit_id, namespace=namespace)
+        check_version(rec, expected_version)
         if rec.status != "active":
-            raise EditError(f"edit {edit_id!r} was already {rec.status}")
+            raise EditConflictError(f"edit {edit_id!r} was already {rec.status}")
+        ns, at = rec.namespace, rec.version
         self.load()
         delta_id = rec.metadata.get("delta")
         if not delta_id or delta_id not in self.ctx.stack:
-            return self.memory.delete(edit_id, namespace=namespace, actor=actor)
+            return self.memory.delete(edit_id, namespace=ns, actor=actor, expected_version=at)
         delta = self.ctx.stack.get(delta_id)
-        others = self._holders(delta, but=edit_id)
+        others = self._holders(delta, ns, but=edit_id)
         with self.ctx.backend.lock:
             self.ctx.stack.remove(delta_id)
         try:
-            out = self.memory.delete(edit_id, namespace=namespace, actor=actor)
+            out = self.memory.delete(edit_id, namespace=ns, actor=actor, expected_version=at)
         except BaseException:
             with self.ctx.backend.lock:
                 self.ctx.stack.push(delta)
@@ -184,9 +194,10 @@ class WeightRoute:
         if others:  # the rest of a batch: edit them again, without the forgotten one
             new = self.editor(delta.method).apply([EditRequest.from_record(r) for r in others])
             new.meta["records"] = [r.id for r in others]
+            new.meta["namespace"] = ns
             self._save(new)
             for r in others:
-                self.memory.update(r.id, {"metadata": {**r.metadata, "delta": new.id}}, actor=actor)
+                self.memory.update(r.id, {"metadata": {**r.metadata, "delta": new.id}}, namespace=ns, actor=actor)
         return out
 
     # -- the EditRoute protocol ----------------------------------------------------------------------
@@ -197,11 +208,13 @@ class WeightRoute:
               progress: Callable[[int, int], None] | None = None) -> list[EditRecord]:
         return self.edit_many(records, method=method, namespace=namespace, actor=actor, progress=progress)
 
-    def update(self, edit_id: str, changes: Mapping[str, Any], *, namespace: str | None, actor: str) -> EditRecord:
+    def update(self, edit_id: str, changes: Mapping[str, Any], *, namespace: str | None, actor: str,
+               expected_version: int | None = None) -> EditRecord:
         raise EditError(f"edit {edit_id!r} lives in the weights and cannot be changed in place; forget it and edit again")
 
-    def retract(self, edit_id: str, *, namespace: str | None, actor: str) -> EditRecord:
-        return self.forget(edit_id, namespace=namespace, actor=actor)
+    def retract(self, edit_id: str, *, namespace: str | None, actor: str,
+                expected_version: int | None = None) -> EditRecord:
+        return self.forget(edit_id, namespace=namespace, actor=actor, expected_version=expected_version)
 
     def active_ids(self, namespace: str | None = None) -> list[str]:
         return [r.id for r in self.memory.list(namespace=namespace) if r.method in self._editors]

@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import (AgentEditError, BackendError, ConfigError, DuplicateEditError, EditError, EditNotFoundError,
-                      ImportFormatError, UnknownNamespaceError)
+from ..errors import (AgentEditError, BackendError, ConfigError, DuplicateEditError, EditConflictError, EditError,
+                      EditNotFoundError, ImportFormatError, UnknownNamespaceError, VersionConflictError)
 from ..wire import error_body
 
 logger = logging.getLogger(__name__)
@@ -47,8 +47,12 @@ def as_api_error(exc: AgentEditError) -> ApiError:
     """Map a library error to its HTTP status."""
     if isinstance(exc, (EditNotFoundError, UnknownNamespaceError)):
         return ApiError(404, str(exc), code="not_found")
+    if isinstance(exc, VersionConflictError):  # If-Match did not match: the reply names the current version
+        return ApiError(412, str(exc), code="version_conflict", headers={"ETag": f'"{exc.current_version}"'})
     if isinstance(exc, DuplicateEditError):
         return ApiError(409, str(exc), code="duplicate_edit")
+    if isinstance(exc, EditConflictError):  # retracted or superseded meanwhile: the write lost a race
+        return ApiError(409, str(exc), code="edit_conflict")
     if isinstance(exc, (EditError, ImportFormatError, ConfigError)):
         return ApiError(400, str(exc), code="invalid_edit" if isinstance(exc, EditError) else None)
     if isinstance(exc, BackendError):
@@ -92,7 +96,7 @@ def install_error_handlers(app: FastAPI) -> None:
         err = as_api_error(exc)
         if err.status >= 500:
             logger.warning("%s %s failed: %s", request.method, request.url.path, exc)
-        return error_response(err.status, err.message, code=err.code, param=err.param)
+        return error_response(err.status, err.message, code=err.code, param=err.param, headers=err.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

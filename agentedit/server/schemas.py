@@ -6,10 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Request fields sent on to the upstream model when the client sets them.
+# OpenAI chat parameters sent on to the upstream as litellm arguments (litellm maps them for other providers).
 FORWARDED = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "presence_penalty",
              "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls",
-             "functions", "function_call", "response_format", "user", "reasoning_effort")
+             "functions", "function_call", "response_format", "reasoning_effort", "store", "service_tier", "modalities",
+             "prediction", "audio", "safety_identifier", "prompt_cache_key", "web_search_options")
+# OpenAI parameters litellm drops (user, metadata: it reads them as its own) or refuses (verbosity) for an
+# OpenAI-compatible upstream: they go in the request body as they are (``extra_body``), like unknown parameters.
+IN_BODY = ("user", "metadata", "verbosity")
+# What the proxy itself acts on; never forwarded as given.
+OWN = ("model", "messages", "stream", "stream_options", "n")
 
 
 class ChatMessage(BaseModel):
@@ -29,7 +35,9 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """The OpenAI chat-completions body. Unknown top-level fields are accepted and not forwarded."""
+    """The OpenAI chat-completions body. The OpenAI parameters are checked here and forwarded; other top-level
+    fields (``top_k``, ``min_p``, ``repetition_penalty``... of vLLM or llama.cpp) go to the upstream in the
+    request body as they are, and the upstream decides (a refusal comes back as a 400)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -57,9 +65,26 @@ class ChatCompletionRequest(BaseModel):
     response_format: dict[str, Any] | None = None
     user: str | None = None
     reasoning_effort: str | None = None
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
+    service_tier: str | None = None
+    modalities: list[str] | None = None
+    prediction: dict[str, Any] | None = None
+    audio: dict[str, Any] | None = None
+    verbosity: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    web_search_options: dict[str, Any] | None = None
 
     def upstream_params(self) -> dict[str, Any]:
-        return {k: v for k in FORWARDED if (v := getattr(self, k)) is not None}
+        """The client's parameters for the upstream call: OpenAI ones as arguments, the rest in ``extra_body``
+        (only ever the request's JSON: a field such as ``api_base`` cannot redirect the call)."""
+        params = {k: v for k in FORWARDED if (v := getattr(self, k)) is not None}
+        extra = {k: v for k in IN_BODY if (v := getattr(self, k)) is not None}
+        extra.update({k: v for k, v in (self.model_extra or {}).items() if k not in OWN})
+        if extra:
+            params["extra_body"] = extra
+        return params
 
     def plain_messages(self) -> list[dict[str, Any]]:
         """The messages exactly as the client sent them (explicit nulls kept, nothing added)."""

@@ -72,6 +72,14 @@ def test_lone_surrogates_get_a_400_naming_the_field_and_the_connection_stays_usa
             after = c.get("/v1/edits")  # the same keep-alive connection answers the next request
             assert after.status_code == 200 and _local_port(after) == _local_port(first)
         assert [e["statement"] for e in after.json()["data"]] == ["Alice's manager is Bob."]
+        for raw, param in [(b'{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":NaN}', None),
+                           (b'{"statement":"x is y.","metadata":{"n":-Infinity}}', None)]:
+            r = c.post("/v1/chat/completions" if b"messages" in raw else "/v1/edits", content=raw, headers=JSON)
+            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json", r.text
+        for content, param in [([{"type": "image_url"}], "messages.0.content"), ([{"a": 1}], "messages.0.content"),
+                               ([{"type": "refusal", "refusal": "no"}], "messages.0")]:  # litellm would fail on these
+            r = c.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": content}]})
+            assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
         ok = c.post("/v1/edits", content=b'{"statement":"Carol likes \\ud83d\\ude00 emoji."}', headers=JSON)
         assert ok.status_code == 201 and "\U0001F600" in ok.json()["statement"]  # a surrogate pair is fine
         assert c.post("/v1/chat/completions", json=ASK).status_code == 200 and _local_port(ok) == _local_port(first)

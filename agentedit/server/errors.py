@@ -74,15 +74,22 @@ def backend_status(exc: BackendError) -> int:
     return 502
 
 
+_CLIENT_PREFIXES = re.compile(r"^(litellm\.\w+: )?(\w+Error: )?(\w+Exception - )?")
+
+
 def _upstream_says(exc: BackendError) -> str:
-    """The upstream's own error message for a request it refused (what to change is in there), if it gave one."""
-    body = getattr(exc.__cause__, "body", None)
+    """The upstream's (or litellm's) own message for a request it refused: what to change is in there. Left out
+    when it would show an address."""
+    cause = exc.__cause__
+    body = getattr(cause, "body", None)
+    message: Any = None
     if isinstance(body, dict):
         inner = body.get("error") if isinstance(body.get("error"), dict) else body
         message = inner.get("message")
-        if isinstance(message, str) and message.strip():
-            return ": " + " ".join(message.split())[:300]
-    return ""
+    if not isinstance(message, str) or not message.strip():
+        message = _CLIENT_PREFIXES.sub("", str(cause or ""))
+    message = " ".join(message.split())[:300]
+    return f": {message}" if message and "://" not in message else ""
 
 
 def _upstream_error(exc: BackendError, rid: str) -> ApiError:

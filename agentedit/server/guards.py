@@ -55,9 +55,36 @@ class HostCheck:
         await self.app(scope, receive, send)
 
 
-# A lone surrogate reaches Python from JSON as an escape (\ud800) or as the bytes UTF-8 forbids (ED A0..BF ..).
-_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\xed[\xa0-\xbf]")
+# A lone surrogate reaches Python from JSON as an escape (\ud800) or as the bytes UTF-8 forbids (ED A0..BF ..);
+# NaN and Infinity are no JSON numbers, though Python's parser takes them.
+_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\xed[\xa0-\xbf]|NaN|Infinity")
 _LONE = re.compile("[\ud800-\udfff]")  # after parsing, any surrogate left is unpaired
+
+
+class _NotJsonNumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJsonNumber(name)
+
+
+def body_problem(body: bytes) -> tuple[str, str | None] | None:
+    """What makes a JSON body unusable though Python parses it (a message and the field), or None."""
+    if not _SUSPECT.search(body):
+        return None
+    try:
+        path = lone_surrogate_path(json.loads(body, parse_constant=_refuse_constant))
+    except _NotJsonNumber as exc:
+        return (f"the request body is not valid JSON: {exc} is not a JSON number (send a number, or null)", None)
+    except (ValueError, RecursionError):
+        return None  # not JSON at all: the route says so
+    if path is None:
+        return None
+    param = ".".join(path) or None
+    return (f"{repr(param) if param else 'the request body'} holds a lone UTF-16 surrogate (an unpaired "
+            "\\ud800-\\udfff), which is not valid Unicode; send valid UTF-8 text (pair the surrogates or remove them)",
+            param)
 
 
 def lone_surrogate_path(value: Any) -> list[str] | None:
@@ -79,7 +106,8 @@ def lone_surrogate_path(value: Any) -> list[str] | None:
 
 
 class TextCheck:
-    """Refuse a JSON body with a string that holds a lone UTF-16 surrogate (400 naming the field).
+    """Refuse a JSON body with a string that holds a lone UTF-16 surrogate (400 naming the field), or with NaN or
+    Infinity for a number.
 
     Python's JSON parser accepts ``"\\ud800"``, but such a string is not Unicode: the embedder, the upstream call
     and UTF-8 output all fail on it. The body is read here (inside :class:`~.middleware.BodyLimit`) and handed on
@@ -105,19 +133,12 @@ class TextCheck:
             await send_json(send, 413, error_body(413, str(exc.detail)))
             return
         body = b"".join(parts)
-        if _SUSPECT.search(body):
-            try:
-                path = lone_surrogate_path(json.loads(body))
-            except (ValueError, RecursionError):
-                path = None  # not JSON: the route says so
-            if path is not None:
-                param = ".".join(path) or None
-                where = f"'{param}'" if param else "the request body"
-                await send_json(send, 400, error_body(
-                    400, f"{where} holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff), which is not valid "
-                         "Unicode; send valid UTF-8 text (pair the surrogates or remove them)",
-                    code="invalid_unicode", param=param), close=False)
-                return
+        problem = body_problem(body)
+        if problem is not None:
+            message, param = problem
+            code = "invalid_unicode" if "surrogate" in message else "invalid_json"
+            await send_json(send, 400, error_body(400, message, code=code, param=param), close=False)
+            return
         replayed = False
 
         async def replay() -> Message:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # OpenAI chat parameters sent on to the upstream as litellm arguments (litellm maps them for other providers).
 FORWARDED = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "presence_penalty",
@@ -18,6 +18,11 @@ IN_BODY = ("user", "metadata", "verbosity")
 OWN = ("model", "messages", "stream", "stream_options", "n")
 
 
+# Content part types and the field each carries; a user message may send the first four (OpenAI's).
+PART_FIELDS = {"text": str, "image_url": (str, dict), "input_audio": dict, "file": dict, "refusal": str}
+USER_PARTS = ("text", "image_url", "input_audio", "file")
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -26,6 +31,27 @@ class ChatMessage(BaseModel):
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _parts_are_whole(cls, content: Any) -> Any:
+        """Each content part names its type and carries that field (an upstream call would fail on it)."""
+        for i, part in enumerate(content if isinstance(content, list) else ()):
+            kind = part.get("type")
+            if not isinstance(kind, str):
+                raise ValueError(f"part {i} has no 'type' (one of {', '.join(PART_FIELDS)})")
+            wanted = PART_FIELDS.get(kind)
+            if wanted is not None and not isinstance(part.get(kind), wanted):
+                raise ValueError(f"part {i} of type {kind!r} needs its {kind!r} field")
+        return content
+
+    @model_validator(mode="after")
+    def _user_parts(self) -> "ChatMessage":
+        if self.role == "user" and isinstance(self.content, list):
+            kinds = {p.get("type") for p in self.content} - set(USER_PARTS)
+            if kinds:
+                raise ValueError(f"a user message's content parts are {', '.join(USER_PARTS)}, not {sorted(map(str, kinds))}")
+        return self
 
 
 class StreamOptions(BaseModel):

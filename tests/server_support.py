@@ -8,6 +8,7 @@ real llama.cpp server.
 from __future__ import annotations
 
 import json
+import select
 import threading
 import time
 from contextlib import contextmanager
@@ -51,9 +52,10 @@ class StubUpstream:
     to stream), ``tool`` (a call of the first tool), ``500``, ``429`` and ``503`` (with ``retry-after:
     {retry_after}`` unless that is None), ``garbage`` (200 with a body that is not JSON; streamed: SSE events that
     are not JSON), ``empty_stream`` (only ``[DONE]``), ``cut_stream`` (two chunks, then the connection closes:
-    no finish reason, no ``[DONE]``), ``slow`` (waits :attr:`delay` seconds, then answers). :attr:`script` holds
-    modes for the next requests, one each, before :attr:`mode` applies again. Every request body it received is
-    kept in :attr:`requests`.
+    no finish reason, no ``[DONE]``), ``slow`` (waits :attr:`delay` seconds, then answers), ``drip`` (streams two
+    chunks, then waits up to :attr:`delay` seconds for the rest; a caller that closes the connection meanwhile is
+    counted in :attr:`closed_early`). :attr:`script` holds modes for the next requests, one each, before
+    :attr:`mode` applies again. Every request body it received is kept in :attr:`requests`.
     """
 
     def __init__(self, reply: str = "stub reply") -> None:
@@ -63,6 +65,7 @@ class StubUpstream:
         self.delay = 5.0
         self.retry_after: str | None = "7"
         self.requests: list[dict[str, Any]] = []
+        self.closed_early = 0
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -150,5 +153,26 @@ class StubUpstream:
         if mode == "cut_stream":
             h._send(200, "".join(f"data: {json.dumps(e)}\n\n" for e in events[:2]).encode(), "text/event-stream", cut=True)
             return
+        if mode == "drip":
+            self._drip(h, ["".join(f"data: {json.dumps(e)}\n\n" for e in part) for part in (events[:2], events[2:])])
+            return
         raw = "".join(f"data: {json.dumps(e)}\n\n" for e in events).encode() + b"data: [DONE]\n\n"
         h._send(200, raw, "text/event-stream")
+
+    def _drip(self, h: Any, parts: list[str]) -> None:
+        """The first part of a stream, then the rest after :attr:`delay` seconds unless the caller hangs up first."""
+        h.send_response(200)
+        h.send_header("content-type", "text/event-stream")
+        h.send_header("connection", "close")
+        h.close_connection = True
+        h.end_headers()
+        h.wfile.write(parts[0].encode())
+        h.wfile.flush()
+        readable, _, _ = select.select([h.connection], [], [], self.delay)
+        if readable:  # the caller sends nothing more on this connection: readable means it closed it
+            self.closed_early += 1
+            return
+        try:
+            h.wfile.write(parts[1].encode() + b"data: [DONE]\n\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.closed_early += 1

@@ -205,3 +205,21 @@ def test_a_client_that_goes_away_cancels_the_upstream_call_and_its_retries(tmp_p
             assert c.post("/v1/edits", json={"statement": "The proxy is still up."}).status_code == 201
     finally:
         stub.mode = "ok"
+
+
+def test_a_client_that_leaves_mid_stream_closes_the_upstream_stream(tmp_path, stub):
+    stub.mode, stub.delay = "drip", 6.0
+    try:
+        with proxy(tmp_path, stub.base_url) as c:
+            before = stub.closed_early
+            with c.stream("POST", "/v1/chat/completions", json={**ASK, "stream": True}) as r:
+                first = next(line for line in r.iter_lines() if line.startswith("data: "))
+                assert json.loads(first[len("data: "):])["choices"][0]["delta"]["role"] == "assistant"
+            # leaving the block closes the connection half-way; the proxy closes its upstream stream at once
+            deadline = time.monotonic() + 4
+            while stub.closed_early == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert stub.closed_early == before + 1
+            assert 'agentedit_upstream_cancelled_total{stream="true"} 1.0' in c.get("/metrics").text
+    finally:
+        stub.mode = "ok"

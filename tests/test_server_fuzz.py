@@ -5,6 +5,7 @@ or not at all. The server answers 2xx or 4xx, never 5xx, errors come in the Open
 from __future__ import annotations
 
 import json
+import tempfile
 from typing import Any
 
 import httpx
@@ -76,8 +77,6 @@ def _encode(value: Any, encoding: str) -> bytes:
 @pytest.fixture(scope="module")
 def client():
     stub = StubUpstream()
-    import tempfile
-
     with tempfile.TemporaryDirectory() as stores:
         cfg = ServerConfig(model="openai/stub", api_base=stub.base_url, store="fuzz", store_dir=stores, auth=False,
                            max_retries=0, timeout=10)

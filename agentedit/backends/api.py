@@ -8,7 +8,7 @@ import math
 import random
 import time
 from email.utils import parsedate_to_datetime
-from typing import Any, AsyncIterator, Mapping, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 from ..settings import offline_defaults
 from ..errors import BackendError, ConfigError

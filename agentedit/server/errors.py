@@ -84,7 +84,7 @@ def _upstream_says(exc: BackendError) -> str:
     body = getattr(cause, "body", None)
     message: Any = None
     if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        inner = body["error"] if isinstance(body.get("error"), dict) else body
         message = inner.get("message")
     if not isinstance(message, str) or not message.strip():
         message = _CLIENT_PREFIXES.sub("", str(cause or ""))

@@ -135,9 +135,9 @@ class TextCheck:
         body = b"".join(parts)
         problem = body_problem(body)
         if problem is not None:
-            message, param = problem
-            code = "invalid_unicode" if "surrogate" in message else "invalid_json"
-            await send_json(send, 400, error_body(400, message, code=code, param=param), close=False)
+            what, param = problem
+            code = "invalid_unicode" if "surrogate" in what else "invalid_json"
+            await send_json(send, 400, error_body(400, what, code=code, param=param), close=False)
             return
         replayed = False
 

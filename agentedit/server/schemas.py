@@ -19,7 +19,7 @@ OWN = ("model", "messages", "stream", "stream_options", "n")
 
 
 # Content part types and the field each carries; a user message may send the first four (OpenAI's).
-PART_FIELDS = {"text": str, "image_url": (str, dict), "input_audio": dict, "file": dict, "refusal": str}
+PART_FIELDS: dict[str, type | tuple[type, ...]] = {"text": str, "image_url": (str, dict), "input_audio": dict, "file": dict, "refusal": str}
 USER_PARTS = ("text", "image_url", "input_audio", "file")
 
 

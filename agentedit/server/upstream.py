@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 from fastapi import Request
+from starlette.types import Receive
 
 from .. import wire
 from ..backends.base import Backend, Completion
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-async def _disconnected(receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+async def _disconnected(receive: Receive) -> None:
     """Return when the client closes the connection (the request body has been read already)."""
     while (await receive())["type"] != "http.disconnect":
         pass

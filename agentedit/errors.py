@@ -58,7 +58,14 @@ class ScopeError(AgentEditError):
 
 
 class BackendError(AgentEditError):
-    """A model call failed: unreachable server, timeout, provider error."""
+    """A model call failed: unreachable server, timeout, provider error.
+
+    ``status`` is the HTTP status the upstream answered with, when it answered (429 when it was rate-limiting);
+    ``retry_after`` the seconds it asked the caller to wait before trying again (its ``retry-after`` header)."""
+
+    def __init__(self, message: str = "", *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
 
 
 class ConfigError(AgentEditError, ValueError):

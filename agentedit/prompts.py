@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -57,9 +58,32 @@ def render(name: str, **variables: Any) -> str:
     return template.render(**variables).strip()
 
 
+# Chat-format control tokens. Edit text is untrusted, and a tokenizer with special tokens enabled (llama.cpp's server
+# tokenises chat prompts that way; so do transformers tokenizers by default) reads these spellings as the real
+# role and turn markers. They are respelled with look-alike brackets that no tokenizer maps to a control token:
+# ``<|im_start|>`` reads ``‹|im_start|›``, ``<start_of_turn>`` ``‹start_of_turn›``, ``[INST]`` ``［INST］``.
+_PIPES = (("<|", "‹|"), ("|>", "|›"), ("<\uff5c", "‹\uff5c"), ("\uff5c>", "\uff5c›"))  # ChatML, Llama-3, Phi, DeepSeek
+_SYS = re.compile(r"<<(/?SYS)>>")  # Llama-2's <<SYS>> / <</SYS>>
+_ANGLE_WORD = re.compile(r"<(/?[A-Za-z_][A-Za-z0-9_]*)>")  # <s>, </s>, <start_of_turn>, <think>, <repo_name>, <unk>...
+_SQUARE_WORD = re.compile(r"\[(/?[A-Z][A-Z0-9_]*)\]")  # [INST], [/INST], [TOOL_CALLS], [SYSTEM_PROMPT]...
+
+
+def neutralise_control_tokens(text: str) -> str:
+    """``text`` with the control tokens of the common chat formats respelled so that no tokenizer reads them as
+    tokens (ChatML, Llama 2 and 3, Mistral, Gemma, Phi, DeepSeek and any ``<|...|>``), keeping it readable."""
+    if "<" not in text and "|>" not in text and "\uff5c>" not in text and "[" not in text:
+        return text
+    for raw, safe in _PIPES:
+        text = text.replace(raw, safe)
+    text = _SYS.sub(r"‹‹\1››", text)
+    text = _ANGLE_WORD.sub(r"‹\1›", text)
+    return _SQUARE_WORD.sub(r"［\1］", text)
+
+
 def quote(text: str) -> str:
-    """Quote untrusted text as a JSON string so it reads as data, not as instructions."""
-    return json.dumps(text, ensure_ascii=False)
+    """Quote untrusted text as a JSON string so it reads as data, not as instructions, with its control tokens
+    neutralised (:func:`neutralise_control_tokens`): every injected fact goes through here."""
+    return json.dumps(neutralise_control_tokens(text), ensure_ascii=False)
 
 
 _SECRET = None

@@ -53,6 +53,21 @@ def test_missing_or_wrong_keys_get_401(env):
     assert httpx.get(url + "/healthz").status_code == 200  # liveness needs no key
 
 
+def test_health_details_are_for_admin_keys_only(env):
+    url, made, _, _ = env
+    assert httpx.get(url + "/healthz").json() == {"status": "ok"}  # no edit count, store or model for strangers
+    assert call(url, made["reader"], "GET", "/healthz").json() == {"status": "ok"}
+    assert call(url, "ae-000000000000-wrong", "GET", "/healthz").json() == {"status": "ok"}
+    full = call(url, made["admin"], "GET", "/healthz").json()
+    assert full["status"] == "ok" and full["auth"] is True and full["store"] == "auth" and "active_edits" in full
+
+
+def test_with_auth_any_host_is_accepted(env):
+    url, made, _, _ = env
+    r = httpx.get(url + "/v1/edits", headers={"authorization": f"Bearer {made['reader']}", "host": "proxy.example:443"})
+    assert r.status_code == 200  # keys protect it; --allowed-hosts narrows it
+
+
 def test_roles_are_enforced_with_403(env):
     url, made, _, _ = env
     r = call(url, made["reader"], "POST", "/v1/edits", json=FACT)

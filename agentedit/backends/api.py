@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
+from email.utils import parsedate_to_datetime
 from typing import Any, AsyncIterator, Sequence
 
 from ..settings import offline_defaults
@@ -47,6 +49,70 @@ def _plain(obj: Any) -> dict[str, Any]:
     if dump is None:
         raise TypeError(f"expected an object with fields, got {type(obj).__name__}")
     return dict(dump(exclude_none=True))
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the upstream asked to wait (``retry-after-ms``, ``retry-after`` in seconds or as a date), if it did."""
+    headers: Any = None
+    for source in (exc, getattr(exc, "response", None)):
+        for name in ("litellm_response_headers", "headers"):  # litellm keeps the upstream's headers in the first
+            found = getattr(source, name, None)
+            if headers is None and found and hasattr(found, "items"):
+                headers = found
+    if headers is None:
+        return None
+    lower = {str(k).lower(): str(v) for k, v in headers.items()}
+    try:
+        if "retry-after-ms" in lower:
+            seconds = float(lower["retry-after-ms"]) / 1000.0
+        elif "retry-after" in lower:
+            value = lower["retry-after"]
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        else:
+            return None
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) and 100 <= status < 600 else None
+
+
+def _upstream_finished(stream: Any) -> bool:
+    """Whether the upstream itself sent a finish reason: litellm makes one up (``stop``) when a stream just ends,
+    which would pass a stream cut short, or a reply that is no chat stream at all, for a complete answer."""
+    if not hasattr(stream, "received_finish_reason"):
+        return True  # not litellm's stream wrapper: nothing is made up
+    return bool(getattr(stream, "received_finish_reason", None) or getattr(stream, "intermittent_finish_reason", None))
+
+
+def _carries_something(chunk: dict[str, Any]) -> bool:
+    return bool(chunk.get("usage")) or any(c["delta"] or c["finish_reason"] for c in chunk["choices"])
+
+
+async def _close(stream: Any) -> None:
+    """Close a litellm stream (and so its HTTP connection) now, not when it is garbage-collected."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception as exc:  # closing is best effort; the reply is already decided
+        logger.debug("closing the upstream stream failed: %s", exc)
+
+
+def _logprobs(choice: Any) -> Any:
+    """A choice's OpenAI ``logprobs`` object as plain data (None when the upstream sent none)."""
+    found = getattr(choice, "logprobs", None)
+    if found is None or isinstance(found, (dict, list)):
+        return found
+    dump = getattr(found, "model_dump", None)
+    return dump() if dump is not None else None
 
 
 def _usage(resp: Any) -> dict[str, int]:
@@ -109,7 +175,8 @@ class LiteLLMBackend:
             advice = f" The call took longer than {self.timeout:g}s; raise timeout= or check the server."
         elif "NotFound" in kind:
             advice = " Check the model name."
-        return BackendError(f"call to {self._where()} failed after {attempts} attempt(s): {kind}: {detail}.{advice}")
+        return BackendError(f"call to {self._where()} failed after {attempts} attempt(s): {kind}: {detail}.{advice}",
+                            status=_status(exc), retry_after=retry_after(exc))
 
     def _backoff(self, attempt: int) -> float:
         return min(8.0, 0.5 * 2**attempt) * (0.5 + random.random() / 2)
@@ -122,16 +189,27 @@ class LiteLLMBackend:
         else:
             text = getattr(choice, "text", "") or ""
         tool_calls = [_plain(c) for c in (getattr(choice.message, "tool_calls", None) or [])] if chat else []
+        fingerprint = getattr(resp, "system_fingerprint", None)
         return Completion(text=text, finish_reason=getattr(choice, "finish_reason", None), usage=_usage(resp),
-                          model=getattr(resp, "model", "") or "", raw=resp, tool_calls=tool_calls)
+                          model=getattr(resp, "model", "") or "", raw=resp, tool_calls=tool_calls,
+                          logprobs=_logprobs(choice), system_fingerprint=fingerprint if isinstance(fingerprint, str) else None)
 
-    def _retry_delay(self, exc: BaseException, attempt: int) -> float:
-        """Seconds to wait before the next attempt, or raise the final :class:`BackendError`."""
+    def _retry_delay(self, exc: BaseException, attempt: int, started: float) -> float:
+        """Seconds to wait before the next attempt, or raise the final :class:`BackendError`.
+
+        When the upstream said how long to wait (``retry-after``, e.g. with a 429), the retry waits that long if
+        the call still ends within its time budget (``timeout`` seconds from its start); otherwise it is not
+        retried and the error carries the wait for the caller (the proxy passes it on as ``Retry-After``)."""
         if isinstance(exc, BackendError):
             raise exc
         if attempt >= self.max_retries or not _retryable(exc):
             raise self._error(exc, attempt + 1) from exc
-        delay = self._backoff(attempt)
+        asked = retry_after(exc)
+        delay = self._backoff(attempt) if asked is None else asked
+        if asked is not None and time.monotonic() - started + asked > self.timeout:
+            logger.warning("call to %s failed (%s) and the upstream asks to wait %.1fs, past this call's %gs budget; "
+                           "not retrying", self._where(), type(exc).__name__, asked, self.timeout)
+            raise self._error(exc, attempt + 1) from exc
         logger.warning("call to %s failed (%s); retry %d/%d in %.1fs", self._where(), type(exc).__name__,
                        attempt + 1, self.max_retries, delay)
         return delay
@@ -139,23 +217,25 @@ class LiteLLMBackend:
     def _call(self, fn_name: str, chat: bool, **kwargs: Any) -> Completion:
         litellm = _litellm()
         fn = getattr(litellm, fn_name)
+        started = time.monotonic()
         for attempt in range(self.max_retries + 1):
             try:
                 resp = fn(**self._kwargs(kwargs))
                 return self._validated(resp, chat)
             except Exception as exc:  # litellm raises many types; classify by name
-                time.sleep(self._retry_delay(exc, attempt))
+                time.sleep(self._retry_delay(exc, attempt, started))
         raise AssertionError("unreachable")
 
     async def _acall(self, fn_name: str, chat: bool, **kwargs: Any) -> Completion:
         litellm = _litellm()
         fn = getattr(litellm, fn_name)
+        started = time.monotonic()
         for attempt in range(self.max_retries + 1):
             try:
                 resp = await fn(**self._kwargs(kwargs))
                 return self._validated(resp, chat)
             except Exception as exc:
-                await asyncio.sleep(self._retry_delay(exc, attempt))
+                await asyncio.sleep(self._retry_delay(exc, attempt, started))
         raise AssertionError("unreachable")
 
     def _validated(self, resp: Any, chat: bool) -> Completion:
@@ -175,29 +255,45 @@ class LiteLLMBackend:
         """Stream a chat reply as OpenAI ``chat.completion.chunk`` dicts (``choices`` with ``delta``; ``usage`` last).
 
         Failures before the first chunk are retried like :meth:`achat`; a failure after it raises
-        :class:`BackendError` (the caller has already sent part of the reply).
+        :class:`BackendError` (the caller has already sent part of the reply). A stream is valid when its chunks
+        parse and the upstream ends it with a finish reason: one that stops without (cut short, or no chat stream
+        at all) raises :class:`BackendError`, before the first chunk when nothing valid came. Chunks that carry
+        nothing are dropped. The upstream connection is closed when the stream ends or is abandoned.
         """
         litellm = _litellm()
         kwargs = self._kwargs({**params, "messages": list(messages)})
         kwargs.update(stream=True, stream_options={"include_usage": True})
+        started = time.monotonic()
+        stream: Any = None
         for attempt in range(self.max_retries + 1):
             try:
                 stream = await litellm.acompletion(**kwargs)
                 chunks = stream.__aiter__()
-                first = await chunks.__anext__()
+                chunk = await anext(chunks, None)
                 break
-            except StopAsyncIteration:
-                return
             except Exception as exc:
-                await asyncio.sleep(self._retry_delay(exc, attempt))
-        yield self._chunk(first)
+                await _close(stream)
+                await asyncio.sleep(self._retry_delay(exc, attempt, started))
         try:
-            async for chunk in chunks:
-                yield self._chunk(chunk)
+            finished = False
+            while chunk is not None:
+                out = self._chunk(chunk)
+                if any(c["finish_reason"] for c in out["choices"]):
+                    if not _upstream_finished(stream):
+                        break
+                    finished = True
+                if _carries_something(out):
+                    yield out
+                chunk = await anext(chunks, None)
+            if not finished:
+                raise BackendError(f"{self._where()} sent a stream that ended before the model finished (no finish "
+                                   "reason: cut short, or not an OpenAI chat stream)")
         except BackendError:
             raise
         except Exception as exc:
             raise self._error(exc, attempt + 1) from exc
+        finally:
+            await _close(stream)
 
     def _chunk(self, chunk: Any) -> dict[str, Any]:
         try:
@@ -205,11 +301,18 @@ class LiteLLMBackend:
             for choice in chunk.choices:
                 delta = {k: v for k, v in _plain(choice.delta).items()
                          if k in ("role", "content", "tool_calls", "function_call", "refusal") and v is not None}
-                choices.append({"index": getattr(choice, "index", 0) or 0, "delta": delta,
-                                "finish_reason": getattr(choice, "finish_reason", None)})
+                entry = {"index": getattr(choice, "index", 0) or 0, "delta": delta,
+                         "finish_reason": getattr(choice, "finish_reason", None)}
+                logprobs = _logprobs(choice)
+                if logprobs is not None:
+                    entry["logprobs"] = logprobs
+                choices.append(entry)
         except (AttributeError, TypeError) as exc:
             raise BackendError(f"{self._where()} streamed a malformed chunk ({type(exc).__name__}: {exc})") from exc
         out: dict[str, Any] = {"model": getattr(chunk, "model", "") or "", "choices": choices}
+        fingerprint = getattr(chunk, "system_fingerprint", None)
+        if isinstance(fingerprint, str):
+            out["system_fingerprint"] = fingerprint
         usage = _usage(chunk)
         if usage:
             out["usage"] = usage

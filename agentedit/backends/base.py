@@ -17,7 +17,8 @@ class Capabilities:
 
 @dataclass
 class Completion:
-    """One model reply. ``tool_calls`` holds the OpenAI-shaped tool calls the model asked for, if any."""
+    """One model reply. ``tool_calls`` holds the OpenAI-shaped tool calls the model asked for, if any;
+    ``logprobs`` the choice's OpenAI ``logprobs`` object and ``system_fingerprint`` the upstream's, when it sent them."""
 
     text: str
     finish_reason: str | None = None
@@ -25,6 +26,8 @@ class Completion:
     model: str = ""
     raw: Any = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    logprobs: Any = None
+    system_fingerprint: str | None = None
 
 
 @runtime_checkable

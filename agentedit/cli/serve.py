@@ -23,7 +23,12 @@ def serve(
     port: int = typer.Option(8000, "--port", "-p"),
     chroma_url: Optional[str] = typer.Option(None, "--chroma-url",
                                              help="A Chroma server (`chroma run`) instead of the embedded index; needed for replicas."),
-    no_auth: bool = typer.Option(False, "--no-auth", help="No API keys (every caller is admin); loopback hosts only."),
+    no_auth: bool = typer.Option(False, "--no-auth", help="No API keys (every caller is admin); loopback hosts only, "
+                                                           "and only requests addressed to a loopback name (Host)."),
+    allowed_hosts: Optional[list[str]] = typer.Option(
+        None, "--allowed-hosts", help="Host names accepted in the Host header besides 127.0.0.1, localhost and [::1] "
+                                      "(comma-separated or repeated; *.example.com, * for any). Default: any with auth, "
+                                      "none with --no-auth."),
     keys_path: Optional[str] = typer.Option(None, "--keys", help=_KEYS_HELP),
     upstream_key: Optional[str] = typer.Option(None, "--upstream-key",
                                                help="API key for the upstream (default: the provider's usual variable)."),
@@ -43,7 +48,7 @@ def serve(
     settings = dataclasses.replace(settings, model=dataclasses.replace(settings.model, temperature=None, max_tokens=None))
     cfg = server.ServerConfig(settings, host=host, port=port, auth=not no_auth, keys_path=keys_path,
                               max_body_bytes=int(max_body_mb * 1_000_000), max_batch_bytes=int(max_batch_mb * 1_000_000),
-                              torch_threads=torch_threads or None).validate()
+                              torch_threads=torch_threads or None, allowed_hosts=allowed_hosts or None).validate()
     if cfg.auth:
         keys = server.KeyStore(cfg.resolved_keys_path())
         if not keys.list():

@@ -34,7 +34,7 @@ from langgraph.runtime import Runtime
 
 from ..backends.base import Completion
 from ..injection import last_user_text
-from ..prompts import quote, render
+from ..prompts import neutralise_control_tokens, quote, render
 from ..scope.text import WORD_MATCH, RelationMatcher, find_subject, normalise, subject_names
 from ..types import EditRecord
 from .context import WorkflowContext
@@ -132,9 +132,11 @@ def follow_edits(question: str, ctx: WorkflowContext, namespace: str) -> list[di
     while current is not None and len(hops) < ctx.hop_limit:
         used.add(current.id)
         question_form = current.metadata.get("question") if isinstance(current.metadata, dict) else None
-        hops.append({"sub_question": question_form or f"{(current.prompt or current.statement).rstrip(' .')} what?",
-                     "tentative": "", "retrieved": [current.id], "accepted": current.id, "fact": quote(current.statement),
-                     "answer": current.target_new, "contradicted": True, "via": "edit chain"})
+        asked = question_form or f"{(current.prompt or current.statement).rstrip(' .')} what?"
+        hops.append({"sub_question": neutralise_control_tokens(asked), "tentative": "", "retrieved": [current.id],
+                     "accepted": current.id, "fact": quote(current.statement),
+                     "answer": current.target_new and neutralise_control_tokens(current.target_new), "contradicted": True,
+                     "via": "edit chain"})
         nxt = [(match.score(r), r) for r in ctx.memory.list(namespace=namespace, subject=current.target_new or "")
                if ctx.routes.injects(r) and r.id not in used and r.target_new]
         nxt = [(o, r) for o, r in nxt if o >= WORD_MATCH]
@@ -233,7 +235,7 @@ def hop(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
             record["answer"] = parse_answer(_call(ctx, state, user).text) or tentative
             calls += 1
         elif edit.target_new and normalise(edit.target_new) != normalise(tentative):
-            record["answer"] = edit.target_new
+            record["answer"] = neutralise_control_tokens(edit.target_new)  # edit text: shown to the model next
         record["contradicted"] = normalise(record["answer"]) != normalise(tentative)
     hops = [*state.get("hops", []), record]
     applied = list(state.get("applied", []))

@@ -67,6 +67,17 @@ def authorize(request: Request, role: Role) -> Principal:
     return Principal(key, namespace)
 
 
+def caller(request: Request, role: Role) -> Principal | None:
+    """The caller when it may act as ``role`` (everyone in no-auth mode), else None; nothing is refused or counted
+    (for routes that answer everyone and tell more to some, as ``/healthz`` does)."""
+    st = request.app.state.agentedit
+    if st.keys is None:
+        return Principal(None, st.config.namespace)
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    key = st.keys.verify(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+    return Principal(key, st.config.namespace) if key is not None and key.has_role(role) else None
+
+
 def require(role: Role) -> Any:
     """A FastAPI dependency giving the :class:`Principal` of a request that may act as ``role``."""
 

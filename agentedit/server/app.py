@@ -14,12 +14,13 @@ from fastapi.responses import Response
 
 from .. import __version__
 from . import chat, edits
-from .access import Principal, require
+from .access import Principal, caller, require
 from .auth import KeyStore
 from .config import ServerConfig
 from .errors import install_error_handlers
+from .guards import HostCheck, TextCheck
 from .metrics import CONTENT_TYPE, Metrics
-from .middleware import BodyLimit, RequestMetrics
+from .middleware import BodyLimit, RequestContext, RequestMetrics
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -106,9 +107,11 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
     app.include_router(chat.router)
     app.include_router(edits.router)
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness and store status (no key needed)")
+    @app.get("/healthz", tags=["ops"], summary="Liveness (no key needed); the store's status for admin keys")
     def healthz(request: Request) -> dict[str, Any]:
         st: ServerState = request.app.state.agentedit
+        if caller(request, "admin") is None:  # anyone may probe liveness; the details are the operator's
+            return {"status": "ok"}
         return {"status": "ok", "model": st.model_name, "store": cfg.store, "chroma": cfg.chroma_url or "embedded",
                 "auth": st.keys is not None, "active_edits": st.editor.count()}
 
@@ -116,7 +119,12 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
     async def metrics_text(who: Principal = require("admin")) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    # outermost last: metrics see every reply; ids and the last-resort 500 wrap the guards; the body limit holds
+    # while the text check reads the body
+    app.add_middleware(TextCheck)
     app.add_middleware(BodyLimit, limit=cfg.max_body_bytes, limits={"/v1/edits/batch": cfg.max_batch_bytes})
+    app.add_middleware(HostCheck, allowed=cfg.allowed_hosts, loopback_only=not cfg.auth)
+    app.add_middleware(RequestContext)
     app.add_middleware(RequestMetrics, observe=metrics.observe_request)
     return app
 

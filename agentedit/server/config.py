@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
 import dataclasses
+import ipaddress
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import ConfigError
 from ..settings import Settings
 
 KEYS_FILE = "keys.sqlite"
+_HOST_PATTERN = re.compile(r"\*|(\*\.)?[a-z0-9]([a-z0-9_.-]*[a-z0-9])?|\[[0-9a-f:.]+\]")
 
 
 def is_loopback(host: str) -> bool:
@@ -29,15 +31,17 @@ class ServerConfig:
     Flat setting names (``model=``, ``api_base=``, ``store=``, ``scope=``...) are accepted as for ``Editor``;
     the server sends the client's generation parameters as given (no temperature or max_tokens of its own).
     ``auth=False`` (``--no-auth``) serves every request as an admin of every namespace and is refused unless
-    ``host`` is a loopback address. Request namespaces default to ``settings.store.namespace`` when the API key
-    does not pin one. ``torch_threads`` caps the CPU threads of the query embedder in
-    :func:`~agentedit.server.serve` (one per request avoids oversubscribing the cores when requests run side by
-    side; ``None`` leaves torch's default).
+    ``host`` is a loopback address; it then answers only requests whose ``Host`` header names a loopback host
+    (DNS rebinding). ``allowed_hosts`` (``--allowed-hosts``) lists the other host names accepted in ``Host``
+    (``*.example.com``, ``*`` for any); without it, any is accepted when auth is on. Request namespaces default
+    to ``settings.store.namespace`` when the API key does not pin one. ``torch_threads`` caps the CPU threads of
+    the query embedder in :func:`~agentedit.server.serve` (one per request avoids oversubscribing the cores when
+    requests run side by side; ``None`` leaves torch's default).
     """
 
     def __init__(self, settings: Settings | None = None, *, host: str = "127.0.0.1", port: int = 8000, auth: bool = True,
                  keys_path: str | None = None, max_body_bytes: int = 1_000_000, max_batch_bytes: int = 8_000_000,
-                 torch_threads: int | None = 1, **flat: Any) -> None:
+                 torch_threads: int | None = 1, allowed_hosts: Sequence[str] | None = None, **flat: Any) -> None:
         base = settings or Settings.from_env(flat.pop("model", None), api_base=flat.pop("api_base", None),
                                              temperature=None, max_tokens=None)
         self.settings = base.replace(**flat)
@@ -46,6 +50,9 @@ class ServerConfig:
                 self.settings.model, temperature=None, max_tokens=None))
         self.host, self.port, self.auth, self.keys_path = host, port, auth, keys_path
         self.max_body_bytes, self.max_batch_bytes, self.torch_threads = max_body_bytes, max_batch_bytes, torch_threads
+        given = [allowed_hosts] if isinstance(allowed_hosts, str) else allowed_hosts
+        self.allowed_hosts = [h.strip().lower() for item in given for h in item.split(",") if h.strip()] \
+            if given is not None else None
 
     # views of the settings the server itself reads
     @property
@@ -76,6 +83,10 @@ class ServerConfig:
             raise ConfigError("max_body_bytes must be at least 1024 and max_batch_bytes at least max_body_bytes")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port {self.port} is out of range 1-65535")
+        bad = [h for h in self.allowed_hosts or () if not _HOST_PATTERN.fullmatch(h)]
+        if bad:
+            raise ConfigError(f"--allowed-hosts: {', '.join(map(repr, bad))} is not a host name (give names such as "
+                              "api.example.com, *.example.com or *, without scheme or port)")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ConfigError("torch_threads must be at least 1 (or None for torch's default)")
         self.settings.validate()

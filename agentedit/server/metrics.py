@@ -39,6 +39,8 @@ class Metrics:
                                   buckets=_FAST, registry=r)
         self.upstream_errors = Counter("agentedit_upstream_errors", "Failed upstream calls by HTTP status returned",
                                        ["status"], registry=r)
+        self.upstream_cancelled = Counter("agentedit_upstream_cancelled", "Upstream calls cancelled because the client "
+                                          "went away", ["stream"], registry=r)
         self.auth_failures = Counter("agentedit_auth_failures", "Requests refused by authentication or authorization",
                                      ["status"], registry=r)
         if active_edits is not None:

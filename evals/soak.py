@@ -4,7 +4,8 @@ Clients (threads, one keep-alive connection each, one write key per namespace) m
 creates on a small set of subjects (so creates of one subject and relation race), PATCH and DELETE of the same
 edits (so they race), batch imports, lists and reads. The upstream is a stand-in OpenAI-compatible server in this
 process that injects a fault when a chat's text asks for one (``[fault:500]``, ``[fault:429]``, ``[fault:garbage]``,
-``[fault:cut]``), so every proxy reply can be judged: a 5xx on a request whose upstream did not fail is the
+``[fault:cut]``: a streamed reply cut before its finish; a plain request with that marker gets a whole reply), so
+every proxy reply can be judged: a 5xx on a request whose upstream did not fail is the
 proxy's own. After the run the store is checked through the API:
 
 - every acknowledged create is still there, in its namespace (no acknowledged write lost);

@@ -291,6 +291,33 @@ class Settings:
         return out
 
 
+class SettingsViews:
+    """Read-only views of the fields callers ask for most, for objects that hold a ``settings`` attribute
+    (the CLI's options, ``ServerConfig``)."""
+
+    settings: Settings
+
+    @property
+    def model(self) -> str:
+        return str(self.settings.model.spec)
+
+    @property
+    def store(self) -> str:
+        return self.settings.store.name
+
+    @property
+    def store_dir(self) -> str | None:
+        return self.settings.store.root
+
+    @property
+    def chroma_url(self) -> str | None:
+        return self.settings.store.chroma_url
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.store.namespace
+
+
 __all__ = ["AnatomySettings", "DEFAULT_CHECKER", "DEFAULT_LOCAL_MODEL", "DEFAULT_NAMESPACE", "ENV_VARS", "FLAT",
            "InjectionSettings", "ModelKind", "ModelSettings", "ModelSpec", "MultihopSettings", "RetrievalSettings",
-           "ScopeSettings", "Settings", "StoreSettings", "WeightSettings", "env", "offline_defaults"]
+           "ScopeSettings", "Settings", "SettingsViews", "StoreSettings", "WeightSettings", "env", "offline_defaults"]

@@ -106,3 +106,15 @@ def calibration(counterfact_slice: Path, embedder):
     from agentedit.scope import calibrate_similarity
 
     return calibrate_similarity(counterfact_slice, embedder, n_cases=100)
+
+
+@pytest.fixture()
+def small_torch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """One torch thread and a throwaway agentedit cache, for tests that edit tiny models' weights."""
+    import torch
+
+    monkeypatch.setenv("AGENTEDIT_CACHE", str(tmp_path / "cache"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

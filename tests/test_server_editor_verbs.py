@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-import torch
 
 from agentedit import Editor
 from agentedit.backends.local import LocalBackend
@@ -18,12 +17,8 @@ STATEMENT = "Alice's manager is Bob."
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(monkeypatch, tmp_path):
-    monkeypatch.setenv("AGENTEDIT_CACHE", str(tmp_path / "cache"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(small_torch):
     yield
-    torch.set_num_threads(before)
 
 
 def test_a_statement_over_http_gets_the_anatomy_editor_edit_gives(tmp_path, embedder) -> None:

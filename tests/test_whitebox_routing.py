@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from agentedit import ConfigError, EditError, Editor
 from agentedit.backends.local import LocalBackend
@@ -14,12 +13,8 @@ FRANCE = {"prompt": "the capital of france", "subject": "france", "target_new": 
 
 
 @pytest.fixture(autouse=True)
-def _setup(monkeypatch, tmp_path):
-    monkeypatch.setenv("AGENTEDIT_CACHE", str(tmp_path / "cache"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _setup(small_torch):
     yield
-    torch.set_num_threads(before)
 
 
 def _editor(memory, **kw) -> Editor:

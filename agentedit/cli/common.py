@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..settings import Settings
+from ..settings import Settings, SettingsViews
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Change what an LLM knows, without retraining it.")
 namespace_app = typer.Typer(no_args_is_help=True, help="Manage namespaces of a store.")
@@ -22,26 +22,10 @@ err_console = Console(stderr=True)
 
 
 @dataclass
-class Options:
+class Options(SettingsViews):
     """The global options, as the Editor's settings (the environment read once, by ``Settings.from_env``)."""
 
     settings: Settings
-
-    @property
-    def store(self) -> str:
-        return self.settings.store.name
-
-    @property
-    def store_dir(self) -> str | None:
-        return self.settings.store.root
-
-    @property
-    def namespace(self) -> str:
-        return self.settings.store.namespace
-
-    @property
-    def model(self) -> str:
-        return str(self.settings.model.spec)
 
     def scope_model_dir(self) -> str:
         """``--scope-model`` if given, else the store's own ``scope-model`` folder."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ConfigError
-from ..settings import Settings
+from ..settings import Settings, SettingsViews
 
 KEYS_FILE = "keys.sqlite"
 _HOST_PATTERN = re.compile(r"\*|(\*\.)?[a-z0-9]([a-z0-9_.-]*[a-z0-9])?|\[[0-9a-f:.]+\]")
@@ -25,7 +25,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class ServerConfig:
+class ServerConfig(SettingsViews):
     """Everything ``create_app`` needs: the Editor's :class:`~agentedit.settings.Settings` plus the server's own.
 
     Flat setting names (``model=``, ``api_base=``, ``store=``, ``scope=``...) are accepted as for ``Editor``;
@@ -53,27 +53,6 @@ class ServerConfig:
         given = [allowed_hosts] if isinstance(allowed_hosts, str) else allowed_hosts
         self.allowed_hosts = [h.strip().lower() for item in given for h in item.split(",") if h.strip()] \
             if given is not None else None
-
-    # views of the settings the server itself reads
-    @property
-    def model(self) -> str:
-        return str(self.settings.model.spec)
-
-    @property
-    def store(self) -> str:
-        return self.settings.store.name
-
-    @property
-    def store_dir(self) -> str | None:
-        return self.settings.store.root
-
-    @property
-    def chroma_url(self) -> str | None:
-        return self.settings.store.chroma_url
-
-    @property
-    def namespace(self) -> str:
-        return self.settings.store.namespace
 
     def validate(self) -> "ServerConfig":
         if not self.auth and not is_loopback(self.host):

@@ -202,7 +202,7 @@ def parse_statement(statement: str, backend: Any = None) -> Anatomy | None:
         if found is not None:
             if parsed is not None:
                 same = (parsed.subject.lower(), parsed.target.lower()) == (found.subject.lower(), found.target.lower())
-                found = Anatomy(**{**found.__dict__, "confidence": 0.95 if same else 0.75,
+                found = Anatomy(**{**found.__dict__, "confidence": 0.95 if same else 0.65,
                                    "reasons": () if same else ("the parser read it differently",)})
             return found
     return parsed if parsed is not None else parse_with_rules(statement, fact)

@@ -37,6 +37,7 @@ _GLUE_STOP = {".", ",", ";", ":", "!", "?", ")", "(", '"', "'s", "\u2019s"}
 _SKIP_CLAUSES = {"advcl", "conj", "parataxis", "relcl", "cc", "punct", "aux", "auxpass", "neg", "mark", "ccomp"}
 _WEAK_ENTS = {"", "ORDINAL"}
 _DATE_ENTS = {"DATE", "TIME", "MONEY", "QUANTITY", "PERCENT", "CARDINAL"}
+_QUALIFIERS = {"every", "each", "per", "all", "any"}  # left in the relation ("runs every 5 minutes")
 _NUMBER_ENTS = {"MONEY", "QUANTITY", "PERCENT", "CARDINAL", "ORDINAL"}
 
 
@@ -66,9 +67,13 @@ def available() -> bool:
 
 
 def no_content(text: str) -> bool:
-    """True when ``text`` has no noun, name or number (a greeting, an interjection)."""
+    """True when ``text`` has no noun, name or number, or no verb and under three of them (a greeting, thanks)."""
     nlp = _load()
-    return nlp is not None and not any(t.pos_ in ("NOUN", "PROPN", "NUM") for t in nlp(text))
+    if nlp is None:
+        return False
+    doc = nlp(text)
+    content = sum(t.pos_ in ("NOUN", "PROPN", "NUM") for t in doc)
+    return content == 0 or (content < 3 and not any(t.pos_ in ("VERB", "AUX") for t in doc))
 
 
 def _named(tok: Any) -> bool:
@@ -90,8 +95,9 @@ def _named_of(tok: Any) -> Any:
 
 def _collect(tok: Any, out: set[int], *, conj: bool = False) -> None:
     out.add(tok.i)
+    conj = conj or any(c.dep_ == "cc" and c.text == "&" for c in tok.children)  # "Gruber & Sons" is one name
     for c in tok.children:
-        if c.dep_ == "poss" and c.pos_ == "PRON":
+        if (c.dep_ == "poss" and c.pos_ == "PRON") or (c.dep_ == "det" and c.lower_ in _QUALIFIERS):
             continue
         if (c.i < tok.i and c.dep_ in _LEFT) or (c.i > tok.i and c.dep_ in _RIGHT) or (conj and c.dep_ in ("conj", "cc")):
             _collect(c, out, conj=conj)
@@ -161,8 +167,9 @@ def _value(tok: Any, doc: Any) -> tuple[float, set[int]]:
     if _title(tok) and not nums and ((holder is not None and holder.ent_type_ not in _DATE_ENTS) or any(c.dep_ == "prep" and c.lower_ == "of"
                                                                         for c in tok.children)):
         return 0, ids  # "the capital of France", "a professor at Lagos University": the value is the named object
-    if any(_numeric(doc[i]) for i in ids):
-        return 4, ids
+    numeric = [doc[i] for i in ids if _numeric(doc[i])]
+    if numeric:  # a date or time weighs as a name ("moved to Rotterdam in 2023": Rotterdam)
+        return (3 if all(t.ent_type_ in ("DATE", "TIME") for t in numeric) else 4), ids
     return (3 if _named(tok) else 1), ids
 
 

@@ -4,8 +4,11 @@ is recorded (see :mod:`agentedit.anatomy`). Shared by every write verb of the Ed
 What a parse leaves in the record's ``metadata``: ``anatomy`` (its source: ``model``, ``parser`` or ``rules``),
 ``anatomy_confidence``, ``flags`` (role tags or instructions found in the statement, kept as data) and, when the
 parse is below the review threshold, flagged, or found nothing, ``needs_review: true`` with ``review_reason``.
-A statement with no fact at all (empty, a greeting, only an instruction) raises :class:`~agentedit.anatomy.NoFactError`
-before anything is written.
+
+Bad input: an empty statement, or one that is only role tags and instructions ("Ignore all previous instructions."),
+raises :class:`~agentedit.anatomy.NoFactError` before anything is written (an instruction stored as a fact would be
+put in front of the model); one with nothing a fact could be about ("hello there") is recorded, marked for review, and
+applies by similarity only; one longer than the record limit is refused by the record validation, unparsed.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from .anatomy import REVIEW_BELOW, Anatomy
 from .types import EditRecord
 
 NOT_FOUND = "no subject and target found: the edit applies by similarity only; give --subject (or subject/prompt)"
+NO_FACT = "no fact found (nothing the statement is about): it applies by similarity only; rewrite it as a fact"
 
 
-def review_metadata(found: Anatomy | None, threshold: float = REVIEW_BELOW) -> dict[str, Any]:
-    """The metadata a parse adds to its record."""
+def review_metadata(found: Anatomy | None, threshold: float = REVIEW_BELOW, *, no_fact: bool = False) -> dict[str, Any]:
+    """The metadata a parse adds to its record (``no_fact``: the statement has nothing a fact could be about)."""
     if found is None:
-        return {"needs_review": True, "review_reason": NOT_FOUND}
+        return {"needs_review": True, "review_reason": NO_FACT if no_fact else NOT_FOUND}
     meta: dict[str, Any] = {"anatomy": found.source, "anatomy_confidence": found.confidence}
     if found.flags:
         meta["flags"] = list(found.flags)
@@ -43,15 +47,17 @@ def with_anatomy(data: Mapping[str, Any] | EditRecord, mode: str, backend: Any =
     meta = data.get("metadata")
     if meta is not None and not isinstance(meta, Mapping):
         return data  # build_record will say what is wrong with it
-    from .anatomy import from_parts, parse_statement, screen
+    from .anatomy import MAX_PARSE_CHARS, from_parts, no_fact, parse_statement, screen
 
+    if len(statement) > MAX_PARSE_CHARS:
+        return data  # build_record refuses it, naming the limit
     found = parse_statement(statement, backend)
     given = data.get("target_new")
     if found is not None and isinstance(given, str) and given.strip() and given.strip().lower() != found.target.lower():
         fact = screen(statement)  # the caller named the target: keep the parsed subject around it, if it is there
         found = from_parts(" ".join(fact.fact.split()).strip(" .!;:,"), found.subject, given, found.source,
                            confidence=found.confidence, flags=found.flags, reasons=found.reasons)
-    meta = {**(meta or {}), **review_metadata(found, review_below)}
+    meta = {**(meta or {}), **review_metadata(found, review_below, no_fact=found is None and no_fact(statement))}
     if found is None:
         return {**data, "metadata": meta}
     return {**data, "subject": found.subject, "prompt": found.prompt, "relation": found.relation,

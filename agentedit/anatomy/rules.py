@@ -13,7 +13,8 @@ _POSSESSIVE = re.compile(rf"^(?P<s>.+?)['\u2019]s\s+(?P<r>.+?)\s+(?P<v>{_COPULA}
 _OF = re.compile(rf"^(?P<a>the|a|an)\s+(?P<r>.+?)\s+of\s+(?P<s>.+?)\s+(?P<v>{_COPULA})\s+(?P<t>.+)$", re.IGNORECASE)
 _CONNECTORS = {"of", "the", "de", "la", "le", "von", "van", "der", "du", "da", "di", "del", "and", "&", "y", "for"}
 _NOT_NAMES = {"i", "you", "he", "she", "it", "we", "they", "my", "our", "your", "his", "her", "its", "their", "this", "that",
-              "these", "those", "there", "here", "today", "now", "yesterday", "tomorrow", "everyone", "nobody", "someone"}
+              "these", "those", "there", "here", "today", "now", "yesterday", "tomorrow", "everyone", "nobody", "someone",
+              "although", "because", "when", "since", "after", "before", "while", "if", "once", "unless", "until"}
 _PREPOSITIONS = {"in", "of", "at", "by", "for", "to", "from", "on", "with", "as", "into", "under", "about"}
 PATTERN_CONFIDENCE = 0.75  # "X's R is T" / "The R of X is T"
 FALLBACK_CONFIDENCE = 0.5  # capitalised words first, the tail as target

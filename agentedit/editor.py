@@ -203,37 +203,36 @@ class Editor:
 
     def edit_record(self, data: Mapping[str, Any] | EditRecord, *, namespace: str | None = None,
                     actor: str = "user") -> EditRecord:
-        """Record one edit given as a record object (the shape of ``/v1/edits`` and of an import file's lines).
-
-        A plain statement gets its anatomy the way ``anatomy=`` says (a hosted API model is asked under ``auto``)."""
-        from .anatomy_step import with_anatomy
-
-        item = with_anatomy(data, self.settings.anatomy.mode, self._anatomy_backend(single=True))
-        return self._write([item], namespace=namespace, actor=actor)[0]
+        """Record one edit given as a record object (the shape of ``/v1/edits`` and of an import file's lines). A plain
+        statement gets its anatomy the way ``anatomy=`` says (a hosted API model is asked under ``auto``)."""
+        return self._write(self._anatomise([data], single=True), namespace=namespace, actor=actor)[0]
 
     def edit_many(self, records: Iterable[Mapping[str, Any] | EditRecord], *, namespace: str | None = None,
                   actor: str = "user", progress: Callable[[int, int], None] | None = None) -> list[EditRecord]:
         """Record a batch atomically: a bad record fails the batch (with its index) and nothing is written.
 
-        Plain statements get their anatomy from the offline rules (``anatomy="model"`` asks the model for each)."""
-        from .anatomy_step import with_anatomy
-
-        backend = self._anatomy_backend(single=False)
-        items = [with_anatomy(r, self.settings.anatomy.mode, backend) for r in records]
-        return self._write(items, namespace=namespace, actor=actor, progress=progress)
+        Plain statements get their anatomy from the parser or rules (``anatomy="model"`` asks the model for each)."""
+        return self._write(self._anatomise(list(records)), namespace=namespace, actor=actor, progress=progress)
 
     def import_edits(self, path: str | os.PathLike[str], *, namespace: str | None = None, actor: str = "import",
                      progress: Callable[[int, int], None] | None = None) -> list[EditRecord]:
         """Import a JSONL/JSON/CSV file atomically; an error names the file's offending line and nothing is written."""
-        from .anatomy_step import with_anatomy
-
         items, labels = read_edit_file(path)
-        backend = self._anatomy_backend(single=False)
-        items = [with_anatomy(r, self.settings.anatomy.mode, backend) for r in items]
         try:
-            return self._write(items, namespace=namespace, actor=actor, progress=progress, labels=labels)
+            return self._write(self._anatomise(items, labels=labels), namespace=namespace, actor=actor, progress=progress,
+                               labels=labels)
         except EditError as exc:
             raise type(exc)(f"{path}: {exc}") from None
+
+    def parse_statement(self, statement: str) -> dict[str, Any]:
+        """What :meth:`edit` would record for ``statement`` (subject, prompt, relation, target, review metadata), not
+        recorded: :meth:`edit_record` records it as shown."""
+        return dict(self._anatomise([{"statement": statement}], single=True)[0])
+
+    def _anatomise(self, items: Sequence[Any], *, single: bool = False, labels: Sequence[str] | None = None) -> list[Any]:
+        from .anatomy_step import with_anatomies
+        return with_anatomies(items, self.settings.anatomy.mode, self._anatomy_backend(single=single),
+                              review_below=self.settings.anatomy.review_below, labels=labels)
 
     def _anatomy_backend(self, *, single: bool) -> Backend | None:
         """The model to parse statements with: ``model`` mode always; ``auto`` for single edits to a hosted API model."""
@@ -272,13 +271,18 @@ class Editor:
         return self.memory.get(edit_id, namespace=namespace)
 
     def edits(self, namespace: str | None = None, *, subject: str | None = None, text: str | None = None,
-              include_inactive: bool = False, limit: int | None = None, offset: int = 0) -> list[EditRecord]:
-        """Edits of a namespace (all namespaces with ``namespace=None``); a namespace never written to has none."""
+              include_inactive: bool = False, limit: int | None = None, offset: int = 0,
+              review: bool = False) -> list[EditRecord]:
+        """Edits of a namespace (all namespaces with ``namespace=None``); a namespace never written to has none.
+        ``review``: only those whose statement parse waits for review (``metadata.needs_review``)."""
         try:
-            return self.memory.list(namespace=namespace, subject=subject, text=text, include_inactive=include_inactive,
-                                    limit=limit, offset=offset)
+            recs = self.memory.list(namespace=namespace, subject=subject, text=text, include_inactive=include_inactive,
+                                    limit=None if review else limit, offset=0 if review else offset)
         except UnknownNamespaceError:
             return []
+        if review:
+            recs = [r for r in recs if r.metadata.get("needs_review")][offset:None if limit is None else offset + limit]
+        return recs
 
     def count(self, namespace: str | None = None) -> int:
         """Active edits in ``namespace`` (every namespace with None)."""

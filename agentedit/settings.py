@@ -177,9 +177,11 @@ class MultihopSettings:
 @dataclass(frozen=True)
 class AnatomySettings:
     """How a plain statement gets its subject, relation and target: ``auto`` asks a hosted API model and uses the
-    offline rules otherwise, ``model`` always asks the model, ``rules`` never does, ``off`` keeps statements as given."""
+    parser (spaCy) and offline rules otherwise, ``model`` always asks the model, ``rules`` never does, ``off`` keeps
+    statements as given. A parse less confident than ``review_below`` is marked ``needs_review``."""
 
     mode: Literal["auto", "model", "rules", "off"] = "auto"
+    review_below: float = 0.7
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,7 @@ FLAT: dict[str, tuple[str, str]] = {
     "multihop": ("multihop", "mode"), "hop_limit": ("multihop", "hop_limit"), "resolve": ("multihop", "resolve"),
     "follow_edits": ("multihop", "follow_edits"),
     "anatomy": ("anatomy", "mode"), "decompose": ("anatomy", "mode"),  # decompose: the name before 0.2
+    "review_below": ("anatomy", "review_below"),
     "method": ("weights", "method"), "editor_configs": ("weights", "configs"), "method_configs": ("weights", "configs"),
     "stats_corpus": ("weights", "stats_corpus"),
 }
@@ -276,6 +279,8 @@ class Settings:
             raise ConfigError(f"hop_limit must be between 1 and 16, got {self.multihop.hop_limit}")
         if self.anatomy.mode not in ("auto", "model", "rules", "off"):
             raise ConfigError(f"unknown anatomy mode {self.anatomy.mode!r}; choose 'auto', 'model', 'rules' or 'off'")
+        if not 0.0 <= self.anatomy.review_below <= 1.0:
+            raise ConfigError(f"review_below must be between 0 and 1, got {self.anatomy.review_below}")
         if self.model.timeout <= 0 or self.model.max_retries < 0:
             raise ConfigError("timeout must be positive and max_retries at least 0")
         if self.weights.stats_corpus is not None and not Path(self.weights.stats_corpus).is_file():

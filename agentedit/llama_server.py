@@ -153,7 +153,7 @@ class LlamaServer:
     def command(self) -> list[str]:
         """The command line :meth:`start` runs."""
         cmd = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "agentedit.child_guard", str(os.getpid()), "llama_cpp.server",  # dies with us
             "--model", str(self._model_path),
             "--model_alias", self._model_alias,
             "--host", self._host,

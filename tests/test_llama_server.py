@@ -47,7 +47,7 @@ def test_defaults_and_command(tmp_path: Path) -> None:
     assert srv.model_alias == "SmolLM2-135M.Q4"
     assert srv.base_url == f"http://127.0.0.1:{srv.port}/v1"
     cmd = srv.command()
-    assert cmd[1:3] == ["-m", "llama_cpp.server"]
+    assert cmd[1:5] == ["-m", "agentedit.child_guard", str(os.getpid()), "llama_cpp.server"]  # dies with its starter
     assert cmd[cmd.index("--n_threads") + 1] == "3"
     assert cmd[-2:] == ["--verbose", "False"]
     assert not srv.is_running
@@ -171,3 +171,31 @@ def test_forgotten_server_is_stopped_at_exit(smol_path: Path) -> None:
         time.sleep(0.1)
     assert not _alive(pid)
     assert not _port_open(port)
+
+
+@pytest.mark.integration
+def test_a_server_whose_starter_is_killed_stops_too(smol_path: Path) -> None:
+    """SIGKILL of the process that started the server runs no atexit handler; the child guard stops it anyway
+    (an orphaned llama.cpp server keeps spinning its threads and takes the cores of a small machine)."""
+    script = (
+        "import sys, time\n"
+        "from agentedit.llama_server import LlamaServer\n"
+        "srv = LlamaServer(sys.argv[1], n_ctx=512, startup_timeout=60).start()\n"
+        "print(srv.pid, srv.port, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    starter = subprocess.Popen([sys.executable, "-c", script, str(smol_path)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        pid, port = map(int, starter.stdout.readline().split())  # type: ignore[union-attr]
+        assert _alive(pid)
+        starter.kill()
+        starter.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(pid)
+        assert not _port_open(port)
+    finally:
+        starter.kill()

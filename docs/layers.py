@@ -27,7 +27,7 @@ PACKAGE_UNIT = PACKAGE  # the package's own __init__.py (public names, __version
 # A module-level import may go to the same layer or a lower one, never to a higher one (a function may import
 # upwards lazily). Each layer: (name, units, what the layer is).
 LAYERS: list[tuple[str, tuple[str, ...], str]] = [
-    ("foundation", ("errors", "types", "settings", "registry", "prompts", "wire", "provision", "llama_server"),
+    ("foundation", ("errors", "types", "settings", "registry", "prompts", "wire", "provision", "llama_server", "child_guard"),
      "no agentedit imports beyond this layer: exceptions, record types, settings (the only reader of the "
      "environment), the lazy registry, prompt templates, OpenAI wire shapes, model files, the llama.cpp process"),
     ("parts", ("records", "memory", "backends", "parametric", "anatomy"),

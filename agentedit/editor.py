@@ -392,4 +392,5 @@ class Editor:
 def openai_response(ans: Answer) -> dict[str, Any]:
     """Render an :class:`Answer` as an OpenAI ``chat.completion`` object (see :mod:`agentedit.wire`)."""
     return wire.completion(text=ans.text, model=ans.model, usage=ans.usage,
-                           info=wire.info_block(applied=ans.applied, mode=ans.mode, timings=ans.timings))
+                           info=wire.info_block(applied=ans.applied, mode=ans.mode, timings=ans.timings,
+                                                resolved_query=ans.resolved_query, resolution=ans.resolution))

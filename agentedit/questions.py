@@ -44,4 +44,5 @@ def answer_from_state(out: Mapping[str, Any], started: float, *, model: str) -> 
                   messages=[] if decomposed else req if isinstance(req, list) else [{"role": "prompt", "content": req}],
                   model=comp.model or model, usage=comp.usage, decomposed=decomposed,
                   plan_reason=str(out.get("plan_reason", "")), hops=list(out.get("hops", [])), stop=str(out.get("stop", "")),
-                  model_calls=int(out.get("model_calls", 0)) if decomposed else 1)
+                  model_calls=int(out.get("model_calls", 0)) if decomposed else 1,
+                  resolved_query=str(out.get("resolved_query", "")), resolution=str(out.get("resolution", "")))

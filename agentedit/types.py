@@ -109,6 +109,8 @@ class Answer:
     hops: list[dict[str, Any]] = field(default_factory=list)
     stop: str = ""
     model_calls: int = 1
+    resolved_query: str = ""  # a follow-up's question with its pronouns/descriptions resolved ("" when nothing was)
+    resolution: str = ""  # what was resolved: "'she' -> 'Marie Curie' (name)"
 
     @property
     def route(self) -> str:

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
     ("parts", ("records", "memory", "backends", "parametric", "anatomy"),
      "input validation, the edit store (ledger + index + embedder), model backends, the parametric algorithms, "
      "statement parsing"),
-    ("decisions", ("scope", "injection"),
+    ("decisions", ("scope", "injection", "conversation"),
      "which retrieved edit bears on a query (scope checkers) and how it is put in front of the model"),
     ("routing", ("routes", "graph"),
      "where an edit lives (in context or in the weights) and the LangGraph query workflow"),

@@ -30,4 +30,5 @@ class WorkflowContext:
     hop_limit: int = 4
     resolve: str = "edit"  # edit: an in-scope edit replaces a contradicted answer; model: the model decides (MeLLo)
     hop_max_tokens: int = 64
-    follow_edits: bool = True  # settle the hops stored edits answer on their own before asking the model
+    follow_edits: bool = True
+    window_turns: int = 3  # earlier user/assistant turns a follow-up's pronouns are resolved against  # settle the hops stored edits answer on their own before asking the model

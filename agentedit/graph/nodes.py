@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from ..conversation import Resolution, resolve
 from ..injection import compose_chat, compose_prefix, last_user_text
 from ..prompts import render
+from ..scope.conflict import newest_wins
 from .context import WorkflowContext
 from .state import QueryState
 
@@ -56,7 +57,8 @@ def retrieve(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, 
     return {**out, "query": query, "candidates": cands, "timings": {"retrieve": _ms(t)}}
 
 
-def _scope_result(state: QueryState, decisions: list, start: float) -> dict[str, Any]:
+def _scope_result(state: QueryState, decisions: list, start: float, ctx: WorkflowContext) -> dict[str, Any]:
+    decisions = newest_wins(decisions, state.get("candidates", []), ctx.matcher)
     if state.get("resolution"):  # say why a follow-up's edit applied (or not): the query the checker saw
         for d in decisions:
             d.reason = f"{d.reason}; query resolved {state['resolution']}"
@@ -69,14 +71,14 @@ def scope(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any
     t = time.perf_counter()
     cands = state.get("candidates", [])
     decisions = runtime.context.checker.check(state.get("query", ""), cands) if cands else []
-    return _scope_result(state, decisions, t)
+    return _scope_result(state, decisions, t, runtime.context)
 
 
 async def ascope(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
     t = time.perf_counter()
     cands = state.get("candidates", [])
     decisions = await runtime.context.checker.acheck(state.get("query", ""), cands) if cands else []
-    return _scope_result(state, decisions, t)
+    return _scope_result(state, decisions, t, runtime.context)
 
 
 def compose(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:

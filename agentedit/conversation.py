@@ -48,8 +48,8 @@ _TYPE_NOUNS: dict[str, Kind] = {
     **dict.fromkeys(("city", "town", "country", "state", "region", "island", "village", "nation", "province",
                      "capital", "place", "river", "mountain", "lake"), "place"),
     **dict.fromkeys(("person", "man", "woman", "guy", "lady", "author", "writer", "actor", "actress", "singer",
-                     "player", "politician", "scientist", "artist", "musician", "director", "founder", "ceo",
-                     "president", "king", "queen", "composer", "painter", "athlete"), "person"),
+                     "player", "politician", "scientist", "artist", "musician", "composer", "painter",
+                     "athlete"), "person"),  # no role words (CEO, founder): "the CEO" asks a relation
     **dict.fromkeys(("book", "novel", "film", "movie", "song", "album", "game", "product", "device", "car", "ship",
                      "building", "painting", "show", "series", "language", "software", "app"), "thing"),
 }
@@ -147,7 +147,8 @@ def _reference(query: str) -> list[tuple[int, int, str, Kind, bool]]:
             kind: Kind = "person" if w in _PERSON_PRONOUNS else "thing" if w in _THING_PRONOUNS else "any"
             possessive = w in _POSSESSIVE or (w == "her" and bool(nxt) and not gap.strip() and nxt not in _FOLLOWERS_NOT_NOUNS)
             out.append((m.start(), m.end(), m.group(0), kind, possessive))
-        elif w in ("the", "this", "that") and nxt in _TYPE_NOUNS and not gap.strip(" "):
+        elif w in ("the", "this", "that") and nxt in _TYPE_NOUNS and not gap.strip(" ") and \
+                not re.match(r"\s+of\b", query[words[i + 1].end():], re.IGNORECASE):  # "the capital of X" asks a relation
             end = words[i + 1].end() - (2 if owned else 0)
             out.append((m.start(), end + (2 if owned else 0), query[m.start():end], _TYPE_NOUNS[nxt], owned))
     return out

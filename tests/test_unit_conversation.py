@@ -95,3 +95,10 @@ def test_resolve_rules_without_a_store() -> None:
     assert resolve(_conv("Where did Marie Curie study?")).changed is False
     assert resolve(_conv("Tell me about Acme Corp.", "Fine.", "Where did Acme Corp start? Who runs it?")).changed is False
     assert turns([{"role": "tool", "content": "x"}]) == ("", [])
+
+
+def test_a_description_that_asks_a_relation_is_not_a_reference() -> None:
+    r = resolve(_conv("Who runs Acme Corp?", "Bob Jones runs it.", "Who is the CEO of the company?"))
+    assert r.resolved == "Who is the CEO of Acme Corp?"
+    assert resolve(_conv("Tell me about France.", "A country.", "What is the capital of the country?")).resolved == \
+        "What is the capital of France?"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Iterable, Sequence
+from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -99,7 +99,7 @@ class ConflictMatcher:
             scored = self.score(rec, other)
             if scored is None or scored[0] < self.conflict_at:
                 continue
-            kind = "supersede" if scored[0] >= self.supersede_at else "conflict"
+            kind: Literal["supersede", "conflict"] = "supersede" if scored[0] >= self.supersede_at else "conflict"
             why = scored[1] + (f" >= {self.supersede_at:.3f}" if kind == "supersede" else
                                f" in [{self.conflict_at:.3f}, {self.supersede_at:.3f}): possibly the same fact")
             out.append(ConflictMatch(edit_id=other.id, score=round(scored[0], 4), kind=kind, reason=why))

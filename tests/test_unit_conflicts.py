@@ -159,3 +159,20 @@ def test_cli_lists_and_resolves_conflicts(tmp_path: Path) -> None:
     assert done.exit_code == 0 and "resolved" in done.output, done.output
     assert "no open conflicts" in run(app, [*args, "conflicts"]).output
     assert run(app, [*args, "conflicts", "resolve", c["id"], "--keep", "new"]).exit_code != 0  # already resolved
+
+
+def test_a_failed_write_leaves_no_conflict_and_supersedes_nothing(ed: Editor, memory: EditMemory, monkeypatch) -> None:
+    from agentedit.errors import StoreError
+
+    ed.edit_record(STUDY)
+    ed.edit_record(CEO)
+
+    def broken(*a, **k):
+        raise RuntimeError("index down")
+
+    monkeypatch.setattr(memory.index, "upsert", broken)
+    with pytest.raises(StoreError, match="nothing was stored"):
+        ed.edit_many([GRAD, NEW_CEO])
+    monkeypatch.undo()
+    assert ed.conflicts(include_resolved=True) == [] and ed.get("ceo-a").status == "active" and ed.count() == 2
+    assert [c.record.id for c in memory.query("Who is the CEO of Acme Corp?", k=2)][:1] == ["ceo-a"]

@@ -34,9 +34,10 @@ class Matcher(Protocol):
 
 
 def nearby(ledger: Ledger, index: VectorIndex, rec: EditRecord, vector: np.ndarray) -> list[EditRecord]:
-    """Active edits of ``rec``'s namespace and route that may state the same fact: the statement's nearest
-    neighbours in the index and every edit whose subject is spelled the same (any case)."""
-    if not rec.subject:
+    """Active in-context edits of ``rec``'s namespace that may state the same fact: the statement's nearest
+    neighbours in the index and every edit whose subject is spelled the same (any case). Weight edits are left
+    to the key rule (their route reverts the weights of what a write superseded)."""
+    if not rec.subject or rec.method != "in-context":  # a weight edit's supersession also reverts weights: keys only
         return []
     ns = rec.namespace
     ids = [i for i, _ in index.query(ns, vector, NEARBY_K)] if index.has_namespace(ns) else []

@@ -87,6 +87,8 @@ CREATE TABLE {table} (
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS edits_ns_status ON edits(namespace, status)",
     "CREATE INDEX IF NOT EXISTS edits_id ON edits(id)",  # lookups by id with no namespace given
+    # same-subject lookups of the conflict policy (memory/conflicts.nearby) and of `list --subject`
+    "CREATE INDEX IF NOT EXISTS edits_ns_subject ON edits(namespace, lower(subject))",
     "CREATE UNIQUE INDEX IF NOT EXISTS edits_one_active ON edits(conflict_key)"
     " WHERE status = 'active' AND conflict_key IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS edits_superseded_by ON edits(namespace, superseded_by) WHERE superseded_by IS NOT NULL",

@@ -176,3 +176,11 @@ def test_a_failed_write_leaves_no_conflict_and_supersedes_nothing(ed: Editor, me
     monkeypatch.undo()
     assert ed.conflicts(include_resolved=True) == [] and ed.get("ceo-a").status == "active" and ed.count() == 2
     assert [c.record.id for c in memory.query("Who is the CEO of Acme Corp?", k=2)][:1] == ["ceo-a"]
+
+
+def test_a_possible_conflict_is_logged_with_what_to_do(ed: Editor, caplog) -> None:
+    ed.edit_record(STUDY)
+    with caplog.at_level("WARNING", logger="agentedit.memory.store"):
+        grad = ed.edit_record(GRAD)
+    [c] = grad.conflicts
+    assert f"agentedit conflicts resolve {c['conflict_id']} --keep new|old|both" in caplog.text

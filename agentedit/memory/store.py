@@ -198,6 +198,11 @@ class EditMemory:
                 self._compensate(added=to_index, removed=superseded_old, marker=marker)
                 raise StoreError(f"writing {len(recs)} edit(s) to the index failed ({exc}); nothing was stored") from exc
         marker.unlink(missing_ok=True)
+        for rec in (r for r in recs if r.conflicts):  # the CLI shows warnings: say what to do about it
+            for c in rec.conflicts:
+                logger.warning("edit %s may state the same fact as active edit %s (%s); both are active: settle it with "
+                               "`agentedit conflicts resolve %s --keep new|old|both`", rec.id, c["edit_id"], c["reason"],
+                               c["conflict_id"])
         return recs
 
     def _nearby(self, rec: EditRecord, vector: np.ndarray) -> list[EditRecord]:

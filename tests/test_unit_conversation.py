@@ -102,3 +102,19 @@ def test_a_description_that_asks_a_relation_is_not_a_reference() -> None:
     assert r.resolved == "Who is the CEO of Acme Corp?"
     assert resolve(_conv("Tell me about France.", "A country.", "What is the capital of the country?")).resolved == \
         "What is the capital of France?"
+
+
+def test_interactive_cli_chat_shows_how_a_follow_up_was_read(tmp_path, monkeypatch, make_backend) -> None:
+    from typer.testing import CliRunner
+
+    from agentedit.cli.main import app
+
+    backend = make_backend("They build sensors.")
+    monkeypatch.setattr("agentedit.backends.make_backend", lambda cfg, **kw: backend)
+    args = ["--model", "openai/gpt-4o-mini", "--store", "conv", "--store-dir", str(tmp_path)]
+    runner = CliRunner()
+    assert runner.invoke(app, [*args, "edit", FOUNDER["prompt"], FOUNDER["target_new"], "--subject", "Zentrix Labs"]).exit_code == 0
+    res = runner.invoke(app, [*args, "chat"], input="Tell me about Zentrix Labs.\nWho founded it?\n/exit\n")
+    assert res.exit_code == 0, res.output
+    assert "read as: Who founded Zentrix Labs?" in " ".join(res.output.split())
+    assert "Omar Haddad" in str(backend.calls[-1][1][0]["content"])

@@ -17,8 +17,8 @@ entity; a description "the <noun>" wants an entity of that kind (``company``, ``
 failing that, one the earlier turn described with the same noun ("Acme, the company that..."). An entity
 is a person when a person pronoun follows it in its turn or its name reads like a personal name (two or three
 capitalised words with no organisation, place or work word); an organisation when its name carries an
-organisation word. A query that already names an entity it could refer to, or has no pronoun or
-description, is left as it is. Tool turns (``tool`` results, assistant ``tool_calls``) are never the query
+organisation word. A reference is left as it is when the question names that entity already, or names the
+subject of a stored edit of a compatible kind itself; a question with no pronoun or description is left alone. Tool turns (``tool`` results, assistant ``tool_calls``) are never the query
 and are not searched for entities: the question is the user's.
 """
 
@@ -252,7 +252,9 @@ def resolve(messages: Sequence[dict[str, Any]], *, subjects_of: Callable[[str], 
     if not pool:
         return res
     named = {normalise(e.name) for e in pool if find_subject(query, [e.name])}
-    own = entities(query)  # "Where did Acme Corp start? Who runs it?": the query names what "it" is
+    # "Where did Acme Corp start? Who runs it?": a stored edit's subject the question names itself is what "it" is;
+    # other names in the question do not stop the resolution (a lead-in sentence often names something else)
+    own = [e for e in entities(query, subjects_of(query) if subjects_of else ()) if e.source == "edit subject"]
     out, last = [], 0
     for start, end, said, kind, possessive in refs:
         noun = said.split()[-1].lower() if " " in said else None

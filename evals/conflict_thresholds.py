@@ -4,7 +4,7 @@ CounterFact cases carry no relation ids; :func:`agentedit.scope.training.relatio
 case's locality prompt is another subject under the same relation). For every pair of distinct templates,
 same relation or not, this prints the masked-template cosine (MiniLM) distribution and, per threshold, the
 share of same-relation pairs above it (a correction caught) and of different-relation pairs above it (a
-wrong supersession), after the contrast veto. Run: ``python evals/conflict_thresholds.py [counterfact-train.json]``.
+wrong supersession), after the contrast veto. Run: ``PYTHONPATH=. python evals/conflict_thresholds.py [counterfact-train.json]``.
 """
 
 from __future__ import annotations

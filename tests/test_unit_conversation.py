@@ -95,6 +95,12 @@ def test_resolve_rules_without_a_store() -> None:
     assert resolve(_conv("Where did Marie Curie study?")).changed is False
     assert resolve(_conv("Tell me about Acme Corp.", "Fine.", "Where did Acme Corp start? Who runs it?")).changed is False
     assert turns([{"role": "tool", "content": "x"}]) == ("", [])
+    # another name in the question does not stop the resolution; a stored edit's subject it names does
+    assert resolve(_conv("Who is Jane Doe?", "She runs Acme.", "Does Bob Smith know her?")).resolved == \
+        "Does Bob Smith know Jane Doe?"
+    follow = _conv("Tell me about Globex.", "A firm.", "I read about Acme Corp. Who runs it?")
+    assert resolve(follow).resolved == "I read about Acme Corp. Who runs Globex?"
+    assert resolve(follow, subjects_of=lambda t: ["Acme Corp"] if "Acme" in t else []).changed is False
 
 
 def test_a_description_that_asks_a_relation_is_not_a_reference() -> None:

@@ -7,7 +7,8 @@ through the real workflow (``Editor.prepare_chat``: retrieval, the ``relation`` 
 - **follow-up**: a first turn naming the subject ("Tell me about X." / "X is well known."), then the paraphrase
   with the subject replaced by *they*/*their* (any entity, so no gender is guessed);
 - **other attribute**: the same conversation, but the follow-up asks another case's relation (a paraphrase of a
-  case with another template), with the pronoun: the edit must not apply.
+  case with another template), with the pronoun: the edit must not apply; **other attribute, named** is that
+  question naming the subject, as one message (the checker's own false accepts, for comparison).
 
 It prints how often the edit applied in each, with and without resolving (``window_turns=0`` is the last-message
 behaviour of before). Run: ``PYTHONPATH=. python evals/conversation_scope.py [--cases 200] [--data counterfact-train.json]``.
@@ -56,8 +57,8 @@ def main() -> None:
         mem = EditMemory("conv", root=tmp)
         mem.add_many([{"prompt": c["prompt"], "subject": c["subject"], "target_new": c["target_new"],
                        "id": f"c{i}"} for i, c in enumerate(cases)])
-        counts = {k: 0 for k in ("named", "follow-up", "follow-up, last message only", "other attribute",
-                                 "other attribute, last message only")}
+        counts = {k: 0 for k in ("named", "follow-up", "follow-up, last message only", "other attribute, named",
+                                 "other attribute", "other attribute, last message only")}
         for window, suffix in ((3, ""), (0, ", last message only")):
             ed = Editor(memory=mem, backend=None)
             ctx = ed._context(with_backend=False, multihop="never")
@@ -71,8 +72,11 @@ def main() -> None:
                 counts["follow-up" + suffix] += applied(chat(c["subject"], pronoun_form(c["rephrase_prompt"], c["subject"]) or ""))
                 other = rng.choice([o for o in cases if mask_subject(o["prompt"], o["subject"]) !=
                                     mask_subject(c["prompt"], c["subject"])])
-                counts["other attribute" + suffix] += applied(chat(c["subject"], pronoun_form(other["rephrase_prompt"],
-                                                                                              other["subject"]) or ""))
+                asked = pronoun_form(other["rephrase_prompt"], other["subject"]) or ""
+                counts["other attribute" + suffix] += applied(chat(c["subject"], asked))
+                if window:  # the same question naming the subject, as one message: the checker's own false accepts
+                    named = mask_subject(other["rephrase_prompt"], other["subject"]).replace("X", c["subject"], 1)
+                    counts["other attribute, named"] += applied([{"role": "user", "content": named}])
         mem.close()
     n = len(cases)
     print(f"{n} CounterFact cases, relation checker, edit applied in:")

@@ -162,8 +162,7 @@ class Editor:
         return self._checker
 
     def _context(self, *, with_backend: bool = True, multihop: str | None = None) -> WorkflowContext:
-        """What the workflow's nodes get (see :func:`agentedit.questions.workflow_context`)."""
-        from .questions import workflow_context
+        from .questions import workflow_context  # what the workflow's nodes get
 
         return workflow_context(self, with_backend=with_backend, multihop=multihop)
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import wire
 from .backends.base import Backend
 from .errors import ConfigError, EditError, UnknownNamespaceError
 from .graph import Prepared, Workflow, WorkflowContext
@@ -18,14 +17,17 @@ from .injection import DemoPool
 from .memory import EditMemory
 from .records import build_records, read_edit_file, validate_namespace
 from .routes import IN_CONTEXT, EditRoute, Routes
-from .scope import Calibration, ScopeChecker, calibrate_similarity, default_calibration, make_checker
+from .scope import Calibration, ScopeChecker, default_calibration, make_checker
+from .scope.conflict import ConflictMatcher
+from .questions import openai_response
 from .settings import ModelSpec, Settings
-from .types import Answer, EditRecord
+from .tuning import ScopeTuning
+from .types import Answer, Conflict, EditRecord
 
 logger = logging.getLogger(__name__)
 
 
-class Editor:
+class Editor(ScopeTuning):
     """Record edits and ask questions that see them.
 
     >>> ed = Editor("openai/gpt-4o-mini")                       # doctest: +SKIP
@@ -63,6 +65,15 @@ class Editor:
         self._method = settings.weights.method
         self.routes = Routes(self.memory, self._make_weight_route)
         self.workflow = Workflow()
+        self._matcher: ConflictMatcher | None = None
+        self.memory.matcher = self.matcher
+
+    @property
+    def matcher(self) -> ConflictMatcher:
+        """Decides whether two edits state the same fact: a correction supersedes, an uncertain match is a conflict."""
+        if self._matcher is None:
+            self._matcher = ConflictMatcher(self.memory.embedder, conflict_at=self.calibration.relation_threshold)
+        return self._matcher
 
     # -- settings, read-only views ---------------------------------------------------------------
     @property
@@ -152,20 +163,9 @@ class Editor:
         return self._checker
 
     def _context(self, *, with_backend: bool = True, multihop: str | None = None) -> WorkflowContext:
-        """What the workflow's nodes get; the weight route re-applies the store's weight edits first."""
-        s = self.settings
-        if self._local_weights:
-            self.weights.load()
-        if s.injection.mode == "ike" and self._demos is None:
-            from .provision import cache_dir
+        from .questions import workflow_context  # what the workflow's nodes get
 
-            self._demos = DemoPool.from_counterfact(s.injection.demo_pool, self.memory.embedder,  # type: ignore[arg-type]
-                                                    cache_dir=cache_dir() / "demos")
-        return WorkflowContext(memory=self.memory, backend=self.backend if with_backend else None, checker=self.checker,
-                               routes=self.routes, k=s.retrieval.k, injection=s.injection.mode, demos=self._demos,
-                               n_demos=s.injection.n_demos, multihop=multihop or s.multihop.mode,
-                               hop_limit=s.multihop.hop_limit, resolve=s.multihop.resolve,
-                               hop_max_tokens=s.multihop.hop_max_tokens, follow_edits=s.multihop.follow_edits)
+        return workflow_context(self, with_backend=with_backend, multihop=multihop)
 
     def warm(self) -> None:
         """Load the embedder and the scope checker, and make the backend ready (an embedded server starts here)."""
@@ -297,28 +297,17 @@ class Editor:
     def history(self, edit_id: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
         return self.memory.history(edit_id, namespace=namespace)
 
+    def conflicts(self, namespace: str | None = None, *, include_resolved: bool = False) -> list[Conflict]:
+        """Possible conflicts a write reported (two active edits that may state the same fact), oldest first."""
+        return self.memory.conflicts(namespace, include_resolved=include_resolved)
+
+    def resolve_conflict(self, conflict_id: str, keep: str, *, namespace: str | None = None, actor: str = "user") -> Conflict:
+        """Settle a conflict: ``keep="new"``/``"old"`` (or an edit id) supersedes the other edit, ``"both"`` keeps both."""
+        return self.memory.resolve_conflict(conflict_id, keep, namespace=validate_namespace(namespace or self.namespace),
+                                            actor=actor)
+
     def export_edits(self, path: str | os.PathLike[str], *, namespace: str | None = None, include_inactive: bool = False) -> int:
         return self.memory.export_file(path, namespace=namespace, include_inactive=include_inactive)
-
-    def calibrate(self, data: str | os.PathLike[str], *, objective: str = "recall@specificity", target_specificity: float = 0.98,
-                  n_cases: int = 2000, seed: int = 0) -> Calibration:
-        """Calibrate the scope thresholds on a training file and save them with the store."""
-        cal = calibrate_similarity(Path(data), self.memory.embedder, n_cases=n_cases, objective=objective,  # type: ignore[arg-type]
-                                   target_specificity=target_specificity, seed=seed, progress=self._progress)
-        self.memory.config.setdefault("scope", {})["calibration"] = cal.to_dict()
-        self.memory.save_config()
-        self._checker = None
-        return cal
-
-    def train_scope(self, data: str | os.PathLike[str], *, minutes: float = 15.0, seed: int = 0,
-                    target_specificity: float = 0.98, threads: int | None = None) -> Any:
-        """Train the ``trained`` scope checker on a CounterFact-shaped file; its model is saved with the store."""
-        from .scope.training import train_scope_model
-
-        report = train_scope_model(Path(data), self.scope_model_dir, self.memory.embedder, minutes=minutes, seed=seed,
-                                   target_specificity=target_specificity, threads=threads, progress=self._progress)
-        self._checker = None
-        return report
 
     # -- questions -----------------------------------------------------------------------------
     def _state(self, *, messages: Sequence[dict[str, Any]] | None, prompt: str | None, namespace: str | None,
@@ -392,8 +381,3 @@ class Editor:
     async def achat(self, messages: Sequence[dict[str, Any]], *, namespace: str | None = None, **params: Any) -> dict[str, Any]:
         return openai_response(await self.achat_answer(messages, namespace=namespace, **params))
 
-
-def openai_response(ans: Answer) -> dict[str, Any]:
-    """Render an :class:`Answer` as an OpenAI ``chat.completion`` object (see :mod:`agentedit.wire`)."""
-    return wire.completion(text=ans.text, model=ans.model, usage=ans.usage,
-                           info=wire.info_block(applied=ans.applied, mode=ans.mode, timings=ans.timings))

@@ -4,10 +4,36 @@ from its final state."""
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from . import wire
 from .errors import ConfigError
 from .types import Answer
+
+if TYPE_CHECKING:
+    from .editor import Editor
+    from .graph import WorkflowContext
+
+
+def workflow_context(ed: "Editor", *, with_backend: bool = True, multihop: str | None = None) -> "WorkflowContext":
+    """What the workflow's nodes get from an Editor; the weight route re-applies the store's weight edits first."""
+    from .graph import WorkflowContext
+
+    s = ed.settings
+    if ed._local_weights:
+        ed.weights.load()
+    if s.injection.mode == "ike" and ed._demos is None:
+        from .injection import DemoPool
+        from .provision import cache_dir
+
+        ed._demos = DemoPool.from_counterfact(s.injection.demo_pool, ed.memory.embedder,  # type: ignore[arg-type]
+                                              cache_dir=cache_dir() / "demos")
+    return WorkflowContext(memory=ed.memory, backend=ed.backend if with_backend else None, checker=ed.checker,
+                           routes=ed.routes, k=s.retrieval.k, injection=s.injection.mode, demos=ed._demos,
+                           n_demos=s.injection.n_demos, multihop=multihop or s.multihop.mode,
+                           hop_limit=s.multihop.hop_limit, resolve=s.multihop.resolve,
+                           hop_max_tokens=s.multihop.hop_max_tokens, follow_edits=s.multihop.follow_edits,
+                           matcher=ed.matcher)
 
 
 def initial_state(*, messages: Sequence[Mapping[str, Any]] | None, prompt: str | None, namespace: str, style: str,
@@ -44,4 +70,12 @@ def answer_from_state(out: Mapping[str, Any], started: float, *, model: str) -> 
                   messages=[] if decomposed else req if isinstance(req, list) else [{"role": "prompt", "content": req}],
                   model=comp.model or model, usage=comp.usage, decomposed=decomposed,
                   plan_reason=str(out.get("plan_reason", "")), hops=list(out.get("hops", [])), stop=str(out.get("stop", "")),
-                  model_calls=int(out.get("model_calls", 0)) if decomposed else 1)
+                  model_calls=int(out.get("model_calls", 0)) if decomposed else 1,
+                  resolved_query=str(out.get("resolved_query", "")), resolution=str(out.get("resolution", "")))
+
+
+def openai_response(ans: Answer) -> dict[str, Any]:
+    """Render an :class:`Answer` as an OpenAI ``chat.completion`` object (see :mod:`agentedit.wire`)."""
+    return wire.completion(text=ans.text, model=ans.model, usage=ans.usage,
+                           info=wire.info_block(applied=ans.applied, mode=ans.mode, timings=ans.timings,
+                                                resolved_query=ans.resolved_query, resolution=ans.resolution))

@@ -1,4 +1,5 @@
-"""Public data types: :class:`EditRecord`, :class:`Candidate`, :class:`ScopeDecision` and :class:`Answer`."""
+"""Public data types: :class:`EditRecord`, :class:`ConflictMatch`, :class:`Conflict`, :class:`Candidate`,
+:class:`ScopeDecision` and :class:`Answer`."""
 
 from __future__ import annotations
 
@@ -53,9 +54,15 @@ class EditRecord:
     actor: str = "user"
     metadata: dict[str, Any] = field(default_factory=dict)
     version: int = 1
+    #: what the write that stored this record found: possible conflicts with other active edits (ids, scores,
+    #: reasons; see :class:`ConflictMatch`). Set on the record a write returns, never stored with it.
+    conflicts: list[dict[str, Any]] = field(default_factory=list, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.conflicts:
+            out.pop("conflicts")
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EditRecord":
@@ -68,6 +75,41 @@ class EditRecord:
         if not self.subject or not self.relation:
             return None
         return (self.namespace, " ".join(self.subject.lower().split()), " ".join(self.relation.lower().split()))
+
+
+@dataclass(frozen=True)
+class ConflictMatch:
+    """Another active edit a new edit matches: ``kind`` ``supersede`` (the same fact: it replaces that edit) or
+    ``conflict`` (possibly the same fact: both stay active and the pair is listed for a person to resolve)."""
+
+    edit_id: str
+    score: float
+    kind: Literal["supersede", "conflict"]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Conflict:
+    """A possible conflict the store keeps until it is resolved: ``edit_id`` (the newer edit) may state the same
+    fact as ``other_id``. ``status`` ``open`` or ``resolved``; ``resolution`` ``kept:<id>`` or ``kept both``."""
+
+    id: str
+    namespace: str
+    edit_id: str
+    other_id: str
+    score: float
+    reason: str
+    status: Literal["open", "resolved"] = "open"
+    created_at: str = field(default_factory=utc_now)
+    resolved_at: str | None = None
+    resolution: str | None = None
+    actor: str = "user"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -109,6 +151,8 @@ class Answer:
     hops: list[dict[str, Any]] = field(default_factory=list)
     stop: str = ""
     model_calls: int = 1
+    resolved_query: str = ""  # a follow-up's question with its pronouns/descriptions resolved ("" when nothing was)
+    resolution: str = ""  # what was resolved: "'she' -> 'Marie Curie' (name)"
 
     @property
     def route(self) -> str:

@@ -22,13 +22,17 @@ def completion_id() -> str:
 
 
 def info_block(*, applied: Sequence[str], mode: str, namespace: str | None = None,
-               timings: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """The ``agentedit`` field: applied edit ids, how the answer was produced, timings in ms.
+               timings: Mapping[str, float] | None = None, resolved_query: str = "",
+               resolution: str = "") -> dict[str, Any]:
+    """The ``agentedit`` field: applied edit ids, how the answer was produced, timings in ms, and for a follow-up
+    whose pronouns were resolved, the question the scope check saw (``resolved_query``, ``resolution``).
 
     ``route`` repeats ``mode`` for clients written against agentedit 0.1."""
     out: dict[str, Any] = {"applied": list(applied), "mode": mode, "route": mode}
     if namespace is not None:
         out["namespace"] = namespace
+    if resolved_query:
+        out["resolved_query"], out["resolution"] = resolved_query, resolution
     out["timings"] = dict(timings or {})
     return out
 

@@ -33,11 +33,11 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
     ("parts", ("records", "memory", "backends", "parametric", "anatomy"),
      "input validation, the edit store (ledger + index + embedder), model backends, the parametric algorithms, "
      "statement parsing"),
-    ("decisions", ("scope", "injection"),
+    ("decisions", ("scope", "injection", "conversation"),
      "which retrieved edit bears on a query (scope checkers) and how it is put in front of the model"),
     ("routing", ("routes", "graph"),
      "where an edit lives (in context or in the weights) and the LangGraph query workflow"),
-    ("facade", ("editor", "questions", "anatomy_step", "demo"),
+    ("facade", ("editor", "tuning", "questions", "anatomy_step", "demo"),
      "the Editor and the helpers of its verbs"),
     ("entry points", (PACKAGE_UNIT, "__main__", "server", "cli", "integrations", "evaluation"),
      "what users call: the package's public names, the CLI, the HTTP proxy, agent integrations, the benchmark harness"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from .common import app, console, err_console, _emit_json, _status, _editor
 
@@ -78,6 +79,8 @@ def chat(
             else:
                 applied = resp["agentedit"]["applied"]
                 console.print(f"[bold cyan]model>[/bold cyan] {reply}" + (f"  [dim](edits: {', '.join(applied)})[/dim]" if applied else ""))
+                if resp["agentedit"].get("resolved_query"):  # a follow-up: what the scope check read it as
+                    console.print(f"  [dim](read as: {escape(resp['agentedit']['resolved_query'])})[/dim]")
 
 
 

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ..memory.store import EditMemory
     from ..routes import Routes
     from ..scope.base import ScopeChecker
+    from ..scope.conflict import ConflictMatcher
 
 
 @dataclass
@@ -30,4 +31,6 @@ class WorkflowContext:
     hop_limit: int = 4
     resolve: str = "edit"  # edit: an in-scope edit replaces a contradicted answer; model: the model decides (MeLLo)
     hop_max_tokens: int = 64
-    follow_edits: bool = True  # settle the hops stored edits answer on their own before asking the model
+    follow_edits: bool = True
+    window_turns: int = 3
+    matcher: "ConflictMatcher | None" = None  # two in-scope edits of one fact: only the newer is injected  # earlier user/assistant turns a follow-up's pronouns are resolved against  # settle the hops stored edits answer on their own before asking the model

@@ -12,8 +12,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from ..conversation import Resolution, resolve
 from ..injection import compose_chat, compose_prefix, last_user_text
 from ..prompts import render
+from ..scope.conflict import newest_wins
 from .context import WorkflowContext
 from .state import QueryState
 
@@ -28,16 +30,38 @@ def query_text(state: QueryState) -> str:
     return state.get("prompt", "")
 
 
+def resolution(state: QueryState, ctx: WorkflowContext) -> Resolution:
+    """The chat's last user message with pronouns and descriptions resolved against the earlier turns (see
+    :mod:`agentedit.conversation`); the subjects of edits retrieved for an earlier turn are its first candidates."""
+    ns = state.get("namespace", "default")
+
+    def subjects_of(text: str) -> list[str]:
+        return [c.record.subject for c in ctx.memory.query(text, namespace=ns, k=ctx.k) if c.record.subject]
+
+    return resolve(state.get("messages", []), subjects_of=subjects_of, max_turns=ctx.window_turns)
+
+
 def retrieve(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
     t = time.perf_counter()
     ctx = runtime.context
-    query = query_text(state)
+    out: dict[str, Any] = {}
+    if state.get("style", "chat") == "chat":
+        res = resolution(state, ctx)
+        query = res.resolved
+        if res.changed:
+            out = {"resolved_query": res.resolved, "resolution": res.describe()}
+    else:
+        query = query_text(state)
     cands = ctx.memory.query(query, namespace=state.get("namespace", "default"), k=ctx.k) if query.strip() else []
     cands = ctx.routes.injectable(cands)  # weight edits are in the model already
-    return {"query": query, "candidates": cands, "timings": {"retrieve": _ms(t)}}
+    return {**out, "query": query, "candidates": cands, "timings": {"retrieve": _ms(t)}}
 
 
-def _scope_result(state: QueryState, decisions: list, start: float) -> dict[str, Any]:
+def _scope_result(state: QueryState, decisions: list, start: float, ctx: WorkflowContext) -> dict[str, Any]:
+    decisions = newest_wins(decisions, state.get("candidates", []), ctx.matcher)
+    if state.get("resolution"):  # say why a follow-up's edit applied (or not): the query the checker saw
+        for d in decisions:
+            d.reason = f"{d.reason}; query resolved {state['resolution']}"
     by_id = {c.record.id: c.record for c in state.get("candidates", [])}
     applied = [by_id[d.edit_id] for d in decisions if d.in_scope and d.edit_id in by_id]
     return {"decisions": decisions, "applied": applied, "timings": {"scope": _ms(start)}}
@@ -47,14 +71,14 @@ def scope(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any
     t = time.perf_counter()
     cands = state.get("candidates", [])
     decisions = runtime.context.checker.check(state.get("query", ""), cands) if cands else []
-    return _scope_result(state, decisions, t)
+    return _scope_result(state, decisions, t, runtime.context)
 
 
 async def ascope(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
     t = time.perf_counter()
     cands = state.get("candidates", [])
     decisions = await runtime.context.checker.acheck(state.get("query", ""), cands) if cands else []
-    return _scope_result(state, decisions, t)
+    return _scope_result(state, decisions, t, runtime.context)
 
 
 def compose(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:

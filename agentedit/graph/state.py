@@ -27,7 +27,9 @@ class QueryState(TypedDict, total=False):
     namespace: str
     style: Style
     params: dict[str, Any]
-    query: str
+    query: str  # what retrieval and the scope check see (a chat's last user message, references resolved)
+    resolved_query: str  # set only when references were resolved: the rewritten question
+    resolution: str  # what was resolved ("'she' -> 'Marie Curie' (name)")
     candidates: list[Candidate]
     decisions: list[ScopeDecision]
     applied: list[EditRecord]

@@ -29,6 +29,8 @@ class Prepared:
 
     namespace: str
     query: str = ""
+    resolved_query: str = ""  # the follow-up with its pronouns/descriptions resolved ("" when nothing was)
+    resolution: str = ""
     request: Any = None
     applied: list[EditRecord] = field(default_factory=list)
     in_weights: list[EditRecord] = field(default_factory=list)
@@ -53,6 +55,7 @@ class Prepared:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "Prepared":
         return cls(namespace=state.get("namespace", ""), query=str(state.get("query", "")), request=state.get("request"),
+                   resolved_query=str(state.get("resolved_query", "")), resolution=str(state.get("resolution", "")),
                    applied=list(state.get("applied", [])), in_weights=list(state.get("in_weights", [])),
                    decisions=list(state.get("decisions", [])), mode=str(state.get("mode", "passthrough")),
                    timings=dict(state.get("timings", {})),

@@ -72,7 +72,8 @@ def edited_model_node(model: "Runnable", editor: "Editor", *, namespace: str | N
 
     def _reply(reply: Any, prepared: "Prepared") -> dict[str, Any]:
         reply.response_metadata = {**(reply.response_metadata or {}), "agentedit_applied": prepared.applied_ids,
-                                   "agentedit_mode": prepared.mode}
+                                   "agentedit_mode": prepared.mode,
+                                   **({"agentedit_resolved_query": prepared.resolved_query} if prepared.resolved_query else {})}
         return {messages_key: [reply]}
 
     def _answered(prepared: "Prepared") -> Any:  # a decomposed multi-hop question: the workflow already answered

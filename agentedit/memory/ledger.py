@@ -31,6 +31,13 @@ def _key(rec: EditRecord) -> str | None:
     return None if key is None else json.dumps(key)
 
 
+def _json(rec: EditRecord) -> str:
+    """The stored form of a record (a write's ``conflicts`` report is not part of it)."""
+    data = rec.to_dict()
+    data.pop("conflicts", None)
+    return json.dumps(data, ensure_ascii=False)
+
+
 def _record(raw: str) -> EditRecord:
     return EditRecord.from_dict(json.loads(raw))
 
@@ -93,7 +100,7 @@ class Ledger:
             "INSERT INTO edits (namespace, id, version, status, subject, conflict_key, superseded_by, statement,"
             " created_at, updated_at, record) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (rec.namespace, rec.id, rec.version, rec.status, rec.subject, _key(rec), rec.superseded_by, rec.statement,
-             rec.created_at, utc_now(), json.dumps(rec.to_dict(), ensure_ascii=False)),
+             rec.created_at, utc_now(), _json(rec)),
         )
 
     @staticmethod
@@ -103,7 +110,7 @@ class Ledger:
             "UPDATE edits SET version = ?, status = ?, subject = ?, conflict_key = ?, superseded_by = ?, statement = ?,"
             " updated_at = ?, record = ? WHERE namespace = ? AND id = ? AND version = ?",
             (rec.version, rec.status, rec.subject, _key(rec), rec.superseded_by, rec.statement, utc_now(),
-             json.dumps(rec.to_dict(), ensure_ascii=False), rec.namespace, rec.id, prev_version),
+             _json(rec), rec.namespace, rec.id, prev_version),
         )
         if cur.rowcount != 1:
             raise StoreError(f"edit {rec.id!r} in namespace {rec.namespace!r} changed under a write transaction "
@@ -115,8 +122,8 @@ class Ledger:
         conn.execute(
             "INSERT INTO events (at, edit_id, namespace, action, actor, batch_id, before, after) VALUES (?,?,?,?,?,?,?,?)",
             (utc_now(), rec.id, rec.namespace, action, actor, batch_id,
-             None if before is None else json.dumps(before.to_dict(), ensure_ascii=False),
-             json.dumps(rec.to_dict(), ensure_ascii=False)),
+             None if before is None else _json(before),
+             _json(rec)),
         )
 
     @staticmethod

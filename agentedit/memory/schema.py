@@ -7,7 +7,9 @@ Schema versions (``meta.schema_version``; a ledger without it is version 1):
 2. ``edits`` keyed by ``(namespace, id)``; a ``version`` per record (1, then +1 with each change);
    ``superseded_by`` as a column (history walks it); a partial unique index allows at most one active
    edit per conflict key (``(namespace, subject, relation)``), so even a writer that skipped the
-   supersession check could not leave two active.
+   supersession check could not leave two active. The ``conflicts`` table (possible conflicts between active
+   edits, see :mod:`.conflicts`) was added to version 2 without a new version: it is created on open when
+   missing, and an older agentedit ignores it.
 
 Opening an older ledger rebuilds ``edits`` in one ``BEGIN IMMEDIATE`` transaction: every row is kept
 (at version 1) and the append-only ``events`` table is left as it is (it always named the namespace).
@@ -48,6 +50,21 @@ CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS conflicts (
+    id TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    edit_id TEXT NOT NULL,
+    other_id TEXT NOT NULL,
+    score REAL NOT NULL,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+    created_at TEXT NOT NULL,
+    resolved_at TEXT,
+    resolution TEXT,
+    actor TEXT NOT NULL,
+    PRIMARY KEY (namespace, id)
+);
+CREATE INDEX IF NOT EXISTS conflicts_ns_status ON conflicts(namespace, status);
 """
 
 _EDITS = """
@@ -70,6 +87,8 @@ CREATE TABLE {table} (
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS edits_ns_status ON edits(namespace, status)",
     "CREATE INDEX IF NOT EXISTS edits_id ON edits(id)",  # lookups by id with no namespace given
+    # same-subject lookups of the conflict policy (memory/conflicts.nearby) and of `list --subject`
+    "CREATE INDEX IF NOT EXISTS edits_ns_subject ON edits(namespace, lower(subject))",
     "CREATE UNIQUE INDEX IF NOT EXISTS edits_one_active ON edits(conflict_key)"
     " WHERE status = 'active' AND conflict_key IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS edits_superseded_by ON edits(namespace, superseded_by) WHERE superseded_by IS NOT NULL",

@@ -31,8 +31,8 @@ import numpy as np
 from ..settings import env
 from ..errors import EditConflictError, EditError, EditNotFoundError, StoreError, UnknownNamespaceError
 from ..records import build_records, validate_namespace
-from ..types import Candidate, EditRecord, utc_now
-from . import recovery, transfer, writes
+from ..types import Candidate, Conflict, EditRecord, utc_now
+from . import conflicts, recovery, transfer, writes
 from .embed import Embedder, shared_embedder
 from .index import VectorIndex, index_records, open_index, unindex
 from .ledger import Ledger
@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_NAMESPACE = "default"
 
 Progress = Callable[[int, int], None]
+
+#: writes of up to this many records are checked against the stored edits by the matcher (larger imports: exact keys)
+MATCHED_WRITE_LIMIT = 256
 
 
 def store_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -59,6 +62,8 @@ class EditMemory:
         self.dir = store_root(root) / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.embedder = embedder or shared_embedder()
+        #: matches a new edit to the active edits stating the same fact (the Editor sets it; None: exact keys only)
+        self.matcher: conflicts.Matcher | None = None
         self._config_path = self.dir / "store.json"
         self.config = self._load_config()
         self.ledger = Ledger(self.dir / "ledger.sqlite")
@@ -172,12 +177,17 @@ class EditMemory:
         if not recs:
             return []
         for rec in recs:  # the transaction decides these
-            rec.status, rec.supersedes, rec.superseded_by, rec.version = "active", None, None, 1
+            rec.status, rec.supersedes, rec.superseded_by, rec.version, rec.conflicts = "active", None, None, 1, []
         vectors = self._embed_batched([r.statement for r in recs], progress)
         batch_id = "b_" + uuid.uuid4().hex[:12]
+        matcher = self.matcher if len(recs) <= MATCHED_WRITE_LIMIT else None
+        if matcher is not None:  # embed the relations to compare before the write lock is taken
+            matcher.prepare([*recs, *(o for i, r in enumerate(recs) for o in self._nearby(r, vectors[i]))])
         with self.ledger.transaction() as conn:
+            matches = None if matcher is None else {  # decided again on the state this write replaces
+                i: matcher.match(r, self._nearby(r, vectors[i])) for i, r in enumerate(recs) if r.subject}
             superseded_old = writes.add_records(self.ledger, conn, self.name, recs, actor=actor, batch_id=batch_id,
-                                                labels=labels)
+                                                labels=labels, matches=matches)
             keep = [i for i, r in enumerate(recs) if r.status == "active"]
             to_index = [recs[i] for i in keep]
             marker = recovery.mark_pending(self.dir)
@@ -188,7 +198,15 @@ class EditMemory:
                 self._compensate(added=to_index, removed=superseded_old, marker=marker)
                 raise StoreError(f"writing {len(recs)} edit(s) to the index failed ({exc}); nothing was stored") from exc
         marker.unlink(missing_ok=True)
+        for rec in (r for r in recs if r.conflicts):  # the CLI shows warnings: say what to do about it
+            for c in rec.conflicts:
+                logger.warning("edit %s may state the same fact as active edit %s (%s); both are active: settle it with "
+                               "`agentedit conflicts resolve %s --keep new|old|both`", rec.id, c["edit_id"], c["reason"],
+                               c["conflict_id"])
         return recs
+
+    def _nearby(self, rec: EditRecord, vector: np.ndarray) -> list[EditRecord]:
+        return conflicts.nearby(self.ledger, self.index, rec, vector)
 
     def _compensate(self, *, added: Sequence[EditRecord], removed: Sequence[EditRecord], marker: Path) -> None:
         """Undo a failed index write (the ledger transaction rolls back); the marker stays if this fails too."""
@@ -267,6 +285,46 @@ class EditMemory:
                 raise StoreError(f"removing edit {edit_id!r} from the index failed ({exc}); it is still active") from exc
         marker.unlink(missing_ok=True)
         return new
+
+    def resolve_conflict(self, conflict_id: str, keep: str, *, namespace: str, actor: str = "user") -> Conflict:
+        """Settle a possible conflict: ``keep`` ``"new"``/``"old"`` (or either edit's id) supersedes the other edit
+        by the kept one (in its history); ``"both"`` leaves both active. One transaction; nothing written on error."""
+        with self.ledger.transaction() as conn:
+            c = conflicts.get(conn, namespace, conflict_id)
+            if c is None:
+                raise EditNotFoundError(f"no conflict {conflict_id!r} in namespace {namespace!r}; `agentedit conflicts` "
+                                        "lists the open ones")
+            if c.status != "open":
+                raise EditConflictError(f"conflict {conflict_id!r} was already resolved ({c.resolution})")
+            if keep == "both":
+                return conflicts.resolve(conn, c, "kept both", actor=actor)
+            kept_id = {"new": c.edit_id, "old": c.other_id, c.edit_id: c.edit_id, c.other_id: c.other_id}.get(keep)
+            if kept_id is None:
+                raise EditError(f"keep must be 'new' ({c.edit_id}), 'old' ({c.other_id}), 'both', or one of those ids; "
+                                f"got {keep!r}")
+            dropped_id = c.other_id if kept_id == c.edit_id else c.edit_id
+            kept, dropped = writes.resolve(self.ledger, self.name, kept_id, namespace), \
+                writes.resolve(self.ledger, self.name, dropped_id, namespace)
+            writes.require_active(kept, "kept")
+            out = conflicts.resolve(conn, c, f"kept:{kept_id}", actor=actor)
+            if dropped.status != "active":
+                return out
+            gone = replace(dropped, status="superseded", superseded_by=kept.id, version=dropped.version + 1)
+            Ledger.replace(conn, gone, prev_version=dropped.version)
+            Ledger.log(conn, "supersede", gone, actor=actor, before=dropped)
+            marker = recovery.mark_pending(self.dir)
+            try:
+                self._unindex([(namespace, dropped.id)])
+            except Exception as exc:
+                self._compensate(added=[], removed=[dropped], marker=marker)
+                raise StoreError(f"removing edit {dropped.id!r} from the index failed ({exc}); nothing was changed") from exc
+        marker.unlink(missing_ok=True)
+        return out
+
+    def conflicts(self, namespace: str | None = None, *, include_resolved: bool = False) -> list[Conflict]:
+        """Possible conflicts between edits (open ones whose two edits are both still active, unless
+        ``include_resolved``), oldest first."""
+        return conflicts.listed(self.ledger, namespace, include_resolved=include_resolved)
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, edit_id: str, *, namespace: str | None = None) -> EditRecord:

@@ -19,7 +19,8 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import DuplicateEditError, EditConflictError, EditError, EditNotFoundError, VersionConflictError
 from ..records import build_record
-from ..types import EditRecord
+from ..types import ConflictMatch, EditRecord
+from . import conflicts
 from .ledger import Ledger
 
 #: fields :meth:`EditMemory.update` refuses to change
@@ -82,10 +83,30 @@ def supersede_active(ledger: Ledger, conn: sqlite3.Connection, rec: EditRecord, 
     return out
 
 
+def supersede_matched(ledger: Ledger, conn: sqlite3.Connection, rec: EditRecord, matches: Sequence[ConflictMatch]
+                      ) -> list[tuple[EditRecord, EditRecord]]:
+    """Supersede the edits the matcher found to state ``rec``'s fact (those still active), as :func:`supersede_active`."""
+    out = []
+    for m in matches:
+        old = ledger.get(rec.namespace, m.edit_id)
+        if old is None or old.status != "active" or old.id == rec.id:
+            continue
+        new = replace(old, status="superseded", superseded_by=rec.id, version=old.version + 1)
+        Ledger.replace(conn, new, prev_version=old.version)
+        rec.supersedes = old.id
+        out.append((old, new))
+    return out
+
+
 def add_records(ledger: Ledger, conn: sqlite3.Connection, store: str, recs: Sequence[EditRecord], *, actor: str,
-                batch_id: str, labels: Sequence[str] | None) -> list[EditRecord]:
+                batch_id: str, labels: Sequence[str] | None,
+                matches: Mapping[int, Sequence[ConflictMatch]] | None = None) -> list[EditRecord]:
     """Insert a batch of new records in order, each superseding the edit active under its key (an earlier
-    record of the batch included). Returns the records that were active before the batch and are superseded now."""
+    record of the batch included). Returns the records that were active before the batch and are superseded now.
+
+    ``matches`` (by record index) are the matcher's findings against the stored edits, made inside this
+    transaction: ``supersede`` matches are superseded like a key match; ``conflict`` matches are recorded in
+    the ``conflicts`` table and on the record's ``conflicts``."""
     by_ns: dict[str, list[int]] = {}
     for i, rec in enumerate(recs):
         by_ns.setdefault(rec.namespace, []).append(i)
@@ -98,9 +119,15 @@ def add_records(ledger: Ledger, conn: sqlite3.Connection, store: str, recs: Sequ
                                      f"{store!r}; use a new id, or update/forget the existing edit")
     mine = {(r.namespace, r.id): r for r in recs}
     superseded_old: list[EditRecord] = []
-    for rec in recs:
+    for i, rec in enumerate(recs):
         Ledger.ensure_namespace(conn, rec.namespace)
+        found = (matches or {}).get(i, ())
         pairs = supersede_active(ledger, conn, rec)
+        pairs += supersede_matched(ledger, conn, rec, [m for m in found if m.kind == "supersede"])
+        for m in found:
+            other = ledger.get(rec.namespace, m.edit_id) if m.kind == "conflict" else None
+            if other is not None and other.status == "active":
+                rec.conflicts.append(conflicts.summary(conflicts.insert(conn, rec, m, actor=actor)))
         Ledger.insert(conn, rec)
         Ledger.log(conn, "add", rec, actor=actor, batch_id=batch_id)
         for before, after in pairs:

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from .. import __version__
-from . import chat, edits
+from . import chat, conflicts, edits
 from .access import Principal, caller, require
 from .auth import KeyStore
 from .config import ServerConfig
@@ -106,6 +106,7 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
     install_error_handlers(app)
     app.include_router(chat.router)
     app.include_router(edits.router)
+    app.include_router(conflicts.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness (no key needed); the store's status for admin keys")
     def healthz(request: Request) -> dict[str, Any]:

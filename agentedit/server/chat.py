@@ -47,7 +47,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, who: P
     ids, mode = prepared.applied_ids, prepared.mode
     st.metrics.chats.labels(mode, str(body.stream).lower()).inc()
     st.metrics.applied.inc(len(ids))
-    info = wire.info_block(applied=ids, mode=mode, namespace=who.namespace, timings=prepared.timings)
+    info = wire.info_block(applied=ids, mode=mode, namespace=who.namespace, timings=prepared.timings,
+                           resolved_query=prepared.resolved_query, resolution=prepared.resolution)
     headers = wire.headers(applied=ids, mode=mode, namespace=who.namespace)
     params = body.upstream_params()
     called = time.perf_counter()

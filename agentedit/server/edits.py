@@ -57,7 +57,10 @@ def create_edit(body: EditIn, request: Request, response: Response, who: Princip
 @router.post("/batch", status_code=201, summary="Import a batch of edits, all or nothing")
 def import_edits(body: EditBatch, request: Request, who: Principal = require("write")) -> dict[str, Any]:
     recs = _editor(request).edit_many([e.data() for e in body.edits], namespace=who.namespace, actor=who.actor)
-    return {"object": "edit.batch", "namespace": who.namespace, "imported": len(recs), "ids": [r.id for r in recs]}
+    out = {"object": "edit.batch", "namespace": who.namespace, "imported": len(recs), "ids": [r.id for r in recs]}
+    superseded = {r.id: r.supersedes for r in recs if r.supersedes}
+    conflicts = {r.id: r.conflicts for r in recs if r.conflicts}
+    return {**out, **({"supersedes": superseded} if superseded else {}), **({"conflicts": conflicts} if conflicts else {})}
 
 
 @router.get("", summary="List edits of the namespace")

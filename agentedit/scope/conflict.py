@@ -1,0 +1,135 @@
+"""Do two edits state the same fact? The match the store's conflict policy and the query-time tie-break use.
+
+Two edits are about the same fact when they name the same subject and ask the same relation, matched the way
+the scope check matches a query to an edit (not by identical template):
+
+- **subject**: some spelling of one edit's subject or aliases (:func:`~.text.subject_names`, with the automatic
+  variants of :func:`~.text.name_variants`) is a spelling of the other's ("Acme Corporation" = "Acme Corp");
+- **relation**: the cosine of the two subject-masked relations (:func:`~.text.relation_text`, MiniLM, as the
+  ``relation`` checker scores a query's clause), unless the contrast veto (:func:`~.contrast.relation_conflict`)
+  rules the pair out ("mother" against "father").
+
+A score at or above :attr:`ConflictMatcher.supersede_at` is a correction (the newer edit supersedes the older);
+one in ``[conflict_at, supersede_at)`` is uncertain: both stay active and the write reports a possible conflict.
+By default ``conflict_at`` is the relation checker's calibrated threshold (a query clause that close counts as
+asking the edit's relation) and ``supersede_at`` is the higher of that and :data:`SUPERSEDE_FLOOR`: on CounterFact
+templates (``evals/conflict_thresholds.py``: 265 templates, 24 recovered relations) 9.6% of pairs of *different*
+relations reach the checker's 0.639, 0.25% reach 0.80, so superseding at the checker's threshold would retire
+one of two unrelated facts of a subject about one time in ten.
+
+The relation vectors are cached, so the store computes them before its write transaction opens
+(:meth:`ConflictMatcher.prepare`) and the re-check inside the transaction is text work and dot products.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+
+from ..memory.embed import Embedder
+from ..types import Candidate, ConflictMatch, EditRecord, ScopeDecision
+from .contrast import relation_conflict
+from .text import name_variants, relation_text, subject_names
+
+SUPERSEDE_FLOOR = 0.80  # template-vs-template cosine above which different relations are rare (0.25% on CounterFact)
+
+
+def same_subject(a: EditRecord, b: EditRecord) -> str | None:
+    """A normalised spelling both edits' subjects (or aliases) share, else None."""
+    if not a.subject or not b.subject:
+        return None
+    left = {v for n in subject_names(a) for v in name_variants(n)}
+    return next((v for n in subject_names(b) for v in name_variants(n) if v in left), None)
+
+
+class ConflictMatcher:
+    """Scores pairs of edits as the same fact (see the module docstring); thread-safe, with a vector cache."""
+
+    def __init__(self, embedder: Embedder, *, conflict_at: float, supersede_at: float | None = None,
+                 cache_size: int = 65536) -> None:
+        self.embedder = embedder
+        self.conflict_at = conflict_at
+        self.supersede_at = max(conflict_at, SUPERSEDE_FLOOR) if supersede_at is None else supersede_at
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def _vectors(self, texts: Iterable[str]) -> dict[str, np.ndarray]:
+        want = set(texts)
+        with self._lock:
+            have = {t: self._cache[t] for t in want if t in self._cache}
+        missing = sorted(want - set(have))
+        if missing:
+            have.update(zip(missing, self.embedder.embed(missing)))
+            with self._lock:
+                for t in missing:
+                    self._cache[t] = have[t]
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return have
+
+    def prepare(self, records: Iterable[EditRecord]) -> None:
+        """Embed the relations of ``records`` now (before a write transaction), so :meth:`match` need not."""
+        self._vectors(r for rec in records if (r := relation_text(rec)) is not None)
+
+    def score(self, a: EditRecord, b: EditRecord) -> tuple[float, str] | None:
+        """(relation score, why) when the two name the same subject, else None; a vetoed pair scores -1."""
+        spelled = same_subject(a, b)
+        ra, rb = relation_text(a), relation_text(b)
+        if spelled is None or ra is None or rb is None:
+            return None
+        if a.conflict_key is not None and a.conflict_key == b.conflict_key:
+            return 1.0, f"same subject {spelled!r} and relation {a.relation!r}"
+        veto = relation_conflict(ra, rb)
+        if veto is not None:
+            return -1.0, f"same subject {spelled!r}; {veto}"
+        vecs = self._vectors([ra, rb])
+        score = float(vecs[ra] @ vecs[rb])
+        return score, f"same subject {spelled!r}; relation similarity {score:.3f} ({ra!r} ~ {rb!r})"
+
+    def match(self, rec: EditRecord, others: Sequence[EditRecord]) -> list[ConflictMatch]:
+        """The edits of ``others`` (other ids) that ``rec`` supersedes or possibly conflicts with, best first."""
+        out: list[ConflictMatch] = []
+        for other in others:
+            if other.id == rec.id and other.namespace == rec.namespace:
+                continue
+            scored = self.score(rec, other)
+            if scored is None or scored[0] < self.conflict_at:
+                continue
+            kind: Literal["supersede", "conflict"] = "supersede" if scored[0] >= self.supersede_at else "conflict"
+            why = scored[1] + (f" >= {self.supersede_at:.3f}" if kind == "supersede" else
+                               f" in [{self.conflict_at:.3f}, {self.supersede_at:.3f}): possibly the same fact")
+            out.append(ConflictMatch(edit_id=other.id, score=round(scored[0], 4), kind=kind, reason=why))
+        return sorted(out, key=lambda m: -m.score)
+
+
+def newest_wins(decisions: list[ScopeDecision], candidates: Sequence[Candidate],
+                matcher: ConflictMatcher | None) -> list[ScopeDecision]:
+    """Of two in-scope edits stating the same fact (same conflict key, or a match at ``supersede_at``), only the
+    newer reaches the model; the older's decision turns out of scope, saying by which edit."""
+    by_id = {c.record.id: c.record for c in candidates}
+    accepted = sorted((by_id[d.edit_id] for d in decisions if d.in_scope and d.edit_id in by_id),
+                      key=lambda r: (r.created_at, r.id), reverse=True)
+    beaten: dict[str, str] = {}
+    for i, newer in enumerate(accepted):
+        if newer.id in beaten:
+            continue
+        for older in accepted[i + 1:]:
+            if older.id in beaten:
+                continue
+            same = newer.conflict_key is not None and newer.conflict_key == older.conflict_key
+            if not same and matcher is not None:
+                scored = matcher.score(newer, older)
+                same = scored is not None and scored[0] >= matcher.supersede_at
+            if same:
+                beaten[older.id] = newer.id
+    for d in decisions:
+        if d.edit_id in beaten and d.in_scope:
+            d.in_scope, d.reason = False, f"{d.reason}; superseded at query time by {beaten[d.edit_id]}"
+    return decisions
+
+
+__all__ = ["ConflictMatcher", "SUPERSEDE_FLOOR", "newest_wins", "same_subject"]

@@ -1,0 +1,47 @@
+"""The Editor's scope-tuning verbs: calibrate the thresholds, train the ``trained`` checker; both are saved
+with the store and take effect on the next question."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .scope import Calibration, calibrate_similarity
+
+if TYPE_CHECKING:
+    from .memory import EditMemory
+    from .scope import ScopeChecker
+    from .scope.conflict import ConflictMatcher
+
+
+class ScopeTuning:
+    """Mixed into :class:`~agentedit.Editor`."""
+
+    memory: "EditMemory"
+    scope_model_dir: Path
+    matcher: "ConflictMatcher"
+    _progress: Callable[[str], None] | None
+    _checker: "ScopeChecker | None"
+    _matcher: "ConflictMatcher | None"
+
+    def calibrate(self, data: str | os.PathLike[str], *, objective: str = "recall@specificity", target_specificity: float = 0.98,
+                  n_cases: int = 2000, seed: int = 0) -> Calibration:
+        """Calibrate the scope thresholds on a training file and save them with the store."""
+        cal = calibrate_similarity(Path(data), self.memory.embedder, n_cases=n_cases, objective=objective,  # type: ignore[arg-type]
+                                   target_specificity=target_specificity, seed=seed, progress=self._progress)
+        self.memory.config.setdefault("scope", {})["calibration"] = cal.to_dict()
+        self.memory.save_config()
+        self._checker = self._matcher = None
+        self.memory.matcher = self.matcher
+        return cal
+
+    def train_scope(self, data: str | os.PathLike[str], *, minutes: float = 15.0, seed: int = 0,
+                    target_specificity: float = 0.98, threads: int | None = None) -> Any:
+        """Train the ``trained`` scope checker on a CounterFact-shaped file; its model is saved with the store."""
+        from .scope.training import train_scope_model
+
+        report = train_scope_model(Path(data), self.scope_model_dir, self.memory.embedder, minutes=minutes, seed=seed,
+                                   target_specificity=target_specificity, threads=threads, progress=self._progress)
+        self._checker = None
+        return report

@@ -1,0 +1,186 @@
+"""Corrections and conflicts (issue 17, item 4) on real components: the on-disk store (Chroma + SQLite), the
+MiniLM embedder, the default relation checker's threshold, the RecordingBackend standing in for the model."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agentedit import Editor
+from agentedit.errors import EditConflictError, EditError, EditNotFoundError
+from agentedit.memory import EditMemory
+from agentedit.scope.conflict import SUPERSEDE_FLOOR
+
+CEO = {"prompt": "The CEO of Acme Corp is", "subject": "Acme Corp", "target_new": "Alice Smith", "id": "ceo-a"}
+NEW_CEO = {"prompt": "Acme Corp's new chief executive is", "subject": "Acme Corp", "target_new": "Bob Jones", "id": "ceo-b"}
+STUDY = {"prompt": "Ada Quill studied at", "subject": "Ada Quill", "target_new": "Lisbon", "id": "ada-study"}
+GRAD = {"prompt": "Ada Quill graduated from", "subject": "Ada Quill", "target_new": "Porto", "id": "ada-grad"}
+
+
+@pytest.fixture()
+def ed(memory: EditMemory, make_backend):
+    yield Editor(memory=memory, backend=make_backend("ok"))
+
+
+def test_a_correction_in_other_words_supersedes_and_says_so(ed: Editor) -> None:
+    old = ed.edit_record(CEO)
+    new = ed.edit_record(NEW_CEO)
+    assert new.supersedes == "ceo-a" and new.conflicts == []
+    assert ed.get("ceo-a").status == "superseded" and ed.get("ceo-a").superseded_by == "ceo-b"
+    assert [(e["edit_id"], e["action"]) for e in ed.history("ceo-b")] == [("ceo-a", "add"), ("ceo-b", "add"), ("ceo-a", "supersede")]
+    assert ed.get("ceo-a").version == old.version + 1
+    ans = ed.chat_answer([{"role": "user", "content": "Who is the CEO of Acme Corp?"}])
+    assert ans.applied == ["ceo-b"]
+    assert ed.conflicts() == []
+
+
+def test_statements_are_matched_through_their_anatomy(ed: Editor) -> None:
+    a = ed.edit(statement="The CEO of Acme Corp is Alice Smith.")
+    b = ed.edit(statement="Acme Corp's new chief executive is Bob Jones.")
+    assert b.supersedes == a.id and ed.get(a.id).status == "superseded"
+
+
+def test_other_relations_and_vetoed_pairs_stay_active(ed: Editor) -> None:
+    ed.edit_record(CEO)
+    founder = ed.edit_record({"prompt": "Acme Corp was founded by", "subject": "Acme Corp", "target_new": "Dan"})
+    mother = ed.edit_record({"prompt": "The mother of Ada Quill is", "subject": "Ada Quill", "target_new": "Eve"})
+    father = ed.edit_record({"prompt": "The father of Ada Quill is", "subject": "Ada Quill", "target_new": "Sam"})
+    other = ed.edit_record({"prompt": "The CEO of Zentrix Labs is", "subject": "Zentrix Labs", "target_new": "Omar"})
+    for rec in (founder, mother, father, other):
+        assert rec.supersedes is None and rec.conflicts == []
+    assert ed.count() == 5 and ed.conflicts() == []
+
+
+def test_an_uncertain_match_keeps_both_and_reports_a_conflict(ed: Editor, memory: EditMemory) -> None:
+    ed.edit_record(STUDY)
+    grad = ed.edit_record(GRAD)
+    assert grad.supersedes is None and ed.count() == 2
+    [reported] = grad.conflicts
+    assert reported["edit_id"] == "ada-study"
+    assert ed.matcher.conflict_at <= reported["score"] < ed.matcher.supersede_at and "same subject" in reported["reason"]
+    [c] = ed.conflicts()
+    assert (c.edit_id, c.other_id, c.status, c.id) == ("ada-grad", "ada-study", "open", reported["conflict_id"])
+    assert "conflicts" not in ed.get("ada-grad").to_dict()  # a write's report, not part of the stored record
+    # a second store handle sees the persisted conflict
+    again = EditMemory(memory.name, root=memory.dir.parent, embedder=memory.embedder)
+    try:
+        assert [x.id for x in again.conflicts("default")] == [c.id]
+    finally:
+        again.close()
+
+
+def test_resolving_keeps_one_or_both_and_a_failed_resolution_writes_nothing(ed: Editor) -> None:
+    ed.edit_record(STUDY)
+    ed.edit_record(GRAD)
+    [c] = ed.conflicts()
+    with pytest.raises(EditError, match="keep must be"):
+        ed.resolve_conflict(c.id, "neither")
+    with pytest.raises(EditNotFoundError, match="agentedit conflicts"):
+        ed.resolve_conflict("c_nope", "new")
+    assert ed.count() == 2 and [x.id for x in ed.conflicts()] == [c.id]
+    done = ed.resolve_conflict(c.id, "old")
+    assert done.status == "resolved" and done.resolution == "kept:ada-study"
+    assert ed.get("ada-grad").status == "superseded" and ed.get("ada-grad").superseded_by == "ada-study"
+    assert ed.conflicts() == [] and [x.id for x in ed.conflicts(include_resolved=True)] == [c.id]
+    with pytest.raises(EditConflictError, match="already resolved"):
+        ed.resolve_conflict(c.id, "new")
+    # keep both
+    third = ed.edit_record({"prompt": "Ada Quill graduated from", "subject": "Ada Quill", "target_new": "Braga", "id": "g2"})
+    [c2] = ed.conflicts()
+    assert c2.edit_id == third.id
+    assert ed.resolve_conflict(c2.id, "both").resolution == "kept both"
+    assert ed.get("ada-study").status == ed.get("g2").status == "active"
+
+
+def test_a_retraction_settles_a_conflict(ed: Editor) -> None:
+    ed.edit_record(STUDY)
+    ed.edit_record(GRAD)
+    assert len(ed.conflicts()) == 1
+    ed.forget("ada-grad")
+    assert ed.conflicts() == []
+
+
+def test_query_time_the_newer_of_two_active_edits_of_one_fact_wins(memory: EditMemory, make_backend) -> None:
+    memory.add_many([CEO])  # written without a matcher (an older store, or a plain EditMemory): both stay active
+    memory.add_many([{**NEW_CEO, "prompt": "The chief executive of Acme Corp is"}])
+    assert memory.count() == 2
+    ed = Editor(memory=memory, backend=make_backend("ok"))
+    ans = ed.chat_answer([{"role": "user", "content": "Who is the CEO of Acme Corp?"}])
+    assert ans.applied == ["ceo-b"]
+    [older] = [d for d in ans.decisions if d.edit_id == "ceo-a"]
+    assert older.in_scope is False and older.reason.endswith("superseded at query time by ceo-b")
+
+
+def test_concurrent_corrections_leave_one_active(tmp_path: Path, embedder) -> None:
+    mem = EditMemory("t", root=tmp_path, embedder=embedder)
+    ed = Editor(memory=mem, backend=None)
+    ed.edit_record(CEO)
+    templates = ["Acme Corp's new chief executive is", "The chief executive of Acme Corp is", "The CEO of Acme Corp is"]
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            ed.edit_record({"prompt": templates[i % 3], "subject": "Acme Corp", "target_new": f"P{i}", "id": f"w{i}"})
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(mem.list()) == 1 and mem.index.count("default") == 1
+    assert sum(r.status == "superseded" for r in mem.list(include_inactive=True)) == 8
+    mem.close()
+
+
+def test_thresholds_come_from_the_relation_checker(ed: Editor) -> None:
+    assert ed.matcher.conflict_at == pytest.approx(ed.calibration.relation_threshold)
+    assert ed.matcher.supersede_at == max(ed.calibration.relation_threshold, SUPERSEDE_FLOOR)
+
+
+def test_cli_lists_and_resolves_conflicts(tmp_path: Path) -> None:
+    from agentedit.cli.main import app
+
+    run = CliRunner().invoke
+    args = ["--store", "cli", "--store-dir", str(tmp_path)]
+    assert run(app, [*args, "edit", "Ada Quill studied at", "Lisbon", "--subject", "Ada Quill"]).exit_code == 0
+    out = run(app, [*args, "edit", "Ada Quill graduated from", "Porto", "--subject", "Ada Quill", "--json"])
+    assert out.exit_code == 0 and '"conflicts"' in out.output
+    listed = run(app, [*args, "conflicts", "--json"])
+    assert listed.exit_code == 0, listed.output
+    [c] = json.loads(listed.output)
+    done = run(app, [*args, "conflicts", "resolve", c["id"], "--keep", "new"])
+    assert done.exit_code == 0 and "resolved" in done.output, done.output
+    assert "no open conflicts" in run(app, [*args, "conflicts"]).output
+    assert run(app, [*args, "conflicts", "resolve", c["id"], "--keep", "new"]).exit_code != 0  # already resolved
+
+
+def test_a_failed_write_leaves_no_conflict_and_supersedes_nothing(ed: Editor, memory: EditMemory, monkeypatch) -> None:
+    from agentedit.errors import StoreError
+
+    ed.edit_record(STUDY)
+    ed.edit_record(CEO)
+
+    def broken(*a, **k):
+        raise RuntimeError("index down")
+
+    monkeypatch.setattr(memory.index, "upsert", broken)
+    with pytest.raises(StoreError, match="nothing was stored"):
+        ed.edit_many([GRAD, NEW_CEO])
+    monkeypatch.undo()
+    assert ed.conflicts(include_resolved=True) == [] and ed.get("ceo-a").status == "active" and ed.count() == 2
+    assert [c.record.id for c in memory.query("Who is the CEO of Acme Corp?", k=2)][:1] == ["ceo-a"]
+
+
+def test_a_possible_conflict_is_logged_with_what_to_do(ed: Editor, caplog) -> None:
+    ed.edit_record(STUDY)
+    with caplog.at_level("WARNING", logger="agentedit.memory.store"):
+        grad = ed.edit_record(GRAD)
+    [c] = grad.conflicts
+    assert f"agentedit conflicts resolve {c['conflict_id']} --keep new|old|both" in caplog.text

@@ -82,6 +82,15 @@ def main() -> None:
     print(f"{n} CounterFact cases, relation checker, edit applied in:")
     for k, v in counts.items():
         print(f"  {k:38s} {v / n:6.3f}  ({v}/{n})")
+    from _report import write
+
+    shares = {k: round(v / n, 3) for k, v in counts.items()}
+    lines = [f"# Follow-ups naming their subject by pronoun ({n} cases of {args.data.name})", "",
+             "Share of chats in which the case's edit applied (relation checker, `Editor.prepare_chat`, no model call).", "",
+             "| chat | edit applied |", "|---|---|", *[f"| {k} | {v:.3f} ({counts[k]}/{n}) |" for k, v in shares.items()]]
+    write("conversation-scope", {"cases": n, "data": args.data.name, "seed": args.seed, "applied": shares,
+                                 "machine": "2 cores, CPU"}, lines, shares, title="Edit applied, by chat shape",
+          ylabel="share of chats")
 
 
 if __name__ == "__main__":

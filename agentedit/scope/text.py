@@ -15,6 +15,7 @@ import unicodedata
 from typing import Any, Sequence
 
 from ..types import EditRecord
+from .names import short_name_in, short_names
 
 MASK = "X"  # what a relation's subject is replaced by
 
@@ -49,10 +50,11 @@ def normalise(text: str) -> str:
     return _INITIALS.sub(lambda m: m.group(0).replace(" ", ""), words)
 
 
-def name_variants(name: str) -> list[str]:
+def name_variants(name: str, *, short_forms: bool = False) -> list[str]:
     """Normalised spellings that still name ``name``: the name itself, without a leading article, without single-letter
     middle initials ("Jose L Castillo" -> "jose castillo"), and with common abbreviations swapped ("Saint Petersburg" ->
-    "st petersburg")."""
+    "st petersburg"). With ``short_forms``, also the short forms of :func:`~agentedit.scope.names.short_names` (surname,
+    acronym, country adjective), which :func:`find_subject` accepts only when the raw query spells them as a name."""
     base = normalise(name)
     if not base:
         return []
@@ -63,12 +65,14 @@ def name_variants(name: str) -> list[str]:
     words = base.split()
     if len(words) >= 3 and len(words[0]) > 1 and len(words[-1]) > 1 and any(len(w) == 1 for w in words[1:-1]):
         out.append(" ".join([words[0], *[w for w in words[1:-1] if len(w) > 1], words[-1]]))
-    for long, short in _ABBREVIATIONS.items():
-        for a, b in ((long, short), (short, long)):
+    for long, abbr in _ABBREVIATIONS.items():
+        for a, b in ((long, abbr), (abbr, long)):
             for v in list(out):
                 padded = f" {v} "
                 if f" {a} " in padded:
                     out.append(padded.replace(f" {a} ", f" {b} ").strip())
+    if short_forms:
+        out += [s.normalised for s in short_names(name)]
     seen: list[str] = []
     for v in out:
         if v and v not in seen and len(v) >= 2:
@@ -89,13 +93,18 @@ def find_subject(query: str, names: Sequence[str]) -> str | None:
     """The spelling (a normalised variant of one of ``names``) the query uses for the subject, else None.
 
     Matching is on whole words of the normalised texts, so case, punctuation, diacritics and possessives do not
-    matter; see :func:`name_variants` for the rest.
+    matter; see :func:`name_variants` for the rest. Full names win over short ones (a surname, an acronym, a country's
+    adjective), which must also be spelt as a name in the raw query (:func:`~agentedit.scope.names.short_name_in`).
     """
     q = f" {normalise(query)} "
     for name in names:
         for n in name_variants(name):
             if f" {n} " in q:
                 return n
+    for name in names:
+        for s in short_names(name):
+            if f" {s.normalised} " in q and short_name_in(query, s):
+                return s.normalised
     return None
 
 

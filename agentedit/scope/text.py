@@ -145,6 +145,33 @@ def query_relation(query: str, subject: str) -> str:
     return mask_subject(subject_clause(query, subject), subject)
 
 
+_PRONOUN = re.compile(r"\b(?:he|she|it|they|him|her|them|his|hers|its|their|this person|that person)\b", re.IGNORECASE)
+
+
+def query_relations(query: str, subject: str) -> list[str]:
+    """Every clause of the query that may ask about ``subject``, subject masked: :func:`query_relation` first, then
+    each other clause of the sentence naming it, and a later clause that refers to it by a pronoun ("When was X born,
+    and where did he die?" gives "When was X born" and "where did X die")."""
+    first = query_relation(query, subject)
+    out = [first]
+    parts = [p for p in _SENTENCE_END.split(query) if p.strip()]
+    sentence = next((p for p in reversed(parts) if find_subject(p, [subject])), None)
+    if sentence is None:
+        return out
+    named = False
+    for clause in (c for c in _CLAUSE_JOIN.split(sentence) if c and c.strip()):
+        if find_subject(clause, [subject]):
+            named = True
+            masked = mask_subject(clause, subject)
+        elif named and _PRONOUN.search(clause):
+            masked = _PRONOUN.sub(MASK, fold(clause), count=1)
+        else:
+            continue
+        if masked not in out and len(normalise(masked).split()) >= 2:
+            out.append(masked)
+    return out
+
+
 def relation_text(rec: EditRecord) -> str | None:
     """The edit's relation with its subject masked (its template, else its prompt or statement), or None without a subject."""
     if rec.relation:
@@ -193,4 +220,4 @@ class RelationMatcher:
 
 
 __all__ = ["MASK", "RelationMatcher", "WORD_MATCH", "find_subject", "fold", "mask_subject", "name_variants", "normalise",
-           "query_relation", "relation_text", "subject_clause", "subject_names"]
+           "query_relation", "query_relations", "relation_text", "subject_clause", "subject_names"]

@@ -100,3 +100,44 @@ def test_short_name_is_masked_in_the_query_relation() -> None:
     named = find_subject("What is the French capital?", ["France"])
     assert named == "french"
     assert query_relation("What is the French capital?", named) == "What is the X capital?"
+
+
+@pytest.mark.parametrize("clause, target, ruled_out", [
+    ("When did X die?", "Paris", True),
+    ("When was X founded?", "1962", False),
+    ("Where was X founded?", "1962", True),
+    ("How long is X?", "850 metres", False),
+    ("How many people live in X?", "Paris", True),
+    ("What day is X?", "Thursday", False),
+    ("Who wrote X?", "Leonie Maas", False),
+    ("What is the X capital?", "Lyon", False),
+])
+def test_answer_kind_veto(clause: str, target: str, ruled_out: bool) -> None:
+    from agentedit.scope.contrast import answer_conflict
+
+    assert (answer_conflict(clause, target) is not None) == ruled_out
+
+
+def test_query_relations_covers_every_clause() -> None:
+    from agentedit.scope.text import query_relations
+
+    rels = query_relations("When was Roland Freisler born, and where did he die?", "Roland Freisler")
+    assert any("born" in r for r in rels) and any("where did X die" in r for r in rels)
+
+
+def test_relation_clauses_checker() -> None:
+    from agentedit.memory import shared_embedder
+    from agentedit.records import build_record
+    from agentedit.scope import make_checker
+    from agentedit.types import Candidate
+
+    checker = make_checker("relation-clauses", embedder=shared_embedder())
+    rec = build_record({"prompt": "Roland Freisler died in", "subject": "Roland Freisler", "target_new": "Berlin", "id": "a"})
+
+    def accepted(q: str) -> bool:
+        return checker.check(q, [Candidate(rec, 0.7)])[0].in_scope
+
+    assert accepted("When was Roland Freisler born, and where did he die?")
+    assert accepted("Where did Freisler die?")
+    assert not accepted("When did Roland Freisler die?")
+    assert not accepted("Where did Maria Freisler die?")

@@ -27,6 +27,7 @@ class Probe:
     style: ProbeStyle = "complete"
     subkind: str = ""
     group: str = ""
+    messages: list[dict[str, Any]] | None = None  # a conversation, asked as chat; ``prompt`` is then its last user turn
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -183,7 +183,8 @@ class Dataset(NamedTuple):
     parse: Callable[[Path], list[Case]]
 
     def load(self, root: str | os.PathLike[str] | None = None) -> list[Case]:
-        return self.parse(data_dir(root) / self.path)
+        path = Path(self.path)  # an absolute path is a file of the source tree, not of the data folder
+        return self.parse(path if path.is_absolute() else data_dir(root) / path)
 
 
 # More benchmarks plug in with DATASETS.add(name, Dataset(path, parse)), or "module:attribute" naming a Dataset.
@@ -194,6 +195,7 @@ DATASETS.add("wiki_counterfact", Dataset("knowedit/wiki_counterfact/train_cf.jso
 DATASETS.add("counterfact-portability", Dataset("portability/counterfact_portability_gpt4.json", load_counterfact_portability))
 DATASETS.add("mquake-hard", Dataset("mquake/MQuAKE-hard-dev.json", load_mquake))
 DATASETS.add("sanitation", Dataset("knowedit/Sanitation/trivia_qa_test.json", load_sanitation))
+DATASETS.add("userstyle", "agentedit.evaluation.userstyle:DATASET")
 
 
 def load_dataset(name: str, root: str | os.PathLike[str] | None = None, *, limit: int | None = None) -> list[Case]:

@@ -115,7 +115,10 @@ class Runner:
             tgt, preds = scorer.top1(state["request"], probe.targets[0] if probe.targets else "")
             return {"output": preds, "target_tokens": tgt, "applied": applied, "route": state.get("route"),
                     "ms": round((time.perf_counter() - t0) * 1000, 1), "request": state["request"]}
-        ans = editor.ask(probe.prompt, style=probe.style, max_tokens=self.config.max_tokens)
+        if probe.messages:  # a conversation: the whole chat goes in, the last user turn is the question
+            ans = editor.chat_answer(probe.messages, max_tokens=self.config.max_tokens)
+        else:
+            ans = editor.ask(probe.prompt, style=probe.style, max_tokens=self.config.max_tokens)
         row = {"output": ans.text, "applied": ans.applied, "route": ans.route, "ms": round((time.perf_counter() - t0) * 1000, 1),
                "model_calls": ans.model_calls}
         if ans.decomposed or ans.route_reason:

@@ -3,6 +3,8 @@
 ``make_checker(name, ...)`` builds one by name, through the :data:`CHECKERS` registry:
 
 - ``relation`` (default): the query names the edit's subject and asks its relation (masked similarity).
+- ``relation-clauses``: ``relation`` over every clause of a joined question, with a veto on the kind of answer
+  (a "when" question against an edit whose answer is a place).
 - ``trained``: the subject gate plus a cross-encoder trained on counterfact-train (``agentedit train-scope``).
 - ``similarity``: cosine similarity >= a calibrated threshold.
 - ``judge``: the backend model answers yes/no per candidate (for capable API models).
@@ -32,6 +34,7 @@ from .similarity import SimilarityChecker
 CHECKERS: Registry[CheckerFactory] = Registry("scope checker")
 CHECKERS.add("similarity", "agentedit.scope.similarity:factory")
 CHECKERS.add("relation", "agentedit.scope.relation:factory")
+CHECKERS.add("relation-clauses", "agentedit.scope.clauses:factory")
 CHECKERS.add("trained", "agentedit.scope.trained:factory")
 CHECKERS.add("judge", "agentedit.scope.judge:factory")
 CHECKERS.add("cascade", "agentedit.scope.cascade:factory")

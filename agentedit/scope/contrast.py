@@ -11,6 +11,12 @@ clear enough to decide by rule:
   "continent". A relation naming none of them is never vetoed;
 - **inverse voice**: one relation uses a verb in the passive ("is followed by") and the other the
   same verb in the active ("follows"): the subject sits at opposite ends of the fact.
+
+A third rule looks at the edit's answer (:func:`answer_conflict`): a question that asks for a time
+("when", "what year") cannot be answered by an edit whose target holds no date, a question for an
+amount ("how many", "how long") by a target with no number, and a question for a place or a
+person ("where", "who") by a target that is only a number or a date: "When did X die?" is not
+answered by "X died in Paris".
 """
 
 from __future__ import annotations
@@ -100,4 +106,38 @@ def relation_conflict(query_relation: str, edit_relation: str) -> str | None:
     if flipped:
         stem, role = min(flipped)  # the same message on every run (set order follows the hash seed)
         return f"'{stem}' with the subject at the other end of the fact ({role} against {_other(role)})"
+    return None
+
+
+# -- the kind of answer a question asks for ----------------------------------------------------------------
+_ASKS_TIME = re.compile(r"^\W*(?:when|since when|until when|(?:in |on |at |by )?(?:what|which) (?:year|date|day|month|time|century|decade))\b"
+                        r"|\b(?:what|which) (?:year|date|month|century|decade)\b|\bbirthday\b|\bhow long ago\b", re.IGNORECASE)
+_ASKS_AMOUNT = re.compile(r"\bhow (?:many|much|long|tall|high|old|big|far|deep|heavy|wide|large|fast|often)\b", re.IGNORECASE)
+_ASKS_PLACE_OR_WHO = re.compile(r"^\W*(?:where|who|whom|whose|in which (?:city|country|town|place)|(?:which|what) (?:city|country|town|place))\b",
+                                re.IGNORECASE)
+_MONTHS = ("january february march april may june july august september october november december jan feb mar apr jun jul aug "
+           "sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday noon midnight "
+           "morning evening night century decade spring summer autumn fall winter weekly daily annually").split()
+_TIME_WORD = re.compile(r"\b(?:" + "|".join(_MONTHS) + r")\b|\d|\b(?:am|pm|bc|ad|bce|ce)\b", re.IGNORECASE)
+_NUMBER_WORD = re.compile(r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+                          r"hundred|thousand|million|billion|dozen|half|none|few|several|many)\b", re.IGNORECASE)
+_ONLY_NUMBER_OR_DATE = re.compile(r"^\W*(?:\d[\d\s.,:/\-]*(?:\s*(?:am|pm|bc|ad|ce|bce))?|(?:\d{1,2}\s+)?(?:"
+                                  + "|".join(_MONTHS[:12]) + r")(?:\s+\d{1,4})?(?:,?\s*\d{4})?)\W*$", re.IGNORECASE)
+
+
+def answer_conflict(query_relation: str, target: str | None) -> str | None:
+    """Why an edit whose answer is ``target`` cannot answer the (subject-masked) query clause, or None.
+
+    Only clear cases: the question asks for a time and the target holds no date or time word; it asks for an amount
+    and the target holds no number; it asks where or who and the target is only a number or a date.
+    """
+    if not target or not target.strip():
+        return None
+    q = query_relation.strip()
+    if _ASKS_TIME.search(q) and not _TIME_WORD.search(target):
+        return f"asks for a time; the edit's answer {target!r} is none"
+    if _ASKS_AMOUNT.search(q) and not _NUMBER_WORD.search(target):
+        return f"asks for an amount; the edit's answer {target!r} holds no number"
+    if _ASKS_PLACE_OR_WHO.search(q) and _ONLY_NUMBER_OR_DATE.match(target):
+        return f"asks where or who; the edit's answer {target!r} is a number or a date"
     return None

@@ -15,6 +15,7 @@ import unicodedata
 from typing import Any, Sequence
 
 from ..types import EditRecord
+from .names import short_name_in, short_names
 
 MASK = "X"  # what a relation's subject is replaced by
 
@@ -49,10 +50,11 @@ def normalise(text: str) -> str:
     return _INITIALS.sub(lambda m: m.group(0).replace(" ", ""), words)
 
 
-def name_variants(name: str) -> list[str]:
+def name_variants(name: str, *, short_forms: bool = False) -> list[str]:
     """Normalised spellings that still name ``name``: the name itself, without a leading article, without single-letter
     middle initials ("Jose L Castillo" -> "jose castillo"), and with common abbreviations swapped ("Saint Petersburg" ->
-    "st petersburg")."""
+    "st petersburg"). With ``short_forms``, also the short forms of :func:`~agentedit.scope.names.short_names` (surname,
+    acronym, country adjective), which :func:`find_subject` accepts only when the raw query spells them as a name."""
     base = normalise(name)
     if not base:
         return []
@@ -63,12 +65,14 @@ def name_variants(name: str) -> list[str]:
     words = base.split()
     if len(words) >= 3 and len(words[0]) > 1 and len(words[-1]) > 1 and any(len(w) == 1 for w in words[1:-1]):
         out.append(" ".join([words[0], *[w for w in words[1:-1] if len(w) > 1], words[-1]]))
-    for long, short in _ABBREVIATIONS.items():
-        for a, b in ((long, short), (short, long)):
+    for long, abbr in _ABBREVIATIONS.items():
+        for a, b in ((long, abbr), (abbr, long)):
             for v in list(out):
                 padded = f" {v} "
                 if f" {a} " in padded:
                     out.append(padded.replace(f" {a} ", f" {b} ").strip())
+    if short_forms:
+        out += [s.normalised for s in short_names(name)]
     seen: list[str] = []
     for v in out:
         if v and v not in seen and len(v) >= 2:
@@ -89,13 +93,18 @@ def find_subject(query: str, names: Sequence[str]) -> str | None:
     """The spelling (a normalised variant of one of ``names``) the query uses for the subject, else None.
 
     Matching is on whole words of the normalised texts, so case, punctuation, diacritics and possessives do not
-    matter; see :func:`name_variants` for the rest.
+    matter; see :func:`name_variants` for the rest. Full names win over short ones (a surname, an acronym, a country's
+    adjective), which must also be spelt as a name in the raw query (:func:`~agentedit.scope.names.short_name_in`).
     """
     q = f" {normalise(query)} "
     for name in names:
         for n in name_variants(name):
             if f" {n} " in q:
                 return n
+    for name in names:
+        for s in short_names(name):
+            if f" {s.normalised} " in q and short_name_in(query, s):
+                return s.normalised
     return None
 
 
@@ -134,6 +143,33 @@ def subject_clause(text: str, subject: str) -> str:
 def query_relation(query: str, subject: str) -> str:
     """What the query asks about ``subject``: its clause naming the subject, subject masked."""
     return mask_subject(subject_clause(query, subject), subject)
+
+
+_PRONOUN = re.compile(r"\b(?:he|she|it|they|him|her|them|his|hers|its|their|this person|that person)\b", re.IGNORECASE)
+
+
+def query_relations(query: str, subject: str) -> list[str]:
+    """Every clause of the query that may ask about ``subject``, subject masked: :func:`query_relation` first, then
+    each other clause of the sentence naming it, and a later clause that refers to it by a pronoun ("When was X born,
+    and where did he die?" gives "When was X born" and "where did X die")."""
+    first = query_relation(query, subject)
+    out = [first]
+    parts = [p for p in _SENTENCE_END.split(query) if p.strip()]
+    sentence = next((p for p in reversed(parts) if find_subject(p, [subject])), None)
+    if sentence is None:
+        return out
+    named = False
+    for clause in (c for c in _CLAUSE_JOIN.split(sentence) if c and c.strip()):
+        if find_subject(clause, [subject]):
+            named = True
+            masked = mask_subject(clause, subject)
+        elif named and _PRONOUN.search(clause):
+            masked = _PRONOUN.sub(MASK, fold(clause), count=1)
+        else:
+            continue
+        if masked not in out and len(normalise(masked).split()) >= 2:
+            out.append(masked)
+    return out
 
 
 def relation_text(rec: EditRecord) -> str | None:
@@ -184,4 +220,4 @@ class RelationMatcher:
 
 
 __all__ = ["MASK", "RelationMatcher", "WORD_MATCH", "find_subject", "fold", "mask_subject", "name_variants", "normalise",
-           "query_relation", "relation_text", "subject_clause", "subject_names"]
+           "query_relation", "query_relations", "relation_text", "subject_clause", "subject_names"]

@@ -1,0 +1,143 @@
+"""The user-style scope benchmark (issue 17): its builder reads training files only and is deterministic, the suite
+loads through the harness, and the subject's short names (surname, acronym, country adjective) match while
+look-alikes do not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agentedit.evaluation.loaders import DATASETS, load_dataset
+from agentedit.evaluation.suites import config_from_suite, load_suite
+from agentedit.evaluation.userstyle import read_records
+from agentedit.scope.names import acronyms, short_names, surname
+from agentedit.scope.text import find_subject, name_variants, query_relation
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "datasets"
+EVALUATION_FILES = ("counterfact-edit.json", "ZsRE-test-all.json", "MQuAKE", "trivia_qa_test.json",
+                    "counterfact_portability_gpt4.json")
+
+
+@pytest.mark.skipif(not (DATA / "counterfact" / "counterfact-train.json").exists(), reason="shared datasets not here")
+def test_builder_reads_training_files_only_and_is_deterministic() -> None:
+    from evals.userstyle.build import OUT, SOURCES, Builder, read_sources
+
+    opened: list[str] = []
+    sources = read_sources(DATA, opened)
+    assert sorted(Path(p).name for p in opened) == ["counterfact-train.json", "train_cf.json", "trivia_qa_train.json"]
+    assert not [p for p in opened for bad in EVALUATION_FILES if bad in p]
+    assert all(p.endswith(rel) for p, rel in zip(opened, SOURCES.values()))
+    first, second = Builder(sources).build(), Builder(read_sources(DATA)).build()
+    assert first == second
+    committed = [json.loads(line) for line in OUT.read_text("utf-8").splitlines() if line.strip()]
+    assert committed == first  # the committed file is what the seeded builder writes
+
+
+def test_benchmark_composition() -> None:
+    records = read_records()
+    hand = [r for r in records if r["origin"] == "hand"]
+    assert len(hand) >= 60
+    types = {p["type"] for r in records for p in r["probes"]}
+    assert {"question", "surname", "acronym", "demonym", "lookalike", "same-subject-other-relation",
+            "same-relation-other-subject", "followup-in", "followup-out", "joined"} <= types
+    assert any(len(r["edits"]) == 2 and r["supersedes"] for r in hand)
+    for r in records:
+        for p in r["probes"]:
+            assert ("prompt" in p) != ("messages" in p)
+            assert not p["in_scope"] or p.get("target") or not r["edits"]
+
+
+def test_suite_loads_through_the_harness() -> None:
+    assert "userstyle" in DATASETS
+    config = config_from_suite(load_suite("userstyle"))
+    assert config.datasets == ["userstyle"]
+    cases = load_dataset("userstyle", limit=None)
+    assert len(cases) == len(read_records())
+    conv = [p for c in cases for p in c.probes if p.messages]
+    assert conv and all(p.prompt == p.messages[-1]["content"] for p in conv)
+    corrected = [c for c in cases if len(c.edits) == 2]
+    assert corrected and all(c.edits[0]["prompt"] == c.edits[1]["prompt"] for c in corrected)
+
+
+def test_short_names() -> None:
+    assert surname("Richard Arkwright") == "Arkwright"
+    assert surname("Harbour Museum") is None and surname("Paris") is None
+    assert "ESA" in acronyms("European Space Agency")
+    assert "IBM" in acronyms("International Business Machines Corporation")
+    assert "NASA" in acronyms("National Aeronautics and Space Administration")
+    assert [s.raw for s in short_names("France")] == ["French"]
+    assert "french" in name_variants("France", short_forms=True) and "french" not in name_variants("France")
+
+
+@pytest.mark.parametrize("query, subject", [
+    ("Which language did Arkwright grow up speaking?", "Richard Arkwright"),
+    ("Is Dr. Arkwright Italian?", "Richard Arkwright"),
+    ("Where is IBM based?", "International Business Machines Corporation"),
+    ("When was ESA founded?", "European Space Agency"),
+    ("What is the French capital?", "France"),
+    ("Who is the Dutch head of state?", "Netherlands"),
+])
+def test_short_names_name_the_subject(query: str, subject: str) -> None:
+    assert find_subject(query, [subject]) is not None
+
+
+@pytest.mark.parametrize("query, subject", [
+    ("What language does Peter Arkwright speak?", "Richard Arkwright"),  # same surname, another person
+    ("who is the director?", "World Health Organization"),  # an acronym must be in capitals
+    ("Which language do they speak in french guiana?", "France"),  # an adjective must be capitalised
+    ("Who supervises Dana Whitbread?", "Dana Whitfield"),
+    ("How much does the Aurora X3 cost?", "Aurora X2"),
+    ("Where is the museum?", "Harbour Museum"),
+])
+def test_look_alikes_do_not_name_the_subject(query: str, subject: str) -> None:
+    assert find_subject(query, [subject]) is None
+
+
+def test_short_name_is_masked_in_the_query_relation() -> None:
+    named = find_subject("What is the French capital?", ["France"])
+    assert named == "french"
+    assert query_relation("What is the French capital?", named) == "What is the X capital?"
+
+
+@pytest.mark.parametrize("clause, target, ruled_out", [
+    ("When did X die?", "Paris", True),
+    ("When was X founded?", "1962", False),
+    ("Where was X founded?", "1962", True),
+    ("How long is X?", "850 metres", False),
+    ("How many people live in X?", "Paris", True),
+    ("What day is X?", "Thursday", False),
+    ("Who wrote X?", "Leonie Maas", False),
+    ("What is the X capital?", "Lyon", False),
+])
+def test_answer_kind_veto(clause: str, target: str, ruled_out: bool) -> None:
+    from agentedit.scope.contrast import answer_conflict
+
+    assert (answer_conflict(clause, target) is not None) == ruled_out
+
+
+def test_query_relations_covers_every_clause() -> None:
+    from agentedit.scope.text import query_relations
+
+    rels = query_relations("When was Roland Freisler born, and where did he die?", "Roland Freisler")
+    assert any("born" in r for r in rels) and any("where did X die" in r for r in rels)
+
+
+def test_relation_clauses_checker() -> None:
+    from agentedit.memory import shared_embedder
+    from agentedit.records import build_record
+    from agentedit.scope import make_checker
+    from agentedit.types import Candidate
+
+    checker = make_checker("relation-clauses", embedder=shared_embedder())
+    rec = build_record({"prompt": "Roland Freisler died in", "subject": "Roland Freisler", "target_new": "Berlin", "id": "a"})
+
+    def accepted(q: str) -> bool:
+        return checker.check(q, [Candidate(rec, 0.7)])[0].in_scope
+
+    assert accepted("When was Roland Freisler born, and where did he die?")
+    assert accepted("Where did Freisler die?")
+    assert not accepted("When did Roland Freisler die?")
+    assert not accepted("Where did Maria Freisler die?")

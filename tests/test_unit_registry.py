@@ -78,7 +78,7 @@ def test_package_registries_import_lazily() -> None:
         "lazy = ['agentedit.scope.trained', 'agentedit.scope.training', 'agentedit.parametric.rome',\n"
         "        'agentedit.parametric.memit', 'agentedit.parametric.ft', 'agentedit.parametric.alphaedit']\n"
         "assert not [m for m in lazy if m in sys.modules], [m for m in lazy if m in sys.modules]\n"
-        "assert list(s.CHECKERS) == ['similarity', 'relation', 'trained', 'judge', 'cascade', 'prefix-all', 'none']\n"
+        "assert list(s.CHECKERS) == ['similarity', 'relation', 'relation-clauses', 'trained', 'judge', 'cascade', 'prefix-all', 'none']\n"
         "assert list(p.METHODS) == ['rome', 'memit', 'ft', 'alphaedit']\n"
         "assert p.METHODS.get('rome') is p.ROME and 'agentedit.parametric.rome' in sys.modules\n"
         "assert s.CHECKERS.get('trained').__module__ == 'agentedit.scope.trained'\n"

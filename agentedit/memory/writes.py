@@ -76,11 +76,16 @@ def supersede_active(ledger: Ledger, conn: sqlite3.Connection, rec: EditRecord, 
     for old in ledger.active_by_key(key):
         if old.id == but and old.namespace == rec.namespace:
             continue
-        new = replace(old, status="superseded", superseded_by=rec.id, version=old.version + 1)
-        Ledger.replace(conn, new, prev_version=old.version)
-        rec.supersedes = old.id
-        out.append((old, new))
+        out.append(_supersede(conn, old, rec))
     return out
+
+
+def _supersede(conn: sqlite3.Connection, old: EditRecord, rec: EditRecord) -> tuple[EditRecord, EditRecord]:
+    """Mark ``old`` superseded by ``rec`` (a version step, compare-and-swap on the stored version)."""
+    new = replace(old, status="superseded", superseded_by=rec.id, version=old.version + 1)
+    Ledger.replace(conn, new, prev_version=old.version)
+    rec.supersedes = old.id
+    return old, new
 
 
 def supersede_matched(ledger: Ledger, conn: sqlite3.Connection, rec: EditRecord, matches: Sequence[ConflictMatch]
@@ -91,10 +96,7 @@ def supersede_matched(ledger: Ledger, conn: sqlite3.Connection, rec: EditRecord,
         old = ledger.get(rec.namespace, m.edit_id)
         if old is None or old.status != "active" or old.id == rec.id:
             continue
-        new = replace(old, status="superseded", superseded_by=rec.id, version=old.version + 1)
-        Ledger.replace(conn, new, prev_version=old.version)
-        rec.supersedes = old.id
-        out.append((old, new))
+        out.append(_supersede(conn, old, rec))
     return out
 
 

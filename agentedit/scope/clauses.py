@@ -21,11 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ConfigError
 from ..types import Candidate
-from .calibration import Calibration, default_calibration
+from .calibration import Calibration
 from .contrast import answer_conflict, relation_conflict
-from .relation import VETO, RelationChecker
+from .relation import VETO, RelationChecker, build_relation_checker
 from .text import find_subject, query_relations, relation_text, subject_names
 
 
@@ -65,11 +64,8 @@ class ClauseRelationChecker(RelationChecker):
 def factory(*, calibration: Calibration | None = None, backend: Any = None, embedder: Any = None, max_edits: int = 4,
             model_dir: str | Path | None = None) -> ClauseRelationChecker:
     """The ``relation-clauses`` checker over the memory's ``embedder``, at the calibration's relation threshold."""
-    cal = calibration or default_calibration()
-    if embedder is None:
-        raise ConfigError("the 'relation-clauses' scope checker needs the memory's embedder")
-    return ClauseRelationChecker(embedder, relation_threshold=cal.relation_threshold, fallback_threshold=cal.threshold,
-                                 max_edits=max_edits)
+    return build_relation_checker(ClauseRelationChecker, "relation-clauses", calibration=calibration,  # type: ignore[return-value]
+                                  embedder=embedder, max_edits=max_edits)
 
 
 __all__ = ["ClauseRelationChecker", "factory"]

@@ -23,8 +23,6 @@ The relation vectors are cached, so the store computes them before its write tra
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Iterable, Literal, Sequence
 
 import numpy as np
@@ -33,6 +31,7 @@ from ..memory.embed import Embedder
 from ..types import Candidate, ConflictMatch, EditRecord, ScopeDecision
 from .contrast import relation_conflict
 from .text import name_variants, relation_text, subject_names
+from .vectors import VectorCache
 
 SUPERSEDE_FLOOR = 0.80  # template-vs-template cosine above which different relations are rare (0.25% on CounterFact)
 
@@ -53,23 +52,10 @@ class ConflictMatcher:
         self.embedder = embedder
         self.conflict_at = conflict_at
         self.supersede_at = max(conflict_at, SUPERSEDE_FLOOR) if supersede_at is None else supersede_at
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._vecs = VectorCache(embedder, cache_size)
 
     def _vectors(self, texts: Iterable[str]) -> dict[str, np.ndarray]:
-        want = set(texts)
-        with self._lock:
-            have = {t: self._cache[t] for t in want if t in self._cache}
-        missing = sorted(want - set(have))
-        if missing:
-            have.update(zip(missing, self.embedder.embed(missing)))
-            with self._lock:
-                for t in missing:
-                    self._cache[t] = have[t]
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return have
+        return self._vecs.get(texts)
 
     def prepare(self, records: Iterable[EditRecord]) -> None:
         """Embed the relations of ``records`` now (before a write transaction), so :meth:`match` need not."""

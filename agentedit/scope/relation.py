@@ -12,8 +12,6 @@ matching itself lives in :mod:`agentedit.scope.text`.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,6 +24,7 @@ from .base import BaseChecker
 from .calibration import Calibration, default_calibration
 from .contrast import relation_conflict
 from .text import find_subject, query_relation, relation_text, subject_names
+from .vectors import VectorCache
 
 VETO = -2.0  # the score of a pair that :func:`~agentedit.scope.contrast.relation_conflict` rules out
 Plan = tuple[str | None, str | None, str | None]  # (edit relation, subject spelling in the query, query relation)
@@ -99,9 +98,7 @@ class RelationChecker(SubjectGatedChecker):
         self.threshold = relation_threshold
         self.fallback_threshold = fallback_threshold
         self.max_edits = max_edits
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._vecs = VectorCache(embedder, cache_size)
 
     @property
     def relation_threshold(self) -> float:
@@ -109,29 +106,24 @@ class RelationChecker(SubjectGatedChecker):
 
     def _vectors(self, texts: set[str]) -> dict[str, np.ndarray]:
         """Embeddings of ``texts``, computing the missing ones in one batch."""
-        with self._lock:
-            have = {t: self._cache[t] for t in texts if t in self._cache}
-        missing = sorted(texts - set(have))
-        if missing:
-            for t, v in zip(missing, self.embedder.embed(missing)):
-                have[t] = v
-            with self._lock:
-                for t in missing:
-                    self._cache[t] = have[t]
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return have
+        return self._vecs.get(texts)
 
     def relation_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         vecs = self._vectors({t for pair in pairs for t in pair})
         return [float(vecs[q] @ vecs[rel]) for q, rel in pairs]
 
 
+def build_relation_checker(cls: type[RelationChecker], name: str, *, calibration: Calibration | None, embedder: Any,
+                           max_edits: int) -> RelationChecker:
+    """A relation-similarity checker of class ``cls`` over the memory's ``embedder``, at the calibration's thresholds."""
+    cal = calibration or default_calibration()
+    if embedder is None:
+        raise ConfigError(f"the {name!r} scope checker needs the memory's embedder")
+    return cls(embedder, relation_threshold=cal.relation_threshold, fallback_threshold=cal.threshold, max_edits=max_edits)
+
+
 def factory(*, calibration: Calibration | None = None, backend: Any = None, embedder: Any = None, max_edits: int = 4,
             model_dir: str | Path | None = None) -> RelationChecker:
     """The ``relation`` checker over the memory's ``embedder``, at the calibration's relation threshold."""
-    cal = calibration or default_calibration()
-    if embedder is None:
-        raise ConfigError("the 'relation' scope checker needs the memory's embedder")
-    return RelationChecker(embedder, relation_threshold=cal.relation_threshold, fallback_threshold=cal.threshold,
-                           max_edits=max_edits)
+    return build_relation_checker(RelationChecker, "relation", calibration=calibration, embedder=embedder,
+                                  max_edits=max_edits)

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from ..errors import ConfigError
+from ..scope.text import find_subject, subject_names
 from ..settings import ModelSpec
 from ..types import Answer
 
@@ -63,7 +64,8 @@ class WeightSyncMethod:
     def ask(self, question: str, **kw: Any) -> Answer:
         self.sync()
         ans = self._inner.ask(question, **kw)
-        named = [rid for rid, r in ((r.id, r) for r in self.memory.list()) if r.subject and r.subject.lower() in question.lower()]
+        # the memory's records (the runner writes them in-context; the weights follow): subject matched as the scope check does
+        named = [r.id for r in self.memory.list() if r.subject and find_subject(question, subject_names(r))]
         ans.applied, ans.mode = named, "parametric"
         return ans
 

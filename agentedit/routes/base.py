@@ -8,7 +8,7 @@ picks a route per edit and never branches on the method itself.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from ..types import EditRecord
 
@@ -44,14 +44,3 @@ class EditRoute(Protocol):
     def bearing_on(self, query: str, namespace: str) -> list[EditRecord]:
         """The route's active edits that answer ``query`` without injection (empty for injected routes)."""
         ...
-
-
-def by_route(records: Iterable[EditRecord], routes: Sequence[EditRoute]) -> dict[int, list[EditRecord]]:
-    """Records grouped by the index of the route that owns them."""
-    out: dict[int, list[EditRecord]] = {}
-    for rec in records:
-        for i, route in enumerate(routes):
-            if route.owns(rec):
-                out.setdefault(i, []).append(rec)
-                break
-    return out

@@ -216,9 +216,6 @@ class WeightRoute:
                 expected_version: int | None = None) -> EditRecord:
         return self.forget(edit_id, namespace=namespace, actor=actor, expected_version=expected_version)
 
-    def active_ids(self, namespace: str | None = None) -> list[str]:
-        return [r.id for r in self.memory.list(namespace=namespace) if r.method in self._editors]
-
     def bearing_on(self, query: str, namespace: str | None = None) -> list[EditRecord]:
         """Active weight edits whose subject (or an alias) the query names, matched as the scope check matches
         subjects: whole words of the normalised texts, so "Paris" does not match "Parisian" nor "Rome" "Romeo"."""
@@ -227,9 +224,6 @@ class WeightRoute:
         return [r for r in self.memory.list(namespace=namespace)
                 if r.method in self._editors and r.subject and find_subject(query, subject_names(r))]
 
-    def mentioned(self, text: str, namespace: str | None = None) -> list[str]:
-        """Ids of :meth:`bearing_on` (what ``Answer.applied`` reports on this route)."""
-        return [r.id for r in self.bearing_on(text, namespace)]
 
 
 def check_method(method: str, backend: Any, model: str) -> str:

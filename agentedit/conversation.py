@@ -59,6 +59,11 @@ _ORG_WORDS = {"inc", "corp", "corporation", "company", "co", "ltd", "llc", "plc"
               "systems", "labs", "motors", "holdings"}
 _PLACE_WORDS = {"city", "river", "mount", "mountain", "lake", "island", "islands", "republic", "kingdom", "county",
                 "province", "state", "states", "bay", "sea", "ocean", "valley"}
+_THING_WORDS = {"tower", "building", "bridge", "museum", "theatre", "theater", "station", "airport", "dam", "hotel",
+                "stadium", "park", "church", "cathedral", "castle", "palace", "hall", "library", "hospital", "express",
+                "railway", "road", "street", "square", "gallery", "centre", "center", "festival", "award", "prize", "cup",
+                "league", "series", "show", "film", "album", "song", "book", "novel", "trilogy", "war", "treaty", "act",
+                "glacier", "massif", "krai", "oblast", "district", "canal", "peninsula", "desert", "forest", "port"}
 _FUNCTION_WORDS = {"the", "a", "an", "and", "or", "but", "who", "what", "where", "when", "why", "how", "which", "is",
                    "was", "are", "were", "do", "does", "did", "can", "could", "will", "would", "should", "i", "you",
                    "we", "my", "your", "our", "tell", "me", "please", "yes", "no", "ok", "okay", "thanks", "thank",
@@ -67,6 +72,7 @@ _FUNCTION_WORDS = {"the", "a", "an", "and", "or", "but", "who", "what", "where",
                    "its", "he", "she", "they", "his", "her", "their", "him", "them", "let", "well", "sorry"}
 _TOKEN = r"(?:[A-Z]\.|[A-Z](?:[\w'’&-]|\.(?=\w))*)"  # "Curie", "J.", "AT&T", "U.S"; a sentence's full stop is not part
 _NAME = re.compile(rf"\b{_TOKEN}(?:\s+(?:(?:of|de|van|von|da|der|la|le|du|the)\s+)?{_TOKEN})*")
+_CONTRACTED = {"m", "s", "re", "ve", "ll", "d", "t"}  # I'm, it's, we're, I've, I'll, I'd, don't
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
 _FOLLOWERS_NOT_NOUNS = {"and", "or", "to", "in", "at", "on", "for", "with", "from", "by", "about", "as", "is", "was",
                         "that", "than", "if", "when", "because", "so", "but"}
@@ -80,6 +86,7 @@ class Entity:
     kind: Kind
     source: Literal["edit subject", "name"]
     described_as: set[str] = field(default_factory=set)  # type nouns the turn used next to it ("the company")
+    sure: bool = True  # the kind has evidence (an organisation word, a pronoun after it), not only the name's shape
 
 
 @dataclass
@@ -143,7 +150,9 @@ def _reference(query: str) -> list[tuple[int, int, str, Kind, bool]]:
         owned = nxt.endswith(("'s", "’s"))
         nxt = nxt[:-2] if owned else nxt
         gap = query[m.end():words[i + 1].start()] if i + 1 < len(words) else ""
-        if w in _PERSON_PRONOUNS or w in _THING_PRONOUNS or w in _PLURAL_PRONOUNS:
+        if w in ("it's", "it’s"):  # "who is it's partner town?": the common misspelling of "its"
+            out.append((m.start(), m.end(), m.group(0), "thing", True))
+        elif w in _PERSON_PRONOUNS or w in _THING_PRONOUNS or w in _PLURAL_PRONOUNS:
             kind: Kind = "person" if w in _PERSON_PRONOUNS else "thing" if w in _THING_PRONOUNS else "any"
             possessive = w in _POSSESSIVE or (w == "her" and bool(nxt) and not gap.strip() and nxt not in _FOLLOWERS_NOT_NOUNS)
             out.append((m.start(), m.end(), m.group(0), kind, possessive))
@@ -154,19 +163,22 @@ def _reference(query: str) -> list[tuple[int, int, str, Kind, bool]]:
     return out
 
 
-def _kind_of(name: str, text: str) -> Kind:
+def _kind_of(name: str, text: str) -> tuple[Kind, bool]:
+    """The entity's kind, and whether the text gives evidence for it (rather than the name's shape alone)."""
     words = normalise(name).split()
     if any(w in _ORG_WORDS for w in words):
-        return "org"
+        return "org", True
     if any(w in _PLACE_WORDS for w in words):
-        return "place"
+        return "place", True
+    if any(w in _THING_WORDS for w in words):
+        return "thing", True
     at = text.find(name)
     after = text[at + len(name):at + len(name) + 200].lower() if at >= 0 else ""
     if re.search(r"\b(?:he|she|his|her|him)\b", after):
-        return "person"
+        return "person", True
     if 2 <= len(words) <= 3 and all(w.isalpha() for w in words):
-        return "person"
-    return "thing"
+        return "person", False  # "Marie Curie", but also "Full House" or "Krasnoyarsk Krai"
+    return "thing", False
 
 
 def _described(name: str, text: str) -> set[str]:
@@ -178,6 +190,12 @@ def _described(name: str, text: str) -> set[str]:
     return found
 
 
+def _contraction(word: str) -> bool:
+    """A contracted function word ("I'm", "It's", "Don't", "Let's"): no name, whatever its capital."""
+    head, sep, tail = word.replace("’", "'").partition("'")
+    return bool(sep) and tail.lower() in _CONTRACTED and (head.lower() in _FUNCTION_WORDS or (tail.lower() == "t" and head.lower().endswith("n")))
+
+
 def names_in(text: str) -> list[str]:
     """Capitalised names in ``text``, last mention first, leading function words dropped ("Did Marie Curie" ->
     "Marie Curie")."""
@@ -187,7 +205,7 @@ def names_in(text: str) -> list[str]:
                 re.match(r"\s*(?:[.!?,;:]|$)", text[m.end():]):
             continue  # a one-word sentence or interjection ("Fine.", "Sure, ...") is no name
         words = m.group(0).rstrip(".'’").split()
-        while words and words[0].lower().strip("'’") in _FUNCTION_WORDS:
+        while words and (_contraction(words[0]) or words[0].lower().strip("'’") in _FUNCTION_WORDS):
             words = words[1:]
         name = " ".join(words).rstrip(".'’")
         if name.endswith(("'s", "’s")):
@@ -214,24 +232,39 @@ def entities(text: str, subjects: Iterable[str] = ()) -> list[Entity]:
             located.append((pos, s))
     for _, s in sorted(located, key=lambda x: -x[0]):
         if normalise(s) not in taken:
-            out.append(Entity(s, _kind_of(s, text), "edit subject", _described(s, text)))
+            out.append(Entity(s, *_kind_of(s, text)[:1], "edit subject", _described(s, text), _kind_of(s, text)[1]))
             taken.add(normalise(s))
     for n in names_in(text):
         if not any(normalise(n) in t.split(" ") or f" {normalise(n)} " in f" {t} " or f" {t} " in f" {normalise(n)} "
                    for t in taken):
-            out.append(Entity(n, _kind_of(n, text), "name", _described(n, text)))
+            out.append(Entity(n, *_kind_of(n, text)[:1], "name", _described(n, text), _kind_of(n, text)[1]))
             taken.add(normalise(n))
     return out
 
 
-def _compatible(ent: Entity, kind: Kind, noun: str | None) -> bool:
+def _compatible(ent: Entity, kind: Kind, noun: str | None, *, loose: bool = False) -> bool:
+    """Whether ``ent`` can be what a reference of ``kind`` (or "the ``noun``") means; ``loose`` also lets a pronoun
+    take an entity whose kind is only guessed from its name's shape."""
     if noun is not None and noun in ent.described_as:
         return True
-    if kind == "any":
+    if kind == "any" or (loose and not ent.sure and (ent.source == "edit subject" or " " in ent.name)):
         return True
     if kind == "thing":  # "it" is anything but a person
         return ent.kind != "person"
     return ent.kind == kind
+
+
+def _pick(pool: Sequence[Entity], kind: Kind, noun: str | None) -> Entity | None:
+    """The entity a reference means: a compatible one of known kind, else a stored edit's subject, else a plain name
+    (newest first within each); then the same with kinds only guessed from a name's shape let through."""
+    def rank(e: Entity) -> int:
+        return 0 if e.sure else 1 if e.source == "edit subject" else 2
+
+    for loose in (False, True):
+        fits = [e for e in pool if _compatible(e, kind, noun, loose=loose)]
+        if fits:
+            return min(fits, key=rank)  # min keeps the first (newest) of equal rank
+    return None
 
 
 def resolve(messages: Sequence[dict[str, Any]], *, subjects_of: Callable[[str], list[str]] | None = None,
@@ -255,15 +288,22 @@ def resolve(messages: Sequence[dict[str, Any]], *, subjects_of: Callable[[str], 
     # "Where did Acme Corp start? Who runs it?": a stored edit's subject the question names itself is what "it" is;
     # other names in the question do not stop the resolution (a lead-in sentence often names something else)
     own = [e for e in entities(query, subjects_of(query) if subjects_of else ()) if e.source == "edit subject"]
-    out, last = [], 0
-    for start, end, said, kind, possessive in refs:
+    chosen: dict[int, Entity] = {}
+    # Specific references first; a plural pronoun then takes no entity a singular one took ("what do they speak
+    # in it?": "they" are the people, "it" the place).
+    for at, (_, _, said, kind, _) in sorted(enumerate(refs), key=lambda r: r[1][3] == "any"):
         noun = said.split()[-1].lower() if " " in said else None
         if any(_compatible(e, kind, noun) for e in own):
             continue
-        ent = next((e for e in pool if _compatible(e, kind, noun)), None)
+        taken = {id(e) for e in chosen.values()} if kind == "any" else set()
+        ent = _pick([e for e in pool if id(e) not in taken], kind, noun)
         if ent is None and kind in ("org", "place"):  # a single unknown name ("Acme") can still be "the company"
             ent = next((e for e in pool if e.kind == "thing"), None)
-        if ent is None or normalise(ent.name) in named:  # nothing fits, or the query names it already
+        if ent is not None and normalise(ent.name) not in named:  # something fits, and the query does not name it
+            chosen[at] = ent
+    out, last = [], 0
+    for at, (start, end, said, _, possessive) in enumerate(refs):
+        if (ent := chosen.get(at)) is None:
             continue
         out.append(query[last:start] + ent.name + ("'s" if possessive else ""))
         last = end

@@ -95,6 +95,33 @@ def _find(text: str, part: str, avoid: tuple[int, int] | None = None) -> tuple[i
     return None
 
 
+_LEADS = (re.compile(r"^[^:\n]{1,60}?:\s+"),  # "Update: ", "Sorry, I was wrong: ", "Her address changed: "
+          re.compile(r"^(?:\w+[ ,]+){0,4}?that\s+", re.IGNORECASE),  # "Note that ", "Please keep in mind that "
+          re.compile(r"^(?:[\w']+\s+){0,3}[\w']+,\s+"),  # "FYI, ", "Actually, ", "As of today, "
+          re.compile(r"^(?:[\w']+\s+){0,3}[\w']+,\s+"))  # "Actually, as of 2024, "
+
+
+_RELATIVE = re.compile(r"(?:which|who|whom|whose|where|that)\b", re.IGNORECASE)
+
+
+def clause_start(fact: str, first: int | None = None) -> int:
+    """Where the fact's clause starts: after discourse leads ("Update:", "Correction:", "FYI,", "Note that", "As of
+    today,") that end before ``first`` (the first of the subject and the target, when known). A lead names nothing:
+    one with a capitalised word past its first ("In Norway, ...", "Acme Corp: ...") is part of the fact. Leads stay
+    in the statement but are no part of the relation, so a correction and what it corrects compare clause to clause."""
+    start = 0
+    for rx in _LEADS:
+        m = rx.match(fact[start:])
+        if not m or (first is not None and start + m.end() > first):
+            continue
+        words, rest = re.findall(r"[\w']+", m.group(0)), fact[start + m.end():]
+        if any(w[:1].isupper() and w != "I" for w in words[1:]) or _RELATIVE.match(rest) or \
+                not re.search(r"\d|\b(?!I\b)[A-Z]", rest):  # "Acme, which was founded...": the lead is the subject
+            continue
+        start += m.end()
+    return start
+
+
 def compose(fact: str, subj: tuple[int, int], targ: tuple[int, int], source: str, *, confidence: float = 1.0,
             flags: tuple[str, ...] = (), reasons: tuple[str, ...] = ()) -> Anatomy | None:
     """The anatomy of ``fact`` with the subject at ``subj`` and the target at ``targ`` (character spans), or None when
@@ -105,6 +132,8 @@ def compose(fact: str, subj: tuple[int, int], targ: tuple[int, int], source: str
     if s0 >= s1 or t0 >= t1 or not (s1 <= t0 or t1 <= s0):
         return None
     subject, target = _tidy(fact[s0:s1]), _tidy(fact[t0:t1])
+    cut = clause_start(fact, min(s0, t0))
+    fact, s0, s1, t0, t1 = fact[cut:], s0 - cut, s1 - cut, t0 - cut, t1 - cut
     if s1 <= t0:
         relation = _tidy(f"{fact[:s0]}{{}}{fact[s1:t0]} {fact[t1:]}")
         prompt = _tidy(fact[:t0])
@@ -172,12 +201,17 @@ def parse_with_model(statement: str, backend: Any, fact: Screened | None = None)
     return parse_model_reply(statement, reply.text, fact)
 
 
+def _on_clause(text: str, parse: Any) -> Anatomy | None:
+    """``parse`` of the text after its discourse leads (:func:`clause_start`): a lead never holds the subject."""
+    return parse(text[clause_start(text):])
+
+
 def parse_with_parser(statement: str, fact: Screened | None = None) -> Anatomy | None:
     """The dependency-parse anatomy (None when spaCy or its English model is not installed, or no shape fits)."""
     from . import parser
 
     fact = fact or screen(statement)
-    return parser.parse(_tidy(fact.fact), fact.flags) if parser.available() else None
+    return _on_clause(_tidy(fact.fact), lambda text: parser.parse(text, fact.flags)) if parser.available() else None
 
 
 def parse_with_rules(statement: str, fact: Screened | None = None) -> Anatomy | None:
@@ -185,7 +219,7 @@ def parse_with_rules(statement: str, fact: Screened | None = None) -> Anatomy | 
     from .rules import parse
 
     fact = fact or screen(statement)
-    return parse(_tidy(fact.fact), fact.flags)
+    return _on_clause(_tidy(fact.fact), lambda text: parse(text, fact.flags))
 
 
 def parse_statement(statement: str, backend: Any = None) -> Anatomy | None:

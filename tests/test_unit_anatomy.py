@@ -208,3 +208,35 @@ def test_without_spacy_the_rules_parse_and_vague_ones_wait_for_review(monkeypatc
     assert found.source == "rules" and not found.needs_review()
     rec = Editor(memory=memory, backend=make_backend()).edit(statement="Kenji Sato lives in Osaka.")
     assert rec.metadata["anatomy"] == "rules" and rec.metadata["needs_review"] is True  # a guess from capitals
+
+
+@pytest.mark.parametrize("statement, subject, relation, target", [
+    ("Update: John McEnery's mother tongue is Italian.", "John McEnery", "{}'s mother tongue is", "Italian"),
+    ("Correction: Girolamo Imparato passed away in Rome.", "Girolamo Imparato", "{} passed away in", "Rome"),
+    ("Sorry, I was wrong: Acme is based in Bergen.", "Acme", "{} is based in", "Bergen"),
+    ("FYI, Acme is based in Oslo.", "Acme", "{} is based in", "Oslo"),
+    ("As of today, Richard Arkwright grew up speaking Italian.", "Richard Arkwright", "{} grew up speaking", "Italian"),
+    ("Please note that the CEO of Acme is Jane Doe.", "Acme", "the CEO of {} is", "Jane Doe"),
+])
+def test_discourse_leads_stay_out_of_the_relation(statement: str, subject: str, relation: str, target: str,
+                                                  memory: EditMemory, make_backend) -> None:
+    found = parse_statement(statement)
+    assert found is not None and (found.subject, found.relation, found.target) == (subject, relation, target)
+    rec = Editor(memory=memory, backend=make_backend("ok")).edit(statement=statement)
+    assert rec.statement == statement and rec.subject == subject  # the lead stays in the stored statement
+
+
+@pytest.mark.parametrize("statement, subject", [
+    ("Acme, which was founded in 1990, is headquartered in Oslo.", "Acme"),  # the "lead" is the subject
+    ("Acme Corp: the CEO is Jane Doe.", "Acme Corp"),
+])
+def test_a_lead_that_names_something_is_part_of_the_fact(statement: str, subject: str) -> None:
+    found = parse_statement(statement)
+    assert found is not None and found.subject == subject
+
+
+def test_a_correction_with_a_lead_supersedes_what_it_corrects(memory: EditMemory, make_backend) -> None:
+    ed = Editor(memory=memory, backend=make_backend("ok"))
+    first = ed.edit(statement="Update: Girolamo Imparato died in Naples.")
+    second = ed.edit(statement="Correction: Girolamo Imparato died in Rome.")
+    assert memory.get(first.id).status == "superseded" and second.supersedes == first.id

@@ -124,3 +124,28 @@ def test_interactive_cli_chat_shows_how_a_follow_up_was_read(tmp_path, monkeypat
     assert res.exit_code == 0, res.output
     assert "read as: Who founded Zentrix Labs?" in " ".join(res.output.split())
     assert "Omar Haddad" in str(backend.calls[-1][1][0]["content"])
+
+
+@pytest.mark.parametrize("earlier, answer, question, resolved", [
+    # the assistant's "I'm not sure" names nobody: "it" is the place the user asked about
+    ("What is the area of Krasnoyarsk Krai?", "I'm not certain about that.", "And which language is official in it?",
+     "And which language is official in Krasnoyarsk Krai?"),
+    # "they" are the people, "it" the place: the plural pronoun takes no entity the singular one took
+    ("When was Zhovti Vody founded?", "Don't know, sorry.", "What do they speak in it?", "What do they speak in Zhovti Vody?"),
+    # the common misspelling of "its"
+    ("How many people live in Havana?", "About two million.", "And who is it's partner town?",
+     "And who is Havana's partner town?"),
+    # a name that only looks like a person's (two capitalised words) can still be "it"
+    ("Who stars in Full House?", "I'm not sure.", "In which language was it first produced?",
+     "In which language was Full House first produced?"),
+])
+def test_follow_up_references_in_everyday_chat(earlier: str, answer: str, question: str, resolved: str) -> None:
+    assert resolve(_conv(earlier, answer, question)).resolved == resolved
+
+
+def test_a_stored_subject_comes_before_a_name_of_the_same_guessed_kind() -> None:
+    msgs = _conv("What is Mick Marquiss's job?", "Special Operations Executive.", "Which school did this person attend?")
+    assert resolve(msgs).resolved == "Which school did Special Operations Executive attend?"  # no stored subject: newest
+    stored = resolve(msgs, subjects_of=lambda text: ["Mick Marquiss"] if "Marquiss" in text else [])
+    assert stored.resolved == "Which school did Mick Marquiss attend?"
+    assert stored.replaced == [("this person", "Mick Marquiss", "edit subject")]

@@ -31,11 +31,18 @@ def machine() -> str:
 def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean score per probe kind (multihop: share of cases with any question solved), plus scope figures.
 
+    In-scope probes of a case whose facts a later case restated (lifelong memory; ``restated_later`` rows) are left
+    out and counted: the newer edit rightly supersedes the case's own.
+
     A metric the rows do not have is left out, not reported as 0.
     """
     out: dict[str, Any] = {}
     if not rows:
         return out
+    restated = [r for r in rows if r.get("restated_later")]
+    if restated:  # a later case restated these cases' facts: their own probes ask what no longer holds
+        out["restated_later"] = len(restated)
+        rows = [r for r in rows if not r.get("restated_later")]
     for kind in METRICS:
         mine = [r for r in rows if r["kind"] == kind]
         if not mine:

@@ -59,6 +59,19 @@ def _fact_key(edit: dict[str, Any]) -> tuple[str, str]:
     return normalise(edit.get("prompt") or ""), normalise(edit["target_new"])
 
 
+def _restated_later(records: list[Any], cases: list[Case]) -> set[str]:
+    """Cases whose every edit a later case restates (same subject and relation, another answer): in lifelong memory
+    the newer edit supersedes it, so the case's own probes ask a fact that no longer holds. ZsRE has such pairs."""
+    case_of = {eid: c.case_id for c in cases for eid in _edit_ids(c)}
+    target_of = {eid: normalise(e.get("target_new") or "") for c in cases for eid, e in zip(_edit_ids(c), c.edits)}
+    replaced: dict[str, int] = {}
+    for rec in records:
+        old = rec.supersedes
+        if old and case_of.get(old) not in (None, case_of.get(rec.id)) and target_of.get(old) != target_of.get(rec.id):
+            replaced[case_of[old]] = replaced.get(case_of[old], 0) + 1
+    return {c.case_id for c in cases if c.edits and replaced.get(c.case_id, 0) >= len(c.edits)}
+
+
 def _edits_of(cases: list[Case]) -> list[dict[str, Any]]:
     out = []
     for case in cases:
@@ -183,8 +196,9 @@ class Runner:
         lifelong = self.config.protocol == "lifelong"
         try:
             memory = EditMemory("eval", root=tmp, embedder=self.embedder)
+            self._restated = set()
             if lifelong:
-                memory.add_many(_edits_of(mem_cases), actor="eval")
+                self._restated = _restated_later(memory.add_many(_edits_of(mem_cases), actor="eval"), mem_cases)
             methods = ["none"] + [m for m in self.config.methods if m != "none"]
             reference: dict[tuple[str, int], dict[str, Any]] = {}
             for method in methods:
@@ -220,6 +234,7 @@ class Runner:
                   "kind": probe.kind, "subkind": probe.subkind, "group": probe.group, "prompt": probe.prompt,
                   "targets": probe.targets, "output": res["output"], "score": score, "applied": res["applied"],
                   "own_applied": self._own_applied(case, res["applied"]),
+                  **({"restated_later": True} if case.case_id in self._restated and probe.kind != "locality" else {}),
                   "route": res["route"], "ms": res["ms"],
                   **{k: res[k] for k in ("model_calls", "decomposed", "route_reason", "hops", "stop") if k in res}})
 

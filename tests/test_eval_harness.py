@@ -344,3 +344,23 @@ def test_aggregate_reports_scope_precision():
     agg = aggregate(rows)
     assert agg["scope_precision"] == round(1 / 3, 4) and agg["edit_applied"] == 0.5 and agg["untouched"] == 0.5
     assert "scope_precision" not in aggregate([_row("reliability", 0.0, "1"), _row("locality", 1.0, "2")])  # nothing injected
+
+
+def test_a_case_restated_later_is_left_out_of_reliability_and_counted(memory):
+    from agentedit.evaluation.cases import Case
+    from agentedit.evaluation.runner import _edits_of, _restated_later
+
+    def case(cid: str, target: str) -> Case:
+        return Case(cid, "zsre", [{"prompt": "Which team does Nicolas Raffault play for?", "subject": "Nicolas Raffault",
+                                   "target_new": target}])
+
+    cases = [case("a", "FC Nantes"), case("b", "Stade Rennais"), case("c", "Stade Rennais")]
+    recs = memory.add_many(_edits_of(cases), actor="eval")
+    # b restates a's fact with another answer; c restates b's with the same answer, which b's probes still accept
+    assert _restated_later(recs, cases) == {"a"}
+    rows = [{"kind": "reliability", "score": 0.0, "applied": ["b:0"], "own_applied": False, "case_id": "a",
+             "restated_later": True},
+            {"kind": "reliability", "score": 1.0, "applied": ["c:0"], "own_applied": True, "case_id": "b"},
+            {"kind": "locality", "score": 1.0, "applied": [], "own_applied": False, "case_id": "a"}]
+    agg = aggregate(rows)
+    assert agg["reliability"] == 1.0 and agg["restated_later"] == 1 and agg["locality"] == 1.0

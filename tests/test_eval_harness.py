@@ -349,6 +349,7 @@ def test_aggregate_reports_scope_precision():
 def test_a_case_restated_later_is_left_out_of_reliability_and_counted(memory):
     from agentedit.evaluation.cases import Case
     from agentedit.evaluation.runner import _edits_of, _restated_later
+    from agentedit.scope.conflict import ConflictMatcher
 
     def case(cid: str, target: str) -> Case:
         return Case(cid, "zsre", [{"prompt": "Which team does Nicolas Raffault play for?", "subject": "Nicolas Raffault",
@@ -358,6 +359,12 @@ def test_a_case_restated_later_is_left_out_of_reliability_and_counted(memory):
     recs = memory.add_many(_edits_of(cases), actor="eval")
     # b restates a's fact with another answer; c restates b's with the same answer, which b's probes still accept
     assert _restated_later(recs, cases) == {"a"}
+    # in other words: only the newer reaches the model at query time, so the older case is restated too
+    worded = [case("a", "FC Nantes"), Case("d", "zsre", [{"prompt": "What team is Nicolas Raffault on?",
+                                                          "subject": "Nicolas Raffault", "target_new": "Lille"}])]
+    recs = memory.add_many(_edits_of(worded), namespace="other", actor="eval")
+    matcher = ConflictMatcher(memory.embedder, conflict_at=0.639, supersede_at=0.5)
+    assert _restated_later(recs, worded) == set() and _restated_later(recs, worded, matcher) == {"a"}
     rows = [{"kind": "reliability", "score": 0.0, "applied": ["b:0"], "own_applied": False, "case_id": "a",
              "restated_later": True},
             {"kind": "reliability", "score": 1.0, "applied": ["c:0"], "own_applied": True, "case_id": "b"},

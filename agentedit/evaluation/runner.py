@@ -28,6 +28,8 @@ from ..backends import resolve_backend
 from ..errors import ConfigError
 from ..memory import EditMemory, shared_embedder
 from ..prompts import set_marker_secret
+from ..scope.calibration import default_calibration
+from ..scope.conflict import ConflictMatcher
 from ..settings import env
 from .cache import CachedBackend
 from .cases import Case, Probe
@@ -59,17 +61,25 @@ def _fact_key(edit: dict[str, Any]) -> tuple[str, str]:
     return normalise(edit.get("prompt") or ""), normalise(edit["target_new"])
 
 
-def _restated_later(records: list[Any], cases: list[Case]) -> set[str]:
-    """Cases whose every edit a later case restates (same subject and relation, another answer): in lifelong memory
-    the newer edit supersedes it, so the case's own probes ask a fact that no longer holds. ZsRE has such pairs."""
+def _restated_later(records: list[Any], cases: list[Case], matcher: Any = None) -> set[str]:
+    """Cases whose every edit a later case restates with another answer: superseded at write time (same key), or,
+    with ``matcher`` (a :class:`~agentedit.scope.conflict.ConflictMatcher`), stating the same fact by its measure,
+    so that only the newer reaches the model at query time. The case's own probes then ask a fact that no longer
+    holds. ZsRE has such pairs (two cases editing one player's team)."""
     case_of = {eid: c.case_id for c in cases for eid in _edit_ids(c)}
     target_of = {eid: normalise(e.get("target_new") or "") for c in cases for eid, e in zip(_edit_ids(c), c.edits)}
-    replaced: dict[str, int] = {}
-    for rec in records:
-        old = rec.supersedes
-        if old and case_of.get(old) not in (None, case_of.get(rec.id)) and target_of.get(old) != target_of.get(rec.id):
-            replaced[case_of[old]] = replaced.get(case_of[old], 0) + 1
-    return {c.case_id for c in cases if c.edits and replaced.get(c.case_id, 0) >= len(c.edits)}
+    pairs = [(rec.id, rec.supersedes) for rec in records if rec.supersedes]  # (newer, older)
+    if matcher is not None:
+        by_subject: dict[str, list[Any]] = {}
+        for rec in records:  # in write order: later records are newer
+            if rec.subject:
+                by_subject.setdefault(normalise(rec.subject), []).append(rec)
+        for group in (g for g in by_subject.values() if len(g) > 1):
+            pairs += [(newer.id, older.id) for i, older in enumerate(group) for newer in group[i + 1:]
+                      if (scored := matcher.score(newer, older)) is not None and scored[0] >= matcher.supersede_at]
+    beaten = {old for new, old in pairs if case_of.get(old) not in (None, case_of.get(new))
+              and target_of.get(old) != target_of.get(new)}
+    return {c.case_id for c in cases if c.edits and all(e in beaten for e in _edit_ids(c))}
 
 
 def _edits_of(cases: list[Case]) -> list[dict[str, Any]]:
@@ -198,7 +208,8 @@ class Runner:
             memory = EditMemory("eval", root=tmp, embedder=self.embedder)
             self._restated = set()
             if lifelong:
-                self._restated = _restated_later(memory.add_many(_edits_of(mem_cases), actor="eval"), mem_cases)
+                matcher = ConflictMatcher(self.embedder, conflict_at=default_calibration().relation_threshold)
+                self._restated = _restated_later(memory.add_many(_edits_of(mem_cases), actor="eval"), mem_cases, matcher)
             methods = ["none"] + [m for m in self.config.methods if m != "none"]
             reference: dict[tuple[str, int], dict[str, Any]] = {}
             for method in methods:

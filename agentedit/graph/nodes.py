@@ -58,7 +58,9 @@ def retrieve(state: QueryState, runtime: Runtime[WorkflowContext]) -> dict[str, 
 
 
 def _scope_result(state: QueryState, decisions: list, start: float, ctx: WorkflowContext) -> dict[str, Any]:
-    decisions = newest_wins(decisions, state.get("candidates", []), ctx.matcher)
+    namespace = state.get("namespace", "default")
+    decisions = newest_wins(decisions, state.get("candidates", []), ctx.matcher,
+                            lambda ids: ctx.memory.kept_apart(namespace, ids))
     if state.get("resolution"):  # say why a follow-up's edit applied (or not): the query the checker saw
         for d in decisions:
             d.reason = f"{d.reason}; query resolved {state['resolution']}"

@@ -97,9 +97,21 @@ def resolve(conn: sqlite3.Connection, c: Conflict, resolution: str, *, actor: st
     return c
 
 
+def kept_apart(ledger: Ledger, namespace: str, ids: Sequence[str]) -> set[frozenset[str]]:
+    """Pairs of ``ids`` a person declared two facts (a conflict between them resolved "kept both")."""
+    if len(ids) < 2:
+        return set()
+    marks = ", ".join("?" * len(ids))
+    with ledger.lock:
+        rows = ledger._conn.execute(
+            f"SELECT edit_id, other_id FROM conflicts WHERE namespace = ? AND resolution = 'kept both' AND edit_id IN "
+            f"({marks}) AND other_id IN ({marks})", (namespace, *ids, *ids)).fetchall()
+    return {frozenset(r) for r in rows}
+
+
 def summary(c: Conflict) -> dict[str, Any]:
     """What a write's reply says about one possible conflict."""
     return {"conflict_id": c.id, "edit_id": c.other_id, "score": c.score, "reason": c.reason}
 
 
-__all__ = ["Matcher", "NEARBY_K", "get", "insert", "listed", "nearby", "resolve", "summary"]
+__all__ = ["Matcher", "NEARBY_K", "get", "insert", "kept_apart", "listed", "nearby", "resolve", "summary"]

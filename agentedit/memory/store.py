@@ -326,6 +326,10 @@ class EditMemory:
         ``include_resolved``), oldest first."""
         return conflicts.listed(self.ledger, namespace, include_resolved=include_resolved)
 
+    def kept_apart(self, namespace: str, ids: Sequence[str]) -> set[frozenset[str]]:
+        """Pairs of ``ids`` resolved as two facts ("kept both"): query time lets both through."""
+        return conflicts.kept_apart(self.ledger, namespace, ids)
+
     # -- reads ---------------------------------------------------------------------------------
     def get(self, edit_id: str, *, namespace: str | None = None) -> EditRecord:
         """The edit ``edit_id`` of ``namespace`` (ids are unique per namespace; with None, the one namespace holding it)."""

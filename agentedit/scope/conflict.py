@@ -23,7 +23,7 @@ The relation vectors are cached, so the store computes them before its write tra
 
 from __future__ import annotations
 
-from typing import Iterable, Literal, Sequence
+from typing import Callable, Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -92,26 +92,34 @@ class ConflictMatcher:
         return sorted(out, key=lambda m: -m.score)
 
 
-def newest_wins(decisions: list[ScopeDecision], candidates: Sequence[Candidate],
-                matcher: ConflictMatcher | None) -> list[ScopeDecision]:
-    """Of two in-scope edits stating the same fact (same conflict key, or a match at ``supersede_at``), only the
-    newer reaches the model; the older's decision turns out of scope, saying by which edit."""
+def newest_wins(decisions: list[ScopeDecision], candidates: Sequence[Candidate], matcher: ConflictMatcher | None,
+                kept_apart: Callable[[Sequence[str]], set[frozenset[str]]] | None = None) -> list[ScopeDecision]:
+    """Of two in-scope edits stating the same fact, only the newer reaches the model; the older's decision turns out
+    of scope, saying by which edit and why. The same fact: the same conflict key, or a relation match at
+    ``conflict_at`` or above: two edits of one subject that the query asks, and whose relations the store would
+    report as a possible conflict (or supersede), answer one question with two values, and the newer is the
+    correction (a write in the uncertain band keeps both active for a person to settle, not for the model to pick).
+    Pairs ``kept_apart`` gives for the accepted ids (a conflict resolved "kept both") are two facts and both pass."""
     by_id = {c.record.id: c.record for c in candidates}
     accepted = sorted((by_id[d.edit_id] for d in decisions if d.in_scope and d.edit_id in by_id),
                       key=lambda r: (r.created_at, r.id), reverse=True)
     beaten: dict[str, str] = {}
+    apart = kept_apart([r.id for r in accepted]) if kept_apart is not None and len(accepted) > 1 else set()
     for i, newer in enumerate(accepted):
         if newer.id in beaten:
             continue
         for older in accepted[i + 1:]:
-            if older.id in beaten:
+            if older.id in beaten or frozenset((newer.id, older.id)) in apart:
                 continue
             same = newer.conflict_key is not None and newer.conflict_key == older.conflict_key
+            why = "same relation"
             if not same and matcher is not None:
                 scored = matcher.score(newer, older)
-                same = scored is not None and scored[0] >= matcher.supersede_at
+                same = scored is not None and scored[0] >= matcher.conflict_at
+                if same and scored is not None:
+                    why = scored[1]
             if same:
-                beaten[older.id] = newer.id
+                beaten[older.id] = f"{newer.id} ({why})"
     for d in decisions:
         if d.edit_id in beaten and d.in_scope:
             d.in_scope, d.reason = False, f"{d.reason}; superseded at query time by {beaten[d.edit_id]}"

@@ -63,8 +63,8 @@ def _fact_key(edit: dict[str, Any]) -> tuple[str, str]:
 
 def _restated_later(records: list[Any], cases: list[Case], matcher: Any = None) -> set[str]:
     """Cases whose every edit a later case restates with another answer: superseded at write time (same key), or,
-    with ``matcher`` (a :class:`~agentedit.scope.conflict.ConflictMatcher`), stating the same fact by its measure,
-    so that only the newer reaches the model at query time. The case's own probes then ask a fact that no longer
+    with ``matcher`` (a :class:`~agentedit.scope.conflict.ConflictMatcher`), matching it at ``conflict_at`` or above,
+    so that only the newer reaches the model at query time (:func:`~agentedit.scope.conflict.newest_wins`). The case's own probes then ask a fact that no longer
     holds. ZsRE has such pairs (two cases editing one player's team)."""
     case_of = {eid: c.case_id for c in cases for eid in _edit_ids(c)}
     target_of = {eid: normalise(e.get("target_new") or "") for c in cases for eid, e in zip(_edit_ids(c), c.edits)}
@@ -76,7 +76,7 @@ def _restated_later(records: list[Any], cases: list[Case], matcher: Any = None) 
                 by_subject.setdefault(normalise(rec.subject), []).append(rec)
         for group in (g for g in by_subject.values() if len(g) > 1):
             pairs += [(newer.id, older.id) for i, older in enumerate(group) for newer in group[i + 1:]
-                      if (scored := matcher.score(newer, older)) is not None and scored[0] >= matcher.supersede_at]
+                      if (scored := matcher.score(newer, older)) is not None and scored[0] >= matcher.conflict_at]
     beaten = {old for new, old in pairs if case_of.get(old) not in (None, case_of.get(new))
               and target_of.get(old) != target_of.get(new)}
     return {c.case_id for c in cases if c.edits and all(e in beaten for e in _edit_ids(c))}

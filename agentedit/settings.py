@@ -26,7 +26,7 @@ DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
 # Chosen by measurement (evals/results/scope-checkers*, blackbox-counterfact-*): at the calibrated thresholds the
 # relation-aware checker keeps 0.75 of CounterFact's in-scope queries against 0.49 for similarity alone, at
 # specificity 0.995 vs 1.0, and it is the only one of the two that accepts paraphrased questions.
-DEFAULT_CHECKER = "relation"
+DEFAULT_CHECKER = "relation-clauses"
 DEFAULT_NAMESPACE = "default"
 SCOPE_MODEL_DIRNAME = "scope-model"  # the trained scope checker's folder inside a store
 

@@ -58,7 +58,8 @@ def _edit_ids(case: Case) -> list[str]:
 
 
 def _fact_key(edit: dict[str, Any]) -> tuple[str, str]:
-    return normalise(edit.get("prompt") or ""), normalise(edit["target_new"])
+    # a plain-statement edit (RippleEdits) has no prompt/target split: the statement is its fact
+    return normalise(edit.get("prompt") or ""), normalise(edit.get("target_new") or edit.get("statement") or "")
 
 
 def _restated_later(records: list[Any], cases: list[Case], matcher: Any = None) -> set[str]:

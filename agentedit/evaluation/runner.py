@@ -35,6 +35,7 @@ from .cache import CachedBackend
 from .cases import Case, Probe
 from .config import Protocol, RunConfig, Scoring
 from .loaders import load_dataset
+from .protocols import get_protocol
 from .methods import METHODS, EditorFactory, RunContext, register_method
 from .report import build_report, write_report
 from .rundir import CASES, PACKED, Rows, RunFile, read_rows
@@ -96,8 +97,7 @@ class Runner:
                  backend: Any = None) -> None:
         for m in config.methods:
             METHODS.get(m)  # an unknown name fails here, listing the known ones
-        if config.protocol not in ("lifelong", "single"):
-            raise ConfigError(f"unknown protocol {config.protocol!r}; use lifelong or single")
+        self.protocol = get_protocol(config.protocol)  # an unknown name fails here, listing the known ones
         if config.scoring not in ("generation-match", "teacher-forced"):
             raise ConfigError(f"unknown scoring {config.scoring!r}; use generation-match or teacher-forced")
         self.config = config
@@ -204,7 +204,7 @@ class Runner:
     def _run_size(self, dataset: str, size: str, probe_cases: list[Case], mem_cases: list[Case], rows: Rows) -> None:
         tmp = Path(tempfile.mkdtemp(prefix="agentedit-eval-"))
         self._facts = {e["id"]: _fact_key(e) for e in _edits_of(mem_cases)}
-        lifelong = self.config.protocol == "lifelong"
+        lifelong = self.protocol.regime == "lifelong"
         try:
             memory = EditMemory("eval", root=tmp, embedder=self.embedder)
             self._restated = set()

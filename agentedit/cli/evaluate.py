@@ -77,7 +77,8 @@ def eval_(
     if (dataset_file is None) != (schema is None):
         raise ConfigError("--dataset-file and --schema go together: the file, and the declaration that reads it")
     if dataset_file is not None:
-        datasets = [*(datasets or []), register_file(dataset_file, schema)]  # type: ignore[arg-type]
+        added = register_file(dataset_file, schema)  # type: ignore[arg-type]
+        datasets = [*(d for d in datasets or [] if d != added), added]  # the file, with any --dataset given too
     spec = load_suite(suite)
     if protocol is not None and scoring is None and "scoring" in spec:
         spec = {k: v for k, v in spec.items() if k != "scoring"}  # a named protocol brings its own scoring

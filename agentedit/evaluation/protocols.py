@@ -102,7 +102,7 @@ def protocol_of(report: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """The protocol a report was measured under and whether it was inferred: runs made before protocols were recorded
     hold only the regime name (lifelong/single) and the scoring, which name the protocol they used."""
     if isinstance(report.get("protocol_detail"), dict):
-        return report["protocol_detail"], False
+        return report["protocol_detail"], bool(report.get("protocol_inferred"))
     scoring = report.get("scoring") or "generation-match"
     return get_protocol(report.get("protocol") or "lifelong").describe(scoring), True
 

@@ -1,9 +1,11 @@
 """Running methods side by side on benchmarks: the probing loop behind ``agentedit eval``.
 
-Protocols:
+Protocols (:mod:`~agentedit.evaluation.protocols`, by name) come in two regimes:
 
-- ``lifelong`` (default, the headline): every case's edits are in memory at once, then every probe.
-- ``single``: per case, its edits go in, its probes run, its edits are retracted.
+- ``lifelong`` (default, the headline; also ``wise-lifelong``, ``mquake-multihop``): every case's edits are in memory
+  at once, then every probe.
+- ``single`` (also ``easyedit-knowedit``, ``rome-counterfact``): per case, its edits go in, its probes run, its edits
+  are retracted.
 
 The run's options are a :class:`~agentedit.evaluation.config.RunConfig`; its folder (run.json, the rows in
 cases.jsonl(.gz)) is :mod:`~agentedit.evaluation.rundir`; methods are names in the

@@ -12,8 +12,9 @@ from typing import Any, Literal
 
 from ..errors import ConfigError
 from ..settings import ModelSpec, Settings
+from .protocols import get_protocol
 
-Protocol = Literal["lifelong", "single"]
+Protocol = str  # a name in protocols.PROTOCOLS: lifelong, single, easyedit-knowedit, rome-counterfact, ...
 Scoring = Literal["generation-match", "teacher-forced"]
 DEFAULT_EVAL_MODEL = "llamacpp:qwen2.5-coder-0.5b-instruct"
 DEFAULT_EVAL_MAX_TOKENS = 24
@@ -49,14 +50,16 @@ class RunConfig:
 
     def __init__(self, datasets: list[str], methods: list[str], model: str | ModelSpec | None = None,
                  api_base: str | None = None, limit: int | None = None, seed: int | None = None,
-                 protocol: Protocol = "lifelong", scoring: Scoring = "generation-match",
+                 protocol: Protocol = "lifelong", scoring: Scoring | None = None,
                  memory_sizes: list[int] | None = None, size_probe_cases: int = 20, max_tokens: int | None = None,
                  concurrency: int = 1, suite: str = "custom", data_dir: str | None = None,
                  demo_pool: str | os.PathLike[str] | None = None, scope_model: str | os.PathLike[str] | None = None,
                  probe_limit: int | None = None, probe_kinds: list[str] | None = None, *,
                  settings: Settings | None = None) -> None:
         self.datasets, self.methods = datasets, methods
-        self.limit, self.seed, self.protocol, self.scoring = limit, seed, protocol, scoring
+        # a named protocol fixes the scoring (a different one is refused); lifelong and single take either
+        self.limit, self.seed, self.protocol = limit, seed, protocol
+        self.scoring = get_protocol(protocol).resolve_scoring(scoring)  # type: ignore[assignment]
         self.memory_sizes = list(memory_sizes) if memory_sizes is not None else []
         self.size_probe_cases, self.concurrency, self.suite, self.data_dir = size_probe_cases, concurrency, suite, data_dir
         self.probe_limit, self.probe_kinds = probe_limit, probe_kinds

@@ -91,29 +91,61 @@ def model_label(cfg: RunConfig) -> str:
     return cfg.model
 
 
+def dataset_sections(rows: list[dict[str, Any]], datasets: list[str], methods: list[str], memory_sizes: list[int], *,
+                     regime: str, seed: int) -> dict[str, Any]:
+    """Per dataset: every method's metrics over the probed cases (``methods``) with their 95% cluster-bootstrap
+    intervals (``intervals``), paired differences between the methods (``paired``), the probed case ids and their
+    digest, and the metrics over the first cases at each memory size (``by_size``)."""
+    from .stats import cases_digest, intervals, paired
+
+    out = {}
+    order = ["none", *[x for x in methods if x != "none"]]
+    for name in datasets:
+        mine = [r for r in rows if r["dataset"] == name]
+        everything = [r for r in mine if r["size"] == "all"]
+        per = {m: [r for r in everything if r["method"] == m] for m in order}
+        case_ids = sorted({r["case_id"] for r in everything}, key=lambda c: (len(c), c))
+        pairs = []
+        for i, a in enumerate(order):
+            for b in order[i + 1:]:
+                for kind in METRICS:
+                    got = paired(per[b], per[a], kind, seed=seed) if per[a] and per[b] else None
+                    if got:
+                        pairs.append({"a": b, "b": a, "metric": kind, **got})
+        out[name] = {
+            "dataset": name, "n_cases": len(case_ids),
+            "n_edits_in_memory": None if regime == "single" else "all cases' edits",
+            "methods": {m: aggregate(per[m]) for m in order},
+            "intervals": {m: intervals(per[m], seed=seed) for m in order},
+            "paired": pairs, "cases_sha256": cases_digest(case_ids), "case_ids": case_ids,
+            "by_size": {s: {m: aggregate([r for r in mine if r["method"] == m and r["size"] == str(s)])
+                            for m in methods} for s in sorted(set(memory_sizes))},
+        }
+    return out
+
+
 def build_report(cfg: RunConfig, rows: list[dict[str, Any]], *, embedder: str, started: str, wall_s: float,
                  processes: int, model_calls: int, cache_hits: int, model_calls_run: int, cases: str) -> dict[str, Any]:
-    """results.json's content: the run's setting and what the runner measured, then per dataset the metrics of every
-    method over the probed cases (``methods``) and over the first cases at each memory size (``by_size``)."""
+    """results.json's content: the run's setting, its protocol, the bootstrap's seed, what the runner measured, then
+    per dataset the metrics of every method (see :func:`dataset_sections`)."""
     from ..scope import default_calibration
+    from .protocols import get_protocol
+    from .stats import DEFAULT_SEED, RESAMPLES
 
-    datasets = {}
-    for name in cfg.datasets:
-        mine = [r for r in rows if r["dataset"] == name]
-        n_all = len({r["case_id"] for r in mine if r["size"] == "all"})
-        datasets[name] = {
-            "dataset": name, "n_cases": n_all,
-            "n_edits_in_memory": None if cfg.protocol == "single" else "all cases' edits",
-            "methods": {m: aggregate([r for r in mine if r["method"] == m and r["size"] == "all"])
-                        for m in ["none", *[x for x in cfg.methods if x != "none"]]},
-            "by_size": {s: {m: aggregate([r for r in mine if r["method"] == m and r["size"] == str(s)])
-                            for m in cfg.methods} for s in sorted(set(cfg.memory_sizes))},
-        }
+    protocol = get_protocol(cfg.protocol)
+    seed = cfg.seed if cfg.seed is not None else DEFAULT_SEED
+    datasets = dataset_sections(rows, cfg.datasets, cfg.methods, cfg.memory_sizes, regime=protocol.regime, seed=seed)
     return {"suite": cfg.suite, "model": model_label(cfg), "backend": BACKEND_LABELS[cfg.settings.model.spec.kind],
-            "protocol": cfg.protocol, "scoring": cfg.scoring, "max_tokens": cfg.max_tokens, "limit": cfg.limit,
-            "seed": cfg.seed, "embedder": embedder, "calibration_threshold": default_calibration().threshold,
+            "protocol": cfg.protocol, "protocol_detail": protocol.describe(cfg.scoring), "scoring": cfg.scoring,
+            "max_tokens": cfg.max_tokens, "limit": cfg.limit, "seed": cfg.seed, "bootstrap": bootstrap_note(seed, RESAMPLES),
+            "embedder": embedder, "calibration_threshold": default_calibration().threshold,
             "machine": machine(), "started": started, "wall_s": wall_s, "processes": processes, "model_calls": model_calls,
             "cache_hits": cache_hits, "model_calls_run": model_calls_run, "datasets": datasets, "cases": cases}
+
+
+def bootstrap_note(seed: int, resamples: int) -> dict[str, Any]:
+    return {"seed": seed, "resamples": resamples, "interval": "95% percentile, cases resampled whole (cluster bootstrap)",
+            "paired_test": "paired cluster bootstrap of the difference; two-sided sign-flip permutation p-value"}
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -134,7 +166,9 @@ def md_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(out)
 
 
-def bar_plot(path: Path, methods: dict[str, dict[str, Any]], metrics: list[str], title: str) -> None:
+def bar_plot(path: Path, methods: dict[str, dict[str, Any]], metrics: list[str], title: str,
+             errors: dict[str, dict[str, list[float]]] | None = None) -> None:
+    """Grouped bars, one group per metric; ``errors[method][metric] = [lo, hi]`` draws each bar's interval."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,7 +181,11 @@ def bar_plot(path: Path, methods: dict[str, dict[str, Any]], metrics: list[str],
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(metrics) + 2), 4))
     for i, name in enumerate(names):
         vals = [methods[name].get(m, np.nan) if methods[name].get(m) is not None else np.nan for m in metrics]
-        bars = ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=name)
+        ci = (errors or {}).get(name, {})
+        yerr = np.array([[max(0.0, v - ci[m][0]) if m in ci and v == v else 0.0 for m, v in zip(metrics, vals)],
+                         [max(0.0, ci[m][1] - v) if m in ci and v == v else 0.0 for m, v in zip(metrics, vals)]])
+        bars = ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=name, yerr=yerr if ci else None,
+                      capsize=2, error_kw={"elinewidth": 0.8})
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.set_xticks(x, metrics)
     ax.set_ylim(0, 1.1)
@@ -204,9 +242,43 @@ def roc_plot(path: Path, curves: dict[str, tuple[list[float], list[float]]], tit
     plt.close(fig)
 
 
+def cell(value: Any, ci: list[float] | None) -> str:
+    """A metric with its interval, ``0.812 [0.751, 0.868]``."""
+    if not isinstance(value, (int, float)):
+        return ""
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
+
+
+def protocol_lines(report: dict[str, Any]) -> list[str]:
+    """The protocol block of a summary: name, scoring, locality, regime, metric definitions (and whether inferred)."""
+    from .protocols import protocol_of
+
+    p, inferred = protocol_of(report)
+    lines = [f"**Protocol `{p['name']}`** ({p['title']}{'; ' + p['source'] if p.get('source') else ''}): scoring "
+             f"**{p['scoring']}**; locality {p['locality']}; regime {p['regime']}: {p['batch']}."]
+    if inferred:
+        lines.append(f"(This run predates recorded protocols; `{p['name']}` is the protocol its configuration implies.)")
+    if p.get("notes"):
+        lines.append(f"Note: {p['notes']}.")
+    lines += [f"- {m}: {text}" for m, text in p["metrics"].items()]
+    return [*lines, ""]
+
+
+def paired_lines(pairs: list[dict[str, Any]]) -> list[str]:
+    if not pairs:
+        return []
+    rows = [{"comparison": f"{p['a']} − {p['b']}", "metric": p["metric"], "difference": f"{p['diff']:+.3f}",
+             "95% CI": f"[{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}]", "p": f"{p['p']:.4f}", "cases": p["n_cases"],
+             "verdict": "within noise" if p["within_noise"] else ("higher" if p["diff"] > 0 else "lower")}
+            for p in pairs]
+    return ["Paired differences on the shared cases (a − b; within noise: the difference's interval contains 0):", "",
+            md_table(rows, ["comparison", "metric", "difference", "95% CI", "p", "cases", "verdict"]), ""]
+
+
 def write_report(out: Path, report: dict[str, Any]) -> None:
     """results.json, summary.md and plots for an evaluation run (cases.jsonl is written as it goes)."""
     write_json(out / "results.json", report)
+    boot = report.get("bootstrap")
     lines = [f"# Evaluation: suite `{report['suite']}`", "",
              f"Model {report['model']} via {report['backend']}; protocol **{report['protocol']}**; scoring "
              f"**{report['scoring']}**; embedder {report['embedder']}; machine: {report['machine']}; started "
@@ -214,18 +286,28 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
              (f" over {report['processes']} processes (stopped and resumed)" if report.get("processes", 1) > 1 else "") +
              f"; {report.get('model_calls_run', report['model_calls'])} model calls "
              f"({report['cache_hits']} identical requests answered from the run's cache in the last process).", "",
+             *protocol_lines(report),
              "Locality = agreement with the unedited model (`none`) on the same probe. `edit_applied`: share of "
              "in-scope probes where the case's own edit was injected (scope recall); `untouched`: share of locality probes "
              "that reached the model with no edit (scope specificity); `scope_precision`: of the edits injected into "
              "single-fact probes, the share that was an in-scope probe's own edit.", ""]
+    if boot:
+        lines += [f"Intervals: {boot['interval']}, {boot['resamples']} resamples, seed {boot['seed']}; "
+                  f"{boot['paired_test']}. The probed cases are listed in results.json (`case_ids`).", ""]
     for name, ds in report["datasets"].items():
         metrics = [m for m in METRICS if any(m in v for v in ds["methods"].values())]
         extra = [c for c in ("scope_precision", "decomposed", "calls_per_probe", "s_per_probe")
                  if any(c in v for v in ds["methods"].values())]
         cols = ["method", *metrics, "edit_applied", "untouched", *extra, "n_cases", "n_probes"]
-        lines += [f"## {name}", "", md_table([{"method": m, **v} for m, v in ds["methods"].items()], cols), ""]
+        cis = ds.get("intervals") or {}
+        table = [{"method": m, **v, **{k: cell(v.get(k), cis.get(m, {}).get(k)) for k in metrics}}
+                 for m, v in ds["methods"].items()]
+        digest = f" (case ids sha256 `{ds['cases_sha256']}`)" if ds.get("cases_sha256") else ""
+        lines += [f"## {name}", "", f"{ds['n_cases']} cases{digest}.", "", md_table(table, cols), ""]
+        lines += paired_lines(ds.get("paired") or [])
         plot = f"{name}-methods.png"
-        bar_plot(out / plot, {m: v for m, v in ds["methods"].items()}, metrics, f"{name}: {report['model']}, {report['protocol']}")
+        bar_plot(out / plot, {m: v for m, v in ds["methods"].items()}, metrics,
+                 f"{name}: {report['model']}, {report['protocol']}", errors=cis or None)
         lines += [f"![{name}]({plot})", ""]
         if ds.get("by_size"):
             sizes = list(ds["by_size"])

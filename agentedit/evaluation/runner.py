@@ -1,9 +1,11 @@
 """Running methods side by side on benchmarks: the probing loop behind ``agentedit eval``.
 
-Protocols:
+Protocols (:mod:`~agentedit.evaluation.protocols`, by name) come in two regimes:
 
-- ``lifelong`` (default, the headline): every case's edits are in memory at once, then every probe.
-- ``single``: per case, its edits go in, its probes run, its edits are retracted.
+- ``lifelong`` (default, the headline; also ``wise-lifelong``, ``mquake-multihop``): every case's edits are in memory
+  at once, then every probe.
+- ``single`` (also ``easyedit-knowedit``, ``rome-counterfact``): per case, its edits go in, its probes run, its edits
+  are retracted.
 
 The run's options are a :class:`~agentedit.evaluation.config.RunConfig`; its folder (run.json, the rows in
 cases.jsonl(.gz)) is :mod:`~agentedit.evaluation.rundir`; methods are names in the
@@ -35,6 +37,7 @@ from .cache import CachedBackend
 from .cases import Case, Probe
 from .config import Protocol, RunConfig, Scoring
 from .loaders import load_dataset
+from .protocols import get_protocol
 from .methods import METHODS, EditorFactory, RunContext, register_method
 from .report import build_report, write_report
 from .rundir import CASES, PACKED, Rows, RunFile, read_rows
@@ -58,7 +61,8 @@ def _edit_ids(case: Case) -> list[str]:
 
 
 def _fact_key(edit: dict[str, Any]) -> tuple[str, str]:
-    return normalise(edit.get("prompt") or ""), normalise(edit["target_new"])
+    # a plain-statement edit (RippleEdits) has no prompt/target split: the statement is its fact
+    return normalise(edit.get("prompt") or ""), normalise(edit.get("target_new") or edit.get("statement") or "")
 
 
 def _restated_later(records: list[Any], cases: list[Case], matcher: Any = None) -> set[str]:
@@ -95,8 +99,7 @@ class Runner:
                  backend: Any = None) -> None:
         for m in config.methods:
             METHODS.get(m)  # an unknown name fails here, listing the known ones
-        if config.protocol not in ("lifelong", "single"):
-            raise ConfigError(f"unknown protocol {config.protocol!r}; use lifelong or single")
+        self.protocol = get_protocol(config.protocol)  # an unknown name fails here, listing the known ones
         if config.scoring not in ("generation-match", "teacher-forced"):
             raise ConfigError(f"unknown scoring {config.scoring!r}; use generation-match or teacher-forced")
         self.config = config
@@ -203,7 +206,7 @@ class Runner:
     def _run_size(self, dataset: str, size: str, probe_cases: list[Case], mem_cases: list[Case], rows: Rows) -> None:
         tmp = Path(tempfile.mkdtemp(prefix="agentedit-eval-"))
         self._facts = {e["id"]: _fact_key(e) for e in _edits_of(mem_cases)}
-        lifelong = self.config.protocol == "lifelong"
+        lifelong = self.protocol.regime == "lifelong"
         try:
             memory = EditMemory("eval", root=tmp, embedder=self.embedder)
             self._restated = set()

@@ -26,7 +26,7 @@ def data_folder() -> Path:
 
 def read_records(folder: str | Path | None = None) -> list[dict[str, Any]]:
     """The benchmark's cases as stored (generated ones first, then the hand-written ones), files that exist only."""
-    from .loaders import EvalDataError
+    from .schema import EvalDataError
 
     root = Path(folder) if folder is not None else data_folder()
     out: list[dict[str, Any]] = []

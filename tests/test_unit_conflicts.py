@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentedit import Editor
+from agentedit.anatomy import correction_cue
 from agentedit.errors import EditConflictError, EditError, EditNotFoundError
 from agentedit.memory import EditMemory
 from agentedit.scope.conflict import SUPERSEDE_FLOOR
@@ -199,3 +200,33 @@ def test_a_possible_conflict_is_logged_with_what_to_do(ed: Editor, caplog) -> No
         grad = ed.edit_record(GRAD)
     [c] = grad.conflicts
     assert f"agentedit conflicts resolve {c['conflict_id']} --keep new|old|both" in caplog.text
+
+
+@pytest.mark.parametrize("statement, cue", [
+    ("Correction: Girolamo Imparato died in Rome.", "Correction"),
+    ("Sorry, I was wrong: Acme is based in Bergen.", "Sorry, I was wrong"),
+    ("Maya Lindholm's email is now maya@example.org", "is now"),
+    ("Acme's new chief executive is Bob Jones.", "'s new"),
+    ("Acme is based in Bergen.", None),
+    ("FYI, Acme is based in Oslo.", None),  # a lead, but no word of correction or change
+    ("The New York office opens at 9.", None),  # "New" of a name
+])
+def test_correction_cues(statement: str, cue: str | None) -> None:
+    assert correction_cue(statement) == cue
+
+
+def test_a_statement_marked_as_a_correction_supersedes_its_best_match(ed: Editor) -> None:
+    first = ed.edit(statement="Project Falcon's deadline is 3 March.")
+    other = ed.edit(statement="Project Falcon is led by Maria Lopez.")
+    plain = ed.edit(statement="Project Falcon is due on 10 March.")  # in other words, unmarked: reported, both kept
+    assert ed.get(first.id).status == "active" and [c["edit_id"] for c in plain.conflicts] == [first.id]
+    marked = ed.edit(statement="Correction: Project Falcon is now due on 17 March.")
+    assert marked.supersedes in (first.id, plain.id)
+    assert ed.get(marked.supersedes).status == "superseded"
+    assert ed.get(other.id).status == "active"  # another relation of the subject stays
+
+
+def test_a_marked_statement_about_a_new_fact_supersedes_nothing(ed: Editor) -> None:
+    ed.edit(statement="Project Falcon is led by Maria Lopez.")
+    rec = ed.edit(statement="Update: Project Falcon's budget is 2 million euros.")
+    assert rec.supersedes is None

@@ -36,7 +36,7 @@ from .screen import NoFactError, Screened, screen
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Anatomy", "NoFactError", "compose", "parse_statement", "parse_with_model", "parse_model_reply",
+__all__ = ["Anatomy", "NoFactError", "clause_start", "compose", "correction_cue", "parse_statement", "parse_with_model", "parse_model_reply",
            "parse_with_parser", "parse_with_rules", "validate", "screen", "no_fact", "MAX_PARSE_CHARS", "REVIEW_BELOW"]
 
 MAX_PARSE_CHARS = 2000  # longer statements are refused by the record validation; they are not parsed first
@@ -120,6 +120,25 @@ def clause_start(fact: str, first: int | None = None) -> int:
             continue
         start += m.end()
     return start
+
+
+_CUE_LEAD = re.compile(r"\b(?:correct(?:ion|ed|ing)?|wrong|mistaken?|erratum|error|scratch|updated?|changed?|instead|"
+                       r"actually|no longer)\b", re.IGNORECASE)
+_CUE_CLAUSE = re.compile(r"\b(?:is|are|was|has|have)\s+now\b|\bnow\s+(?:is|are|works|lives|reports|runs|belongs)\b|"
+                         r"(?:'s|\b[Tt]he)\s+new\b|\bno longer\b")  # lower-case "new": "The New York office" is a name
+
+
+def correction_cue(statement: str) -> str | None:
+    """The words by which a statement says it replaces an earlier fact, or None: a discourse lead that speaks of a
+    correction or change ("Correction:", "Sorry, I was wrong:", "Actually,"), or a clause that puts the value in time
+    ("X's email is now ...", "X's new chief executive is ..."). The store's conflict match lets such a statement
+    supersede its best same-subject match at a lower bar (:mod:`agentedit.scope.conflict`)."""
+    text = " ".join(statement.split())
+    lead = text[:clause_start(text)]
+    if lead and _CUE_LEAD.search(lead):
+        return lead.strip(" ,:")
+    m = _CUE_CLAUSE.search(text)
+    return m.group(0) if m else None
 
 
 def compose(fact: str, subj: tuple[int, int], targ: tuple[int, int], source: str, *, confidence: float = 1.0,

@@ -17,6 +17,10 @@ templates (``evals/conflict_thresholds.py``: 265 templates, 24 recovered relatio
 relations reach the checker's 0.639, 0.25% reach 0.80, so superseding at the checker's threshold would retire
 one of two unrelated facts of a subject about one time in ten.
 
+A statement that says it corrects something (:func:`~agentedit.anatomy.correction_cue`: "Correction: ...", "X's
+email is now ...") supersedes its best same-subject match at :data:`CORRECTION_FLOOR` or above (not vetoed): the
+user has said which way the uncertainty goes. The write's reply names what it superseded, and history keeps it.
+
 The relation vectors are cached, so the store computes them before its write transaction opens
 (:meth:`ConflictMatcher.prepare`) and the re-check inside the transaction is text work and dot products.
 """
@@ -33,6 +37,7 @@ from .contrast import relation_conflict
 from .text import name_variants, relation_text, subject_names
 from .vectors import VectorCache
 
+CORRECTION_FLOOR = 0.50  # a statement marked as a correction supersedes its best same-subject match from here
 SUPERSEDE_FLOOR = 0.80  # template-vs-template cosine above which different relations are rare (0.25% on CounterFact)
 
 
@@ -78,17 +83,26 @@ class ConflictMatcher:
 
     def match(self, rec: EditRecord, others: Sequence[EditRecord]) -> list[ConflictMatch]:
         """The edits of ``others`` (other ids) that ``rec`` supersedes or possibly conflicts with, best first."""
+        from ..anatomy import correction_cue
+
+        cue = correction_cue(rec.statement) if rec.statement else None
+        scored = [(other, s) for other in others if not (other.id == rec.id and other.namespace == rec.namespace)
+                  and (s := self.score(rec, other)) is not None]
+        marked = max((x for x in scored if x[1][0] >= CORRECTION_FLOOR), key=lambda x: x[1][0], default=None) \
+            if cue else None
         out: list[ConflictMatch] = []
-        for other in others:
-            if other.id == rec.id and other.namespace == rec.namespace:
+        for other, (score, reason) in scored:
+            kind: Literal["supersede", "conflict"]
+            if marked is not None and other is marked[0] and score < self.supersede_at:
+                kind, why = "supersede", (f"{reason} >= {CORRECTION_FLOOR:.2f}, the best match of a statement marked "
+                                          f"as a correction ({cue!r})")
+            elif score < self.conflict_at:
                 continue
-            scored = self.score(rec, other)
-            if scored is None or scored[0] < self.conflict_at:
-                continue
-            kind: Literal["supersede", "conflict"] = "supersede" if scored[0] >= self.supersede_at else "conflict"
-            why = scored[1] + (f" >= {self.supersede_at:.3f}" if kind == "supersede" else
-                               f" in [{self.conflict_at:.3f}, {self.supersede_at:.3f}): possibly the same fact")
-            out.append(ConflictMatch(edit_id=other.id, score=round(scored[0], 4), kind=kind, reason=why))
+            else:
+                kind = "supersede" if score >= self.supersede_at else "conflict"
+                why = reason + (f" >= {self.supersede_at:.3f}" if kind == "supersede" else
+                                f" in [{self.conflict_at:.3f}, {self.supersede_at:.3f}): possibly the same fact")
+            out.append(ConflictMatch(edit_id=other.id, score=round(score, 4), kind=kind, reason=why))
         return sorted(out, key=lambda m: -m.score)
 
 
@@ -126,4 +140,4 @@ def newest_wins(decisions: list[ScopeDecision], candidates: Sequence[Candidate],
     return decisions
 
 
-__all__ = ["ConflictMatcher", "SUPERSEDE_FLOOR", "newest_wins", "same_subject"]
+__all__ = ["CORRECTION_FLOOR", "ConflictMatcher", "SUPERSEDE_FLOOR", "newest_wins", "same_subject"]

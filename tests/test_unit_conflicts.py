@@ -230,3 +230,11 @@ def test_a_marked_statement_about_a_new_fact_supersedes_nothing(ed: Editor) -> N
     ed.edit(statement="Project Falcon is led by Maria Lopez.")
     rec = ed.edit(statement="Update: Project Falcon's budget is 2 million euros.")
     assert rec.supersedes is None
+
+
+def test_a_batch_holding_a_fact_and_its_correction_keeps_only_the_correction(ed: Editor) -> None:
+    recs = ed.edit_many([{**CEO}, {**NEW_CEO, "prompt": "The chief executive of Acme Corp is"}, STUDY, GRAD])
+    assert [r.status for r in recs] == ["superseded", "active", "active", "active"]
+    assert recs[1].supersedes == "ceo-a" and ed.get("ceo-a").superseded_by == "ceo-b"
+    assert [c["edit_id"] for c in recs[3].conflicts] == ["ada-study"]  # uncertain within the batch: reported, both kept
+    assert [c.edit_id for c in ed.conflicts()] == ["ada-grad"]

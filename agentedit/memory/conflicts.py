@@ -97,6 +97,14 @@ def resolve(conn: sqlite3.Connection, c: Conflict, resolution: str, *, actor: st
     return c
 
 
+def batch_peers(recs: Sequence[EditRecord], i: int) -> list[EditRecord]:
+    """The records before ``recs[i]`` in one batch with its namespace and subject (spelled alike): a statement and its
+    correction written together are matched like a correction written later."""
+    key = " ".join((recs[i].subject or "").lower().split())
+    return [p for p in recs[:i] if key and p.namespace == recs[i].namespace
+            and " ".join((p.subject or "").lower().split()) == key]
+
+
 def kept_apart(ledger: Ledger, namespace: str, ids: Sequence[str]) -> set[frozenset[str]]:
     """Pairs of ``ids`` a person declared two facts (a conflict between them resolved "kept both")."""
     if len(ids) < 2:
@@ -114,4 +122,4 @@ def summary(c: Conflict) -> dict[str, Any]:
     return {"conflict_id": c.id, "edit_id": c.other_id, "score": c.score, "reason": c.reason}
 
 
-__all__ = ["Matcher", "NEARBY_K", "get", "insert", "kept_apart", "listed", "nearby", "resolve", "summary"]
+__all__ = ["Matcher", "NEARBY_K", "batch_peers", "get", "insert", "kept_apart", "listed", "nearby", "resolve", "summary"]

@@ -185,7 +185,8 @@ class EditMemory:
             matcher.prepare([*recs, *(o for i, r in enumerate(recs) for o in self._nearby(r, vectors[i]))])
         with self.ledger.transaction() as conn:
             matches = None if matcher is None else {  # decided again on the state this write replaces
-                i: matcher.match(r, self._nearby(r, vectors[i])) for i, r in enumerate(recs) if r.subject}
+                i: matcher.match(r, [*self._nearby(r, vectors[i]), *conflicts.batch_peers(recs, i)])
+                for i, r in enumerate(recs) if r.subject}
             superseded_old = writes.add_records(self.ledger, conn, self.name, recs, actor=actor, batch_id=batch_id,
                                                 labels=labels, matches=matches)
             keep = [i for i, r in enumerate(recs) if r.status == "active"]

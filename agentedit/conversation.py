@@ -232,12 +232,14 @@ def entities(text: str, subjects: Iterable[str] = ()) -> list[Entity]:
             located.append((pos, s))
     for _, s in sorted(located, key=lambda x: -x[0]):
         if normalise(s) not in taken:
-            out.append(Entity(s, *_kind_of(s, text)[:1], "edit subject", _described(s, text), _kind_of(s, text)[1]))
+            kind, sure = _kind_of(s, text)
+            out.append(Entity(s, kind, "edit subject", _described(s, text), sure))
             taken.add(normalise(s))
     for n in names_in(text):
         if not any(normalise(n) in t.split(" ") or f" {normalise(n)} " in f" {t} " or f" {t} " in f" {normalise(n)} "
                    for t in taken):
-            out.append(Entity(n, *_kind_of(n, text)[:1], "name", _described(n, text), _kind_of(n, text)[1]))
+            kind, sure = _kind_of(n, text)
+            out.append(Entity(n, kind, "name", _described(n, text), sure))
             taken.add(normalise(n))
     return out
 

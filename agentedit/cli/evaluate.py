@@ -18,13 +18,9 @@ eval_app = typer.Typer(help="Evaluate methods side by side on benchmarks; `eval 
 app.add_typer(eval_app, name="eval")
 
 
-def _cell(value: Any, ci: Any) -> str:
-    if not isinstance(value, float):
-        return ""
-    return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{value:.3f}"
-
-
 def _print_tables(report: dict[str, Any]) -> None:
+    from ..evaluation.report import cell
+
     for ds_name, ds in report["datasets"].items():
         table = Table(title=f"{ds_name} ({ds['n_cases']} cases, protocol {report['protocol']}, {report['scoring']})")
         cols = [c for c in ("reliability", "generality", "locality", "portability", "multihop", "edit_applied", "untouched")
@@ -34,7 +30,7 @@ def _print_tables(report: dict[str, Any]) -> None:
             table.add_column(c, justify="right")
         cis = ds.get("intervals") or {}
         for m, v in ds["methods"].items():
-            table.add_row(m, *[_cell(v.get(c), cis.get(m, {}).get(c)) for c in cols])
+            table.add_row(m, *[cell(v.get(c), cis.get(m, {}).get(c), ci_digits=2) for c in cols])
         console.print(table)
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Sequence, get_args
 
 ProbeKind = Literal["reliability", "generality", "locality", "portability", "multihop"]
 ProbeStyle = Literal["complete", "chat"]
@@ -44,3 +45,16 @@ class Case:
 
     def to_dict(self) -> dict[str, Any]:
         return {"case_id": self.case_id, "dataset": self.dataset, "edits": self.edits, "probes": [p.to_dict() for p in self.probes]}
+
+
+def select_cases(every: Sequence[Case], *, seed: int | None, limit: int | None,
+                 probe_limit: int | None) -> tuple[list[Case], list[Case], list[Case]]:
+    """A run's cases from a dataset's: shuffled by ``seed`` (file order without one), the first ``limit`` go into
+    memory, the rest are spare (filling the memory-size curves), and the first ``probe_limit`` of those in memory
+    are probed. Returns (in memory, spare, probed)."""
+    every = list(every)
+    if seed is not None:
+        random.Random(seed).shuffle(every)
+    limit = limit if limit is not None else len(every)
+    cases = every[:limit]
+    return cases, every[limit:], cases[:probe_limit] if probe_limit else cases

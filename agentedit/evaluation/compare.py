@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .cases import select_cases
 from .config import RunConfig
 from .loaders import load_dataset
 from .protocols import check_comparable, get_protocol, protocol_of
@@ -69,12 +70,8 @@ def probed_rows(run: StoredRun) -> tuple[list[dict[str, Any]], list[str]]:
         except EvalDataError as exc:
             notes.append(f"{name}: every stored case is reported (the probed cases could not be rebuilt: {exc})")
             continue
-        if cfg.seed is not None:
-            import random
-
-            random.Random(cfg.seed).shuffle(cases)
-        cases = cases[: cfg.limit if cfg.limit is not None else len(cases)]
-        keep[name] = {c.case_id for c in cases[: cfg.probe_limit or len(cases)]}
+        _, _, probed = select_cases(cases, seed=cfg.seed, limit=cfg.limit, probe_limit=cfg.probe_limit)
+        keep[name] = {c.case_id for c in probed}
     rows = [r for r in run.rows if r["size"] != "all" or r["dataset"] not in keep or r["case_id"] in keep[r["dataset"]]]
     return rows, notes
 

@@ -8,10 +8,10 @@ import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .stats import METRICS, counted
+
 if TYPE_CHECKING:
     from .config import RunConfig
-
-METRICS = ("reliability", "generality", "locality", "portability", "multihop")
 
 
 def machine() -> str:
@@ -39,10 +39,10 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not rows:
         return out
-    restated = [r for r in rows if r.get("restated_later")]
-    if restated:  # a later case restated these cases' facts: their own probes ask what no longer holds
-        out["restated_later"] = len(restated)
-        rows = [r for r in rows if not r.get("restated_later")]
+    kept = counted(rows)
+    if len(kept) < len(rows):  # a later case restated these cases' facts: their own probes ask what no longer holds
+        out["restated_later"] = len(rows) - len(kept)
+        rows = kept
     for kind in METRICS:
         mine = [r for r in rows if r["kind"] == kind]
         if not mine:
@@ -242,11 +242,11 @@ def roc_plot(path: Path, curves: dict[str, tuple[list[float], list[float]]], tit
     plt.close(fig)
 
 
-def cell(value: Any, ci: list[float] | None) -> str:
-    """A metric with its interval, ``0.812 [0.751, 0.868]``."""
+def cell(value: Any, ci: list[float] | None, *, ci_digits: int = 3) -> str:
+    """A metric with its interval, ``0.812 [0.751, 0.868]`` (``ci_digits`` decimals for the interval)."""
     if not isinstance(value, (int, float)):
         return ""
-    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
+    return f"{value:.3f} [{ci[0]:.{ci_digits}f}, {ci[1]:.{ci_digits}f}]" if ci else f"{value:.3f}"
 
 
 def protocol_lines(report: dict[str, Any]) -> list[str]:

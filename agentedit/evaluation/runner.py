@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import shutil
 import tempfile
 import time
@@ -34,7 +33,7 @@ from ..scope.calibration import default_calibration
 from ..scope.conflict import ConflictMatcher
 from ..settings import env
 from .cache import CachedBackend
-from .cases import Case, Probe
+from .cases import Case, Probe, select_cases
 from .config import Protocol, RunConfig, Scoring
 from .loaders import load_dataset
 from .protocols import get_protocol
@@ -67,11 +66,12 @@ def _fact_key(edit: dict[str, Any]) -> tuple[str, str]:
 
 def _restated_later(records: list[Any], cases: list[Case], matcher: Any = None) -> set[str]:
     """Cases whose every edit a later case restates with another answer: superseded at write time (same key), or,
-    with ``matcher`` (a :class:`~agentedit.scope.conflict.ConflictMatcher`), matching it at ``conflict_at`` or above,
-    so that only the newer reaches the model at query time (:func:`~agentedit.scope.conflict.newest_wins`). The case's own probes then ask a fact that no longer
-    holds. ZsRE has such pairs (two cases editing one player's team)."""
+    with ``matcher`` (a :class:`~agentedit.scope.conflict.ConflictMatcher`), the same fact by its
+    :meth:`~agentedit.scope.conflict.ConflictMatcher.same_fact`, so that only the newer reaches the model at query
+    time (:func:`~agentedit.scope.conflict.newest_wins`). The case's own probes then ask a fact that no longer holds.
+    ZsRE has such pairs (two cases editing one player's team)."""
     case_of = {eid: c.case_id for c in cases for eid in _edit_ids(c)}
-    target_of = {eid: normalise(e.get("target_new") or "") for c in cases for eid, e in zip(_edit_ids(c), c.edits)}
+    answer_of = {e["id"]: normalise(e.get("target_new") or "") for e in _edits_of(cases)}
     pairs = [(rec.id, rec.supersedes) for rec in records if rec.supersedes]  # (newer, older)
     if matcher is not None:
         by_subject: dict[str, list[Any]] = {}
@@ -80,9 +80,9 @@ def _restated_later(records: list[Any], cases: list[Case], matcher: Any = None) 
                 by_subject.setdefault(normalise(rec.subject), []).append(rec)
         for group in (g for g in by_subject.values() if len(g) > 1):
             pairs += [(newer.id, older.id) for i, older in enumerate(group) for newer in group[i + 1:]
-                      if (scored := matcher.score(newer, older)) is not None and scored[0] >= matcher.conflict_at]
+                      if matcher.same_fact(newer, older) is not None]
     beaten = {old for new, old in pairs if case_of.get(old) not in (None, case_of.get(new))
-              and target_of.get(old) != target_of.get(new)}
+              and answer_of.get(old) != answer_of.get(new)}
     return {c.case_id for c in cases if c.edits and all(e in beaten for e in _edit_ids(c))}
 
 
@@ -165,22 +165,14 @@ class Runner:
         return float(gen_match(res["output"], probe.targets))
 
     # -- running -------------------------------------------------------------------------------
-    def _cases(self, name: str) -> tuple[list[Case], list[Case]]:
-        every = load_dataset(name, self.config.data_dir)
-        if self.config.seed is not None:
-            every = list(every)
-            random.Random(self.config.seed).shuffle(every)
-        limit = self.config.limit if self.config.limit is not None else len(every)
-        return every[:limit], every[limit:]
-
     def run(self) -> dict[str, Any]:
         started = self.run_file.start()
         rows = Rows(self.out)
         probed_ids: dict[str, set[str]] = {}
         try:
             for name in self.config.datasets:
-                cases, spare = self._cases(name)
-                probed = cases[: self.config.probe_limit] if self.config.probe_limit else cases
+                cases, spare, probed = select_cases(load_dataset(name, self.config.data_dir), seed=self.config.seed,
+                                                    limit=self.config.limit, probe_limit=self.config.probe_limit)
                 probed_ids[name] = {c.case_id for c in probed}
                 sizes = [("all", probed, cases)]
                 for s in sorted(set(self.config.memory_sizes)):

@@ -21,14 +21,15 @@ RESAMPLES = 2000
 DEFAULT_SEED = 0
 
 
-def _usable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if not r.get("restated_later")]  # left out of the metric, as aggregate() does
+def counted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows a metric counts: all but the in-scope probes of cases a later case restated (``restated_later``)."""
+    return [r for r in rows if not r.get("restated_later")]
 
 
 def case_sums(rows: list[dict[str, Any]], kind: str) -> dict[str, tuple[float, int]]:
     """Per case, the sum of its probes' scores of ``kind`` and their number (multihop: solved or not, counted once)."""
     out: dict[str, tuple[float, int]] = {}
-    mine = [r for r in _usable(rows) if r["kind"] == kind]
+    mine = [r for r in counted(rows) if r["kind"] == kind]
     if kind == "multihop":
         solved: dict[str, bool] = {}
         for r in mine:
@@ -74,9 +75,9 @@ def _paired_sums(a: list[dict[str, Any]], b: list[dict[str, Any]], kind: str) ->
         keys = sorted(set(sa) & set(sb))
         return [sa[k][0] for k in keys], [sb[k][0] for k in keys], [1] * len(keys)
     key = lambda r: (r["case_id"], r["probe_idx"])  # noqa: E731
-    mine_b = {key(r): float(r["score"]) for r in _usable(b) if r["kind"] == kind}
+    mine_b = {key(r): float(r["score"]) for r in counted(b) if r["kind"] == kind}
     per: dict[str, list[float]] = {}
-    for r in _usable(a):
+    for r in counted(a):
         if r["kind"] == kind and key(r) in mine_b:
             acc = per.setdefault(r["case_id"], [0.0, 0.0, 0])
             acc[0] += float(r["score"])

@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Literal, Sequence
 
 import numpy as np
 
+from ..anatomy import correction_cue
 from ..memory.embed import Embedder
 from ..types import Candidate, ConflictMatch, EditRecord, ScopeDecision
 from .contrast import relation_conflict
@@ -81,10 +82,17 @@ class ConflictMatcher:
         score = float(vecs[ra] @ vecs[rb])
         return score, f"same subject {spelled!r}; relation similarity {score:.3f} ({ra!r} ~ {rb!r})"
 
+    def same_fact(self, newer: EditRecord, older: EditRecord) -> str | None:
+        """Why only the newer of two edits may reach the model when a query accepts both, or None: the same conflict
+        key, or a relation match at ``conflict_at`` or above (what the store would supersede or report as a
+        possible conflict)."""
+        if newer.conflict_key is not None and newer.conflict_key == older.conflict_key:
+            return "same relation"
+        scored = self.score(newer, older)
+        return scored[1] if scored is not None and scored[0] >= self.conflict_at else None
+
     def match(self, rec: EditRecord, others: Sequence[EditRecord]) -> list[ConflictMatch]:
         """The edits of ``others`` (other ids) that ``rec`` supersedes or possibly conflicts with, best first."""
-        from ..anatomy import correction_cue
-
         cue = correction_cue(rec.statement) if rec.statement else None
         scored = [(other, s) for other in others if not (other.id == rec.id and other.namespace == rec.namespace)
                   and (s := self.score(rec, other)) is not None]
@@ -125,14 +133,12 @@ def newest_wins(decisions: list[ScopeDecision], candidates: Sequence[Candidate],
         for older in accepted[i + 1:]:
             if older.id in beaten or frozenset((newer.id, older.id)) in apart:
                 continue
-            same = newer.conflict_key is not None and newer.conflict_key == older.conflict_key
-            why = "same relation"
-            if not same and matcher is not None:
-                scored = matcher.score(newer, older)
-                same = scored is not None and scored[0] >= matcher.conflict_at
-                if same and scored is not None:
-                    why = scored[1]
-            if same:
+            if matcher is not None:
+                why = matcher.same_fact(newer, older)
+            else:
+                why = "same relation" if newer.conflict_key is not None and newer.conflict_key == older.conflict_key \
+                    else None
+            if why is not None:
                 beaten[older.id] = f"{newer.id} ({why})"
     for d in decisions:
         if d.edit_id in beaten and d.in_scope:

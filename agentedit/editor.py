@@ -14,13 +14,13 @@ from .errors import ConfigError, EditError, UnknownNamespaceError
 from .graph import Prepared, Workflow, WorkflowContext
 from .graph.state import Style
 from .injection import DemoPool
-from .memory import EditMemory
+from .memory import EditMemory, shared
 from .records import build_records, read_edit_file, validate_namespace
 from .routes import IN_CONTEXT, EditRoute, Routes
 from .scope import Calibration, ScopeChecker, default_calibration, make_checker
 from .scope.conflict import ConflictMatcher
 from .questions import openai_response
-from .settings import ModelSpec, Settings
+from .settings import SCOPE_MODEL_DIRNAME, ModelSpec, Settings
 from .tuning import ScopeTuning
 from .types import Answer, Conflict, EditRecord
 
@@ -56,7 +56,7 @@ class Editor(ScopeTuning):
             settings = settings.replace(model=model, **flat)
         self.settings = settings
         s = settings.store
-        self.memory = memory or EditMemory(s.name, root=s.root, chroma_url=s.chroma_url)
+        self.memory = memory or EditMemory(s.name, root=s.root, chroma_url=s.chroma_url, database_url=s.database_url)
         self._backend = backend
         self._owns_backend = backend is None
         self._progress = progress
@@ -156,6 +156,8 @@ class Editor(ScopeTuning):
         if self._checker is None:
             sc = self.settings.scope
             needs_backend = sc.checker in ("judge", "cascade")
+            if sc.model_dir is None:  # a replica of a shared store: the model another replica trained
+                shared.materialize(self.memory.ledger, SCOPE_MODEL_DIRNAME, self.scope_model_dir)
             self._checker = make_checker(sc.checker, calibration=self.calibration,
                                          backend=self.backend if needs_backend else None,
                                          embedder=self.memory.embedder, max_edits=sc.max_edits,

@@ -53,6 +53,10 @@ class StoreError(AgentEditError):
     """The on-disk memory is missing, locked or inconsistent."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store's database server cannot be reached now; nothing was written, retrying later may work."""
+
+
 class ScopeError(AgentEditError):
     """A scope checker is misconfigured or not calibrated."""
 

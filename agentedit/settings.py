@@ -42,6 +42,10 @@ ENV_VARS: dict[str, str] = {
     "AGENTEDIT_SCOPE_MODEL": "folder of the trained scope model",
     "AGENTEDIT_METHOD": "route of new edits (in-context, rome, memit, ft, alphaedit)",
     "AGENTEDIT_CHROMA_URL": "a Chroma server for the vector index",
+    "AGENTEDIT_DATABASE_URL": "a PostgreSQL database for the ledger, keys and settings (postgresql://...)",
+    "AGENTEDIT_DATABASE_WAIT": "seconds to keep retrying an unreachable database at open ('forever'; default 30, "
+                               "serve: forever)",
+    "AGENTEDIT_DATABASE_MIGRATE": "'off' to refuse an outdated database schema instead of migrating it on open",
     "AGENTEDIT_DEVICE": "device of hf: models (auto, cpu, cuda...)",
     "AGENTEDIT_DTYPE": "dtype of hf: models (auto, float32, bfloat16, float16)",
     "AGENTEDIT_STATS_CORPUS": "text file for the ROME/MEMIT key statistics",
@@ -137,6 +141,8 @@ class StoreSettings:
     root: str | None = None
     chroma_url: str | None = None
     namespace: str = DEFAULT_NAMESPACE
+    #: a PostgreSQL URL: the ledger, keys and settings live there (replicas on several hosts); None: SQLite files
+    database_url: str | None = None
 
     def folder(self) -> Path:
         return Path(self.root or env("AGENTEDIT_STORES") or "stores").resolve() / self.name
@@ -197,7 +203,7 @@ FLAT: dict[str, tuple[str, str]] = {
     "temperature": ("model", "temperature"), "max_tokens": ("model", "max_tokens"),
     "device": ("model", "device"), "dtype": ("model", "dtype"),
     "store": ("store", "name"), "store_dir": ("store", "root"), "chroma_url": ("store", "chroma_url"),
-    "namespace": ("store", "namespace"),
+    "namespace": ("store", "namespace"), "database_url": ("store", "database_url"),
     "k": ("retrieval", "k"),
     "scope": ("scope", "checker"), "max_edits": ("scope", "max_edits"), "scope_model": ("scope", "model_dir"),
     "injection": ("injection", "mode"), "demo_pool": ("injection", "demo_pool"),
@@ -232,7 +238,7 @@ class Settings:
         base = cls(model=ModelSettings(spec=spec, device=env("AGENTEDIT_DEVICE", "auto") or "auto",
                                        dtype=env("AGENTEDIT_DTYPE", "auto") or "auto"),
                    store=StoreSettings(name=env("AGENTEDIT_STORE", "default") or "default", root=env("AGENTEDIT_STORES"),
-                                       chroma_url=env("AGENTEDIT_CHROMA_URL"),
+                                       chroma_url=env("AGENTEDIT_CHROMA_URL"), database_url=env("AGENTEDIT_DATABASE_URL"),
                                        namespace=env("AGENTEDIT_NAMESPACE", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE),
                    scope=ScopeSettings(checker=env("AGENTEDIT_SCOPE", DEFAULT_CHECKER) or DEFAULT_CHECKER,
                                        model_dir=env("AGENTEDIT_SCOPE_MODEL")),
@@ -321,6 +327,10 @@ class SettingsViews:
     @property
     def namespace(self) -> str:
         return self.settings.store.namespace
+
+    @property
+    def database_url(self) -> str | None:
+        return self.settings.store.database_url
 
 
 __all__ = ["AnatomySettings", "DEFAULT_CHECKER", "DEFAULT_LOCAL_MODEL", "DEFAULT_NAMESPACE", "ENV_VARS", "FLAT",

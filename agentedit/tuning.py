@@ -7,10 +7,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from .memory import shared
 from .scope import Calibration, calibrate_similarity
+from .settings import SCOPE_MODEL_DIRNAME
 
 if TYPE_CHECKING:
     from .memory import EditMemory
+    from .settings import Settings
     from .scope import ScopeChecker
     from .scope.conflict import ConflictMatcher
 
@@ -19,6 +22,7 @@ class ScopeTuning:
     """Mixed into :class:`~agentedit.Editor`."""
 
     memory: "EditMemory"
+    settings: "Settings"
     scope_model_dir: Path
     matcher: "ConflictMatcher"
     _progress: Callable[[str], None] | None
@@ -43,5 +47,7 @@ class ScopeTuning:
 
         report = train_scope_model(Path(data), self.scope_model_dir, self.memory.embedder, minutes=minutes, seed=seed,
                                    target_specificity=target_specificity, threads=threads, progress=self._progress)
+        if self.settings.scope.model_dir is None:  # the store's own model: every replica of a shared store gets it
+            shared.publish(self.memory.ledger, self.scope_model_dir, SCOPE_MODEL_DIRNAME)
         self._checker = None
         return report

@@ -67,7 +67,7 @@ def write_v1_ledger(store_dir: Path) -> None:
 def test_v1_ledger_is_migrated_on_open_keeping_every_row_and_event(tmp_path: Path, embedder) -> None:
     write_v1_ledger(tmp_path / "t")
     with EditMemory("t", root=tmp_path, embedder=embedder) as mem:
-        assert schema_version(mem.ledger._conn) == SCHEMA_VERSION == 2
+        assert schema_version(mem.ledger.db.raw) == SCHEMA_VERSION == 2
         stored = {r.id: r for r in mem.list(include_inactive=True)}
         assert set(stored) == {"old", "new", "race-1", "race-2", "ops-1"}
         assert {i: r.status for i, r in stored.items()} == {"old": "superseded", "new": "active", "race-1": "superseded",

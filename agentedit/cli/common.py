@@ -63,7 +63,7 @@ def _records_table(records: list[Any], title: str) -> Table:
 
 keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys of the HTTP proxy (`agentedit serve`).")
 app.add_typer(keys_app, name="keys")
-_KEYS_HELP = "Key file (default: keys.sqlite in the store's folder)."
+_KEYS_HELP = "Key file (default: the store's database with --database-url, else keys.sqlite in the store's folder)."
 
 
 def _server_module() -> Any:
@@ -79,4 +79,5 @@ def _server_module() -> Any:
 def _key_store(ctx: typer.Context, keys_path: Optional[str]) -> Any:
     server = _server_module()
     o: Options = ctx.obj
-    return server.KeyStore(server.ServerConfig(store=o.store, store_dir=o.store_dir, keys_path=keys_path).resolved_keys_path())
+    return server.ServerConfig(store=o.store, store_dir=o.store_dir, database_url=o.database_url,
+                               keys_path=keys_path).open_keys()

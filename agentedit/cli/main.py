@@ -14,7 +14,7 @@ import typer
 from ..errors import AgentEditError
 from ..scope import CHECKERS, DEFAULT_CHECKER
 from ..settings import Settings, offline_defaults
-from . import conflicts, edits, evaluate, ops, questions, serve  # noqa: F401  (each registers its commands on the app)
+from . import conflicts, db, edits, evaluate, ops, questions, serve  # noqa: F401  (each registers its commands on the app)
 from .common import Options, app, err_console
 
 
@@ -23,6 +23,12 @@ def _main(
     ctx: typer.Context,
     store: Optional[str] = typer.Option(None, "--store", help="Name of the edit store (a folder under the store dir)."),
     store_dir: Optional[str] = typer.Option(None, "--store-dir", help="Where stores live (default ./stores)."),
+    database_url: Optional[str] = typer.Option(None, "--database-url",
+                                               help="PostgreSQL URL (postgresql://user:pass@host/db) for the ledger, keys "
+                                                    "and settings, shared by replicas; needs --chroma-url. Default: "
+                                                    "$AGENTEDIT_DATABASE_URL, else SQLite files in the store's folder."),
+    chroma_url: Optional[str] = typer.Option(None, "--chroma-url", help="A Chroma server (`chroma run`) for the index "
+                                                                         "(default: $AGENTEDIT_CHROMA_URL, else embedded)."),
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help="litellm 'provider/model', 'llamacpp:<name|file.gguf>', or 'hf:<hub id|dir|file.gguf|name>' for "
                                              "local weights (default: embedded Qwen2.5-Coder-0.5B)."),
@@ -43,7 +49,7 @@ def _main(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     offline_defaults()
     ctx.obj = Options(Settings.from_env(model, api_base=api_base, store=store, store_dir=store_dir, namespace=namespace,
-                                        scope=scope, method=method, scope_model=scope_model, stats_corpus=stats_corpus))
+                                        database_url=database_url, chroma_url=chroma_url, scope=scope, method=method, scope_model=scope_model, stats_corpus=stats_corpus))
 
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Optional
 
 import typer
 
+from ..memory.database import connect_wait_s
 from ..settings import env
 from rich.table import Table
 
@@ -23,6 +25,12 @@ def serve(
     port: int = typer.Option(8000, "--port", "-p"),
     chroma_url: Optional[str] = typer.Option(None, "--chroma-url",
                                              help="A Chroma server (`chroma run`) instead of the embedded index; needed for replicas."),
+    database_url: Optional[str] = typer.Option(None, "--database-url",
+                                               help="PostgreSQL URL for the ledger, keys and settings, shared by replicas "
+                                                    "(needs --chroma-url); default: the global --database-url."),
+    database_wait: Optional[str] = typer.Option(None, "--database-wait",
+                                                help="Seconds to keep retrying an unreachable database at start "
+                                                     "(default: $AGENTEDIT_DATABASE_WAIT, else 'forever')."),
     no_auth: bool = typer.Option(False, "--no-auth", help="No API keys (every caller is admin); loopback hosts only, "
                                                            "and only requests addressed to a loopback name (Host)."),
     allowed_hosts: Optional[list[str]] = typer.Option(
@@ -42,15 +50,18 @@ def serve(
     """Serve the OpenAI-compatible edit proxy: point any OpenAI client at http://HOST:PORT/v1."""
     server = _server_module()
     o: Options = ctx.obj
+    # this process is the server: a replica started before its database waits for it, saying so in the log
+    os.environ["AGENTEDIT_DATABASE_WAIT"] = database_wait or os.environ.get("AGENTEDIT_DATABASE_WAIT") or "forever"
+    connect_wait_s()  # a bad --database-wait fails here, before anything starts
     upstream_key = upstream_key or env("AGENTEDIT_UPSTREAM_KEY")
     settings = o.settings.replace(model=model, api_base=api_base, api_key=upstream_key, store=store, chroma_url=chroma_url,
-                                  timeout=timeout, max_retries=retries, temperature=None, max_tokens=None)
+                                  database_url=database_url, timeout=timeout, max_retries=retries, temperature=None, max_tokens=None)
     settings = dataclasses.replace(settings, model=dataclasses.replace(settings.model, temperature=None, max_tokens=None))
     cfg = server.ServerConfig(settings, host=host, port=port, auth=not no_auth, keys_path=keys_path,
                               max_body_bytes=int(max_body_mb * 1_000_000), max_batch_bytes=int(max_batch_mb * 1_000_000),
                               torch_threads=torch_threads or None, allowed_hosts=allowed_hosts or None).validate()
     if cfg.auth:
-        keys = server.KeyStore(cfg.resolved_keys_path())
+        keys = cfg.open_keys()
         if not keys.list():
             err_console.print(f"[yellow]no API keys in {keys.path}: every request will get 401.[/yellow] "
                               "Create one with `agentedit keys create --role admin --namespace '*'`.")

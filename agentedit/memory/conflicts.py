@@ -9,13 +9,14 @@ relations there) and inside it, where the matches are decided on the state the w
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from ..errors import StoreError
 from ..types import Conflict, ConflictMatch, EditRecord, utc_now
+from .database import Conn
 from .index import VectorIndex
 from .ledger import Ledger
 
@@ -49,7 +50,7 @@ def nearby(ledger: Ledger, index: VectorIndex, rec: EditRecord, vector: np.ndarr
     return [o for o in found.values() if o.status == "active" and o.method == rec.method and o.id != rec.id]
 
 
-def insert(conn: sqlite3.Connection, rec: EditRecord, match: ConflictMatch, *, actor: str) -> Conflict:
+def insert(conn: Conn, rec: EditRecord, match: ConflictMatch, *, actor: str) -> Conflict:
     c = Conflict(id="c_" + uuid.uuid4().hex[:12], namespace=rec.namespace, edit_id=rec.id, other_id=match.edit_id,
                  score=match.score, reason=match.reason, actor=actor)
     conn.execute(f"INSERT INTO conflicts ({', '.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})",
@@ -61,7 +62,7 @@ def _conflict(row: Sequence[Any]) -> Conflict:
     return Conflict(**dict(zip(_COLUMNS, row)))
 
 
-def get(conn: sqlite3.Connection, namespace: str, conflict_id: str) -> Conflict | None:
+def get(conn: Conn, namespace: str, conflict_id: str) -> Conflict | None:
     row = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM conflicts WHERE namespace = ? AND id = ?",
                        (namespace, conflict_id)).fetchone()
     return _conflict(row) if row else None
@@ -75,8 +76,7 @@ def listed(ledger: Ledger, namespace: str | None, *, include_resolved: bool) -> 
         sql, args = sql + " AND namespace = ?", [namespace]
     if not include_resolved:
         sql += " AND status = 'open'"
-    with ledger.lock:
-        rows = ledger._conn.execute(sql + " ORDER BY created_at, id", tuple(args)).fetchall()
+    rows = ledger.rows(sql + " ORDER BY created_at, id", tuple(args))
     found = [_conflict(r) for r in rows]
     if include_resolved:
         return found
@@ -88,12 +88,12 @@ def listed(ledger: Ledger, namespace: str | None, *, include_resolved: bool) -> 
     return out
 
 
-def resolve(conn: sqlite3.Connection, c: Conflict, resolution: str, *, actor: str) -> Conflict:
+def resolve(conn: Conn, c: Conflict, resolution: str, *, actor: str) -> Conflict:
     c.status, c.resolved_at, c.resolution, c.actor = "resolved", utc_now(), resolution, actor
     cur = conn.execute("UPDATE conflicts SET status = ?, resolved_at = ?, resolution = ?, actor = ? WHERE namespace = ?"
                        " AND id = ? AND status = 'open'", (c.status, c.resolved_at, resolution, actor, c.namespace, c.id))
     if cur.rowcount != 1:
-        raise sqlite3.IntegrityError(f"conflict {c.id!r} changed under a write transaction")
+        raise StoreError(f"conflict {c.id!r} changed under a write transaction; nothing was written, retry")
     return c
 
 
@@ -110,10 +110,9 @@ def kept_apart(ledger: Ledger, namespace: str, ids: Sequence[str]) -> set[frozen
     if len(ids) < 2:
         return set()
     marks = ", ".join("?" * len(ids))
-    with ledger.lock:
-        rows = ledger._conn.execute(
-            f"SELECT edit_id, other_id FROM conflicts WHERE namespace = ? AND resolution = 'kept both' AND edit_id IN "
-            f"({marks}) AND other_id IN ({marks})", (namespace, *ids, *ids)).fetchall()
+    rows = ledger.rows(
+        f"SELECT edit_id, other_id FROM conflicts WHERE namespace = ? AND resolution = 'kept both' AND edit_id IN "
+        f"({marks}) AND other_id IN ({marks})", (namespace, *ids, *ids))
     return {frozenset(r) for r in rows}
 
 

@@ -1,30 +1,31 @@
-"""SQLite ledger beside the Chroma index: the system of record for edits.
+"""The ledger beside the vector index: the system of record for edits (SQLite file or PostgreSQL server).
 
 Two tables matter. ``edits`` holds the current version of every record (active,
 superseded or retracted), keyed by ``(namespace, id)``; ``events`` is an append-only
 audit log of every add, update, supersede and delete with time and actor (triggers
-refuse UPDATE and DELETE on it). Chroma only indexes the active edits and is rebuilt
+refuse UPDATE and DELETE on it). The index only holds the active edits and is rebuilt
 from here when the two disagree, so a crash mid-write never loses an acknowledged edit.
-The schema and its migrations are in :mod:`.schema`.
+The schemas and their migrations are in :mod:`.schema` (SQLite) and :mod:`.schema_pg` (PostgreSQL).
 
-Every read-check-write happens inside :meth:`Ledger.transaction` (``BEGIN IMMEDIATE``):
-SQLite lets one writer in at a time, across threads and processes, and the reads a writer
-makes inside its transaction see the latest committed state, so a check cannot go stale
-before its write. Reads outside a transaction see a committed snapshot (WAL).
+Every read-check-write happens inside :meth:`Ledger.transaction`, which holds the store's write lock
+(SQLite's ``BEGIN IMMEDIATE``; PostgreSQL's advisory lock on the store's schema): one writer at a time,
+across threads, processes and hosts, and the reads a writer makes inside its transaction see the latest
+committed state and its own writes, so a check cannot go stale before its write.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import StoreError
+from ..settings import env
 from ..types import EditRecord, utc_now
+from .database import Conn, Database, PostgresDatabase, SqliteDatabase, is_postgres_url
 from .schema import ensure_schema
+
 
 def _key(rec: EditRecord) -> str | None:
     key = rec.conflict_key
@@ -47,54 +48,57 @@ def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
         yield ids[start:start + size]
 
 
-#: how long a writer waits for another connection's write transaction before giving up
-LOCK_TIMEOUT_S = 30.0
+def open_database(target: "Path | str", store: str = "default", *, migrate: bool = True,
+                  wait_s: float | None | bool = False) -> Database:
+    """The ledger database: a SQLite file at ``target``, or the PostgreSQL database at URL ``target`` (store
+    ``store`` is its schema there; ``migrate`` applies missing migrations; ``wait_s`` overrides how long an
+    unreachable server is retried, None for ever)."""
+    if is_postgres_url(str(target)):
+        from . import schema_pg
+
+        # deployments that migrate as a separate step (`agentedit db upgrade`) turn the automatic one off
+        migrate = migrate and (env("AGENTEDIT_DATABASE_MIGRATE") or "auto").lower() not in ("off", "0", "false", "no")
+
+        def schema(db: PostgresDatabase) -> int:
+            schema_pg.upgrade(db, migrate=migrate)
+            return 0  # PostgreSQL stores start at the current shape: nothing to repair
+
+        extra: dict[str, Any] = {} if wait_s is False else {"wait_s": wait_s}
+        return PostgresDatabase(str(target), store, schema=schema, **extra)
+    return SqliteDatabase(Path(target), schema=ensure_schema)
 
 
 class Ledger:
-    """Thread-safe access to the SQLite file; writes happen inside :meth:`transaction`."""
+    """Thread-safe access to the system of record; writes happen inside :meth:`transaction`."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
-                                     timeout=LOCK_TIMEOUT_S)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        #: active duplicates of one conflict key that opening an older ledger resolved (see :mod:`.schema`)
-        self.repaired = ensure_schema(self._conn, str(path))
-        self.lock = threading.RLock()
+    def __init__(self, target: "Path | str | None" = None, *, db: Database | None = None) -> None:
+        if db is None:
+            if target is None:
+                raise ValueError("Ledger needs a path, a database URL or a Database")
+            db = open_database(target)
+        self.db = db
+        self.path = db.where
+        #: active duplicates of one conflict key that opening an older SQLite ledger resolved (see :mod:`.schema`)
+        self.repaired = int(getattr(db, "opened", 0) or 0)
+
+    @property
+    def shared(self) -> bool:
+        """Whether other hosts may write this ledger (PostgreSQL), so nothing derived from it may live on one disk."""
+        return isinstance(self.db, PostgresDatabase)
 
     def close(self) -> None:
-        with self.lock:
-            self._conn.close()
+        self.db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back if the block raises.
+    def transaction(self) -> AbstractContextManager[Conn]:
+        """The store's write lock and one transaction, rolled back if the block raises.
 
-        Holds the write lock of the file (other processes wait, up to :data:`LOCK_TIMEOUT_S`) and this
-        object's lock (other threads wait); reads made through this ledger inside the block see its own writes."""
-        with self.lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:  # mostly: another writer held the file past the timeout
-                raise StoreError(f"could not start a write on the ledger {self.path} ({exc}); another writer may have "
-                                 f"held it for over {LOCK_TIMEOUT_S:g} s; nothing was written; retry, or look for a "
-                                 "stuck process") from exc
-            try:
-                yield self._conn
-            except sqlite3.IntegrityError as exc:  # a constraint (one active edit per key, unique ids) held
-                self._conn.execute("ROLLBACK")
-                raise StoreError(f"the ledger {self.path} refused a write that would break its invariants ({exc}); "
-                                 "nothing was written; retry, and report it if it happens again") from exc
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        Other writers wait (up to :data:`.database.LOCK_TIMEOUT_S`); reads made through this ledger inside the block see
+        its own writes."""
+        return self.db.transaction()
 
     # -- writes (call inside transaction) ---------------------------------------------------
     @staticmethod
-    def insert(conn: sqlite3.Connection, rec: EditRecord) -> None:
+    def insert(conn: Conn, rec: EditRecord) -> None:
         """A new record (its ``(namespace, id)`` must be free: the caller checked inside the same transaction)."""
         conn.execute(
             "INSERT INTO edits (namespace, id, version, status, subject, conflict_key, superseded_by, statement,"
@@ -104,7 +108,7 @@ class Ledger:
         )
 
     @staticmethod
-    def replace(conn: sqlite3.Connection, rec: EditRecord, *, prev_version: int) -> None:
+    def replace(conn: Conn, rec: EditRecord, *, prev_version: int) -> None:
         """Store ``rec`` over the row at ``prev_version`` (compare and swap); a row at another version is an error."""
         cur = conn.execute(
             "UPDATE edits SET version = ?, status = ?, subject = ?, conflict_key = ?, superseded_by = ?, statement = ?,"
@@ -117,7 +121,7 @@ class Ledger:
                              f"(expected version {prev_version}); nothing was written, retry the operation")
 
     @staticmethod
-    def log(conn: sqlite3.Connection, action: str, rec: EditRecord, *, actor: str, batch_id: str | None = None,
+    def log(conn: Conn, action: str, rec: EditRecord, *, actor: str, batch_id: str | None = None,
             before: EditRecord | None = None) -> None:
         conn.execute(
             "INSERT INTO events (at, edit_id, namespace, action, actor, batch_id, before, after) VALUES (?,?,?,?,?,?,?,?)",
@@ -127,13 +131,15 @@ class Ledger:
         )
 
     @staticmethod
-    def ensure_namespace(conn: sqlite3.Connection, name: str) -> None:
-        conn.execute("INSERT OR IGNORE INTO namespaces (name, created_at) VALUES (?, ?)", (name, utc_now()))
+    def ensure_namespace(conn: Conn, name: str) -> None:
+        conn.execute("INSERT INTO namespaces (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (name, utc_now()))
 
     # -- reads ---------------------------------------------------------------------------------
-    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self.lock:
-            return self._conn.execute(sql, args).fetchall()
+    def rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read (inside this thread's open transaction, if any, so it sees that transaction's writes)."""
+        return self.db.rows(sql, args)
+
+    _rows = rows
 
     def get(self, namespace: str, edit_id: str) -> EditRecord | None:
         rows = self._rows("SELECT record FROM edits WHERE namespace = ? AND id = ?", (namespace, edit_id))
@@ -237,5 +243,5 @@ class Ledger:
         return rows[0][0] if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.lock:
-            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (key, value))

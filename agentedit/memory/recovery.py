@@ -1,9 +1,15 @@
 """Crash recovery: write-in-progress markers and reconciling the vector index with the ledger.
 
-A write holds the ledger transaction open while it updates the index. Inside that transaction it writes a
-``PENDING.<id>`` marker to the store folder and removes it once the transaction committed, so a marker left
-behind means a process died between the index write and the commit. The next open then reconciles: index
-entries the ledger never acknowledged are dropped, active edits missing from the index are re-embedded.
+A write holds the ledger transaction open while it updates the index. Inside that transaction it leaves a
+marker and removes it once the transaction committed, so a marker left behind means a process died between
+the index write and the commit. The next open then reconciles: index entries the ledger never acknowledged are
+dropped, active edits missing from the index are re-embedded.
+
+Markers live where every process that writes the store can see them: ``PENDING.<id>`` files in the store
+folder for a SQLite ledger (one machine), rows of the ``pending`` table for a PostgreSQL ledger (replicas on
+other hosts). A row is committed on its own connection, so the writer's rollback does not take it away, and it
+names the writer's database backend: a marker whose backend is gone was left by a writer that died, which any
+replica notices (:func:`dead_writers`) without waiting for that writer to restart.
 """
 
 from __future__ import annotations
@@ -19,6 +25,34 @@ from .index import VectorIndex, index_records, unindex
 from .ledger import Ledger
 
 logger = logging.getLogger(__name__)
+
+
+class DbMarker:
+    """A ``pending`` row of a shared ledger; ``unlink`` removes it (like a marker file's)."""
+
+    def __init__(self, ledger: Ledger, marker_id: str) -> None:
+        self.ledger, self.id = ledger, marker_id
+
+    def unlink(self, missing_ok: bool = True) -> None:
+        self.ledger.db.execute_apart("DELETE FROM pending WHERE id = ?", (self.id,))
+
+
+def mark(directory: Path, ledger: Ledger) -> "Path | DbMarker":
+    """Mark one write as in flight, inside its ledger transaction (see the module docstring)."""
+    if not ledger.shared:
+        return mark_pending(directory)
+    marker = DbMarker(ledger, uuid.uuid4().hex[:12])
+    backend = ledger.rows("SELECT pg_backend_pid()")[0][0]  # the writer's transaction connection
+    ledger.db.execute_apart("INSERT INTO pending (id, backend, at) VALUES (?, ?, ?)", (marker.id, backend, utc_now()))
+    return marker
+
+
+def dead_writers(ledger: Ledger) -> int:
+    """Markers of a shared ledger whose writer's database backend is gone (0 for a SQLite ledger)."""
+    if not ledger.shared:
+        return 0
+    rows = ledger.rows("SELECT COUNT(*) FROM pending WHERE backend NOT IN (SELECT pid FROM pg_stat_activity)")
+    return int(rows[0][0])
 
 
 def pending_markers(directory: Path) -> list[Path]:
@@ -39,7 +73,8 @@ def mark_pending(directory: Path) -> Path:
 def needs_reconcile(directory: Path, ledger: Ledger, index: VectorIndex) -> bool:
     """Whether a write was left unfinished or the index and the ledger count different active edits."""
     indexed = index.count()
-    return bool(pending_markers(directory)) or indexed != ledger.count(status="active")
+    unfinished = dead_writers(ledger) if ledger.shared else len(pending_markers(directory))
+    return bool(unfinished) or indexed != ledger.count(status="active")
 
 
 def reconcile(name: str, directory: Path, ledger: Ledger, index: VectorIndex, embedder: Embedder) -> dict[str, int]:
@@ -68,7 +103,10 @@ def reconcile(name: str, directory: Path, ledger: Ledger, index: VectorIndex, em
             if records:
                 index_records(index, records, embedder.embed([r.statement for r in records]))
                 missing += len(records)
-        for marker in pending_markers(directory):  # no write is in flight while we hold the lock
+        # no write is in flight while we hold the lock: every marker is stale
+        if ledger.shared:
+            ledger.db.execute_apart("DELETE FROM pending")
+        for marker in pending_markers(directory):
             marker.unlink(missing_ok=True)
     if extra or missing:
         logger.warning("store %s: reconciled index with ledger (%d removed, %d re-indexed)", name, len(extra), missing)

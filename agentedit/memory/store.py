@@ -7,6 +7,10 @@ Layout of a store named ``NAME`` under the store root (``./stores`` unless
     stores/NAME/ledger.sqlite   every record and the append-only audit log
     stores/NAME/chroma/         the vector index of active edits, one collection per namespace
 
+With ``database_url=postgresql://...`` the ledger, the settings and the shared files are the store's schema in
+that database and the index is a Chroma server (``chroma_url``): replicas on several hosts serve one store, each
+with a working folder of its own (see :mod:`.database` and :mod:`.shared`).
+
 Writes are all-or-nothing. A batch is validated and embedded before anything is
 written; the ledger transaction stays open while the index is updated and is
 rolled back (and the index compensated) if that fails. A ``PENDING.*`` marker per write makes
@@ -18,7 +22,6 @@ protocol and Chroma behind it), :mod:`.recovery` (markers and reconcile), :mod:`
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import uuid
@@ -29,13 +32,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..settings import env
-from ..errors import EditConflictError, EditError, EditNotFoundError, StoreError, UnknownNamespaceError
+from ..errors import ConfigError, EditConflictError, EditError, EditNotFoundError, StoreError, UnknownNamespaceError
 from ..records import build_records, validate_namespace
 from ..types import Candidate, Conflict, EditRecord, utc_now
-from . import conflicts, recovery, transfer, writes
+from . import conflicts, recovery, shared, transfer, writes
 from .embed import Embedder, shared_embedder
 from .index import VectorIndex, index_records, open_index, unindex
-from .ledger import Ledger
+from .ledger import Ledger, open_database
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +59,8 @@ class EditMemory:
     """Persistent, namespaced edit memory. See the module docstring for the layout."""
 
     def __init__(self, name: str = "default", *, root: str | os.PathLike[str] | None = None,
-                 embedder: Embedder | None = None, chroma_url: str | None = None) -> None:
+                 embedder: Embedder | None = None, chroma_url: str | None = None, database_url: str | None = None,
+                 migrate: bool = True) -> None:
         validate_namespace(name)  # same character rules as namespaces
         self.name = name
         self.dir = store_root(root) / name
@@ -65,8 +69,11 @@ class EditMemory:
         #: matches a new edit to the active edits stating the same fact (the Editor sets it; None: exact keys only)
         self.matcher: conflicts.Matcher | None = None
         self._config_path = self.dir / "store.json"
-        self.config = self._load_config()
-        self.ledger = Ledger(self.dir / "ledger.sqlite")
+        if database_url and not chroma_url:
+            raise ConfigError("a PostgreSQL ledger (--database-url) is shared by replicas, so the vector index must be "
+                              "shared too: give --chroma-url http://HOST:PORT (a `chroma run` server)")
+        self.ledger = Ledger(db=open_database(database_url or self.dir / "ledger.sqlite", name, migrate=migrate))
+        self.config = shared.load_config(self.ledger, self._config_path, store=name, embedder=self.embedder.name)
         self.index: VectorIndex = open_index(self.dir / "chroma", name, url=chroma_url, lock=self.ledger.transaction,
                                              default_namespace=DEFAULT_NAMESPACE)
         with self.ledger.transaction() as conn:
@@ -74,30 +81,9 @@ class EditMemory:
         self._reconcile_if_needed()
 
     # -- setup ---------------------------------------------------------------------------------
-    def _load_config(self) -> dict[str, Any]:
-        if self._config_path.exists():
-            try:
-                cfg = json.loads(self._config_path.read_text("utf-8"))
-            except json.JSONDecodeError as exc:
-                raise StoreError(f"{self._config_path} is not valid JSON ({exc}); restore it or delete the store") from None
-            if cfg.get("embedder") != self.embedder.name:
-                raise StoreError(
-                    f"store {self.name!r} was built with embedder {cfg.get('embedder')!r} but {self.embedder.name!r} is in use; "
-                    "open it with the same embedder or export and re-import the edits"
-                )
-            return cfg
-        cfg = {"version": 1, "embedder": self.embedder.name, "created_at": utc_now(), "scope": {}}
-        self._write_config(cfg)
-        return cfg
-
-    def _write_config(self, cfg: dict[str, Any]) -> None:
-        tmp = self._config_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True), "utf-8")
-        os.replace(tmp, self._config_path)
-
     def save_config(self) -> None:
-        """Persist :attr:`config` (e.g. after a scope calibration)."""
-        self._write_config(self.config)
+        """Persist :attr:`config` (e.g. after a scope calibration) where every process of the store reads it."""
+        shared.save_config(self.ledger, self._config_path, self.config)
 
     def close(self) -> None:
         self.index.close()
@@ -191,7 +177,7 @@ class EditMemory:
                                                 labels=labels, matches=matches)
             keep = [i for i, r in enumerate(recs) if r.status == "active"]
             to_index = [recs[i] for i in keep]
-            marker = recovery.mark_pending(self.dir)
+            marker = recovery.mark(self.dir, self.ledger)
             try:
                 self._index(to_index, vectors[keep])
                 self._unindex((o.namespace, o.id) for o in superseded_old)
@@ -209,7 +195,7 @@ class EditMemory:
     def _nearby(self, rec: EditRecord, vector: np.ndarray) -> list[EditRecord]:
         return conflicts.nearby(self.ledger, self.index, rec, vector)
 
-    def _compensate(self, *, added: Sequence[EditRecord], removed: Sequence[EditRecord], marker: Path) -> None:
+    def _compensate(self, *, added: Sequence[EditRecord], removed: Sequence[EditRecord], marker: "Path | recovery.DbMarker") -> None:
         """Undo a failed index write (the ledger transaction rolls back); the marker stays if this fails too."""
         try:
             self._unindex((r.namespace, r.id) for r in added)
@@ -256,7 +242,7 @@ class EditMemory:
             for before, after in pairs:
                 Ledger.log(conn, "supersede", after, actor=actor, before=before)
             others = [before for before, _ in pairs]
-            marker = recovery.mark_pending(self.dir)
+            marker = recovery.mark(self.dir, self.ledger)
             try:
                 self._index([new], vec)
                 self._unindex((o.namespace, o.id) for o in others)
@@ -279,7 +265,7 @@ class EditMemory:
             new = replace(old, status="retracted", version=old.version + 1)
             Ledger.replace(conn, new, prev_version=old.version)
             Ledger.log(conn, "delete", new, actor=actor, before=old)
-            marker = recovery.mark_pending(self.dir)
+            marker = recovery.mark(self.dir, self.ledger)
             try:
                 self._unindex([(old.namespace, old.id)])
             except Exception as exc:
@@ -313,7 +299,7 @@ class EditMemory:
             gone = replace(dropped, status="superseded", superseded_by=kept.id, version=dropped.version + 1)
             Ledger.replace(conn, gone, prev_version=dropped.version)
             Ledger.log(conn, "supersede", gone, actor=actor, before=dropped)
-            marker = recovery.mark_pending(self.dir)
+            marker = recovery.mark(self.dir, self.ledger)
             try:
                 self._unindex([(namespace, dropped.id)])
             except Exception as exc:

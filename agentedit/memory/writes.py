@@ -13,7 +13,6 @@ the ledger (see :mod:`.schema`) refuses any write that would break that.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
@@ -21,6 +20,7 @@ from ..errors import DuplicateEditError, EditConflictError, EditError, EditNotFo
 from ..records import build_record
 from ..types import ConflictMatch, EditRecord
 from . import conflicts
+from .database import Conn
 from .ledger import Ledger
 
 #: fields :meth:`EditMemory.update` refuses to change
@@ -63,7 +63,7 @@ def require_active(rec: EditRecord, doing: str) -> None:
                                 "(list the namespace's active edits to find the current one)")
 
 
-def supersede_active(ledger: Ledger, conn: sqlite3.Connection, rec: EditRecord, *, but: str | None = None
+def supersede_active(ledger: Ledger, conn: Conn, rec: EditRecord, *, but: str | None = None
                      ) -> list[tuple[EditRecord, EditRecord]]:
     """Supersede the edit active under ``rec``'s conflict key by ``rec`` (rows only, no events yet).
 
@@ -80,7 +80,7 @@ def supersede_active(ledger: Ledger, conn: sqlite3.Connection, rec: EditRecord, 
     return out
 
 
-def _supersede(conn: sqlite3.Connection, old: EditRecord, rec: EditRecord) -> tuple[EditRecord, EditRecord]:
+def _supersede(conn: Conn, old: EditRecord, rec: EditRecord) -> tuple[EditRecord, EditRecord]:
     """Mark ``old`` superseded by ``rec`` (a version step, compare-and-swap on the stored version)."""
     new = replace(old, status="superseded", superseded_by=rec.id, version=old.version + 1)
     Ledger.replace(conn, new, prev_version=old.version)
@@ -88,7 +88,7 @@ def _supersede(conn: sqlite3.Connection, old: EditRecord, rec: EditRecord) -> tu
     return old, new
 
 
-def supersede_matched(ledger: Ledger, conn: sqlite3.Connection, rec: EditRecord, matches: Sequence[ConflictMatch]
+def supersede_matched(ledger: Ledger, conn: Conn, rec: EditRecord, matches: Sequence[ConflictMatch]
                       ) -> list[tuple[EditRecord, EditRecord]]:
     """Supersede the edits the matcher found to state ``rec``'s fact (those still active), as :func:`supersede_active`."""
     out = []
@@ -100,7 +100,7 @@ def supersede_matched(ledger: Ledger, conn: sqlite3.Connection, rec: EditRecord,
     return out
 
 
-def add_records(ledger: Ledger, conn: sqlite3.Connection, store: str, recs: Sequence[EditRecord], *, actor: str,
+def add_records(ledger: Ledger, conn: Conn, store: str, recs: Sequence[EditRecord], *, actor: str,
                 batch_id: str, labels: Sequence[str] | None,
                 matches: Mapping[int, Sequence[ConflictMatch]] | None = None) -> list[EditRecord]:
     """Insert a batch of new records in order, each superseding the edit active under its key (an earlier

@@ -87,7 +87,7 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         editor = await asyncio.to_thread(factory, cfg)
-        keys = KeyStore(cfg.resolved_keys_path()) if cfg.auth else None
+        keys = cfg.open_keys() if cfg.auth else None
         try:
             await asyncio.to_thread(_warm, editor)
             state = ServerState(cfg, editor, keys, metrics, model_name=editor.model)

@@ -1,4 +1,8 @@
-"""API keys for the edit proxy: stored hashed in SQLite, each with a role and the namespaces it may use.
+"""API keys for the edit proxy: stored hashed, each with a role and the namespaces it may use.
+
+Keys live in a SQLite file (``keys.sqlite`` in the store's folder) or, for replicas on several hosts, in the
+store's PostgreSQL schema (``--database-url``): every replica reads the same table on each request, so a key
+created or revoked through one is honoured by all at once.
 
 A key reads ``ae-<id>-<secret>``; only ``<id>`` and the SHA-256 of the whole key are stored, so a
 leaked key file does not leak usable keys (the secret is 256 random bits, so a plain hash is enough).
@@ -14,12 +18,12 @@ import hmac
 import json
 import secrets
 import sqlite3
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from ..errors import ConfigError
+from ..memory.database import Database, SqliteDatabase, is_postgres_url, redact
 from ..records import validate_namespace
 from ..types import utc_now
 
@@ -67,24 +71,32 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-class KeyStore:
-    """The key file (SQLite). Safe to share between threads and between processes on one machine."""
+def _sqlite_schema(conn: sqlite3.Connection, where: str) -> int:
+    conn.executescript(_SCHEMA)
+    return 0
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+
+class KeyStore:
+    """The API keys: a SQLite file (``target`` a path), or the store's schema of a PostgreSQL database (``target``
+    a ``postgresql://`` URL, ``store`` the store's name). Safe to share between threads and processes."""
+
+    def __init__(self, target: str | Path, *, store: str = "default") -> None:
+        self.db: Database
+        if is_postgres_url(str(target)):
+            from ..memory.ledger import open_database
+
+            self.db = open_database(str(target), store)  # its migrations create the key table
+            self.path: Path | str = redact(str(target))
+        else:
+            self.path = Path(target)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = SqliteDatabase(self.path, schema=_sqlite_schema)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.db.close()
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+        return self.db.rows(sql, args)
 
     @staticmethod
     def _key(row: tuple[Any, ...]) -> ApiKey:
@@ -103,9 +115,8 @@ class KeyStore:
         kid = secrets.token_hex(6)
         secret = f"ae-{kid}-{secrets.token_urlsafe(32)}"
         rec = ApiKey(kid, name or f"key-{kid}", role, tuple(dict.fromkeys(namespaces)), utc_now())
-        with self._lock:
-            self._conn.execute("INSERT INTO api_keys (id, name, hash, role, namespaces, created_at) VALUES (?,?,?,?,?,?)",
-                               (rec.id, rec.name, _hash(secret), rec.role, json.dumps(list(rec.namespaces)), rec.created_at))
+        self.db.execute("INSERT INTO api_keys (id, name, hash, role, namespaces, created_at) VALUES (?,?,?,?,?,?)",
+                        (rec.id, rec.name, _hash(secret), rec.role, json.dumps(list(rec.namespaces)), rec.created_at))
         return secret, rec
 
     def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
@@ -116,10 +127,9 @@ class KeyStore:
 
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key by id; requests with it get 401 from then on."""
-        with self._lock:
-            cur = self._conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                                     (utc_now(), key_id))
-        if cur.rowcount == 0:
+        changed = self.db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                                  (utc_now(), key_id))
+        if changed == 0:
             raise ConfigError(f"no active key with id {key_id!r}; `agentedit keys list` shows the ids")
         rows = self._rows("SELECT id, name, role, namespaces, created_at, revoked_at FROM api_keys WHERE id = ?", (key_id,))
         return self._key(rows[0])

@@ -6,10 +6,13 @@ import dataclasses
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import ConfigError
 from ..settings import Settings, SettingsViews
+
+if TYPE_CHECKING:
+    from .auth import KeyStore
 
 KEYS_FILE = "keys.sqlite"
 _HOST_PATTERN = re.compile(r"\*|(\*\.)?[a-z0-9]([a-z0-9_.-]*[a-z0-9])?|\[[0-9a-f:.]+\]")
@@ -74,3 +77,15 @@ class ServerConfig(SettingsViews):
     def resolved_keys_path(self) -> Path:
         """``keys_path``, else ``keys.sqlite`` in the store's folder (shared by replicas of one store)."""
         return Path(self.keys_path) if self.keys_path else self.settings.store.folder() / KEYS_FILE
+
+    def keys_target(self) -> "Path | str":
+        """Where the API keys are: ``keys_path`` if given, else the store's PostgreSQL database if it has one, else
+        :meth:`resolved_keys_path`."""
+        if self.keys_path is None and self.settings.store.database_url:
+            return self.settings.store.database_url
+        return self.resolved_keys_path()
+
+    def open_keys(self) -> "KeyStore":
+        from .auth import KeyStore
+
+        return KeyStore(self.keys_target(), store=self.settings.store.name)

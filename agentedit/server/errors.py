@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import (AgentEditError, BackendError, ConfigError, DuplicateEditError, EditConflictError, EditError,
+from ..errors import (AgentEditError, StoreUnavailableError, BackendError, ConfigError, DuplicateEditError, EditConflictError, EditError,
                       EditNotFoundError, ImportFormatError, UnknownNamespaceError, VersionConflictError)
 from ..wire import error_body, json_text
 
@@ -130,6 +130,10 @@ def as_api_error(exc: AgentEditError, request: Request | None = None) -> ApiErro
         return ApiError(409, message, code="edit_conflict")
     if isinstance(exc, (EditError, ImportFormatError, ConfigError)):
         return ApiError(400, message, code="invalid_edit" if isinstance(exc, EditError) else None)
+    if isinstance(exc, StoreUnavailableError):  # the database is down: the client may retry
+        logger.warning("request %s: %s", rid, exc)
+        return ApiError(503, "the edit store's database is unreachable; nothing was written; retry shortly",
+                        code="store_unavailable", headers={"Retry-After": "2"})
     logger.error("request %s: %s: %s", rid, type(exc).__name__, exc)
     return ApiError(500, f"the edit store failed (request id {rid}; the server log has the details)", code="store_error")
 

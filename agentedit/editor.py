@@ -169,6 +169,15 @@ class Editor(ScopeTuning):
 
         return workflow_context(self, with_backend=with_backend, multihop=multihop)
 
+    @property
+    def database(self) -> str | None:
+        """A shared store's database (its PostgreSQL URL without password); None for SQLite files."""
+        return self.memory.ledger.path if self.memory.ledger.shared else None
+
+    def recover(self) -> dict[str, int] | None:
+        """Heal a shared store's index if one of its writers died mid-write (replicas call this now and then)."""
+        return self.memory.recover()
+
     def warm(self) -> None:
         """Load the embedder and the scope checker, and make the backend ready (an embedded server starts here)."""
         self.memory.embedder.embed_one("warm up")

@@ -45,6 +45,7 @@ ENV_VARS: dict[str, str] = {
     "AGENTEDIT_DATABASE_URL": "a PostgreSQL database for the ledger, keys and settings (postgresql://...)",
     "AGENTEDIT_DATABASE_WAIT": "seconds to keep retrying an unreachable database at open ('forever'; default 30, "
                                "serve: forever)",
+    "AGENTEDIT_PG_BIN": "the PostgreSQL server binaries for throwaway test servers (default /usr/lib/postgresql/*/bin)",
     "AGENTEDIT_DATABASE_MIGRATE": "'off' to refuse an outdated database schema instead of migrating it on open",
     "AGENTEDIT_DEVICE": "device of hf: models (auto, cpu, cuda...)",
     "AGENTEDIT_DTYPE": "dtype of hf: models (auto, float32, bfloat16, float16)",

@@ -30,8 +30,8 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
     ("foundation", ("errors", "types", "settings", "registry", "prompts", "wire", "provision", "llama_server", "child_guard"),
      "no agentedit imports beyond this layer: exceptions, record types, settings (the only reader of the "
      "environment), the lazy registry, prompt templates, OpenAI wire shapes, model files, the llama.cpp process"),
-    ("parts", ("records", "memory", "backends", "parametric", "anatomy"),
-     "input validation, the edit store (ledger + index + embedder), model backends, the parametric algorithms, "
+    ("parts", ("records", "db", "memory", "backends", "parametric", "anatomy"),
+     "input validation, SQL connections and migrations (SQLite, PostgreSQL), the edit store (ledger + index + embedder), model backends, the parametric algorithms, "
      "statement parsing"),
     ("decisions", ("scope", "injection", "conversation"),
      "which retrieved edit bears on a query (scope checkers) and how it is put in front of the model"),

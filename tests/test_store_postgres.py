@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from agentedit.cli.main import app
 from agentedit.errors import DuplicateEditError, StoreError, StoreUnavailableError
-from agentedit.memory.database import PostgresDatabase
-from agentedit.memory.schema_pg import SCHEMA_VERSION, current_version
+from agentedit.db import PostgresDatabase
+from agentedit.db.postgres_schema import SCHEMA_VERSION, current_version
 from agentedit.memory.store import EditMemory
 from agentedit.server.auth import KeyStore
 from agentedit.server.pg_process import LocalPostgres

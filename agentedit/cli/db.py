@@ -21,8 +21,8 @@ def _url(o: Options) -> str:
 @db_app.command("status")
 def db_status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """The store's schema version in the database, and the version this agentedit needs."""
-    from ..memory import schema_pg
-    from ..memory.database import PostgresDatabase
+    from ..db import postgres_schema as schema_pg
+    from ..db import PostgresDatabase
 
     o: Options = ctx.obj
     db = PostgresDatabase(_url(o), o.store, wait_s=10)
@@ -43,8 +43,8 @@ def db_status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"))
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Apply the missing migrations to the store's schema (each in one transaction; replicas may keep running)."""
-    from ..memory import schema_pg
-    from ..memory.database import PostgresDatabase
+    from ..db import postgres_schema as schema_pg
+    from ..db import PostgresDatabase
 
     o: Options = ctx.obj
     db = PostgresDatabase(_url(o), o.store, wait_s=10)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Optional
 
 import typer
 
-from ..memory.database import connect_wait_s
+from ..db import set_connect_wait
 from ..settings import env
 from rich.table import Table
 
@@ -51,8 +50,7 @@ def serve(
     server = _server_module()
     o: Options = ctx.obj
     # this process is the server: a replica started before its database waits for it, saying so in the log
-    os.environ["AGENTEDIT_DATABASE_WAIT"] = database_wait or os.environ.get("AGENTEDIT_DATABASE_WAIT") or "forever"
-    connect_wait_s()  # a bad --database-wait fails here, before anything starts
+    set_connect_wait(database_wait or env("AGENTEDIT_DATABASE_WAIT") or "forever")  # a bad value fails here
     upstream_key = upstream_key or env("AGENTEDIT_UPSTREAM_KEY")
     settings = o.settings.replace(model=model, api_base=api_base, api_key=upstream_key, store=store, chroma_url=chroma_url,
                                   database_url=database_url, timeout=timeout, max_retries=retries, temperature=None, max_tokens=None)

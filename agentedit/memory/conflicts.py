@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import StoreError
 from ..types import Conflict, ConflictMatch, EditRecord, utc_now
-from .database import Conn
+from ..db.connection import Conn
 from .index import VectorIndex
 from .ledger import Ledger
 

@@ -5,7 +5,7 @@ superseded or retracted), keyed by ``(namespace, id)``; ``events`` is an append-
 audit log of every add, update, supersede and delete with time and actor (triggers
 refuse UPDATE and DELETE on it). The index only holds the active edits and is rebuilt
 from here when the two disagree, so a crash mid-write never loses an acknowledged edit.
-The schemas and their migrations are in :mod:`.schema` (SQLite) and :mod:`.schema_pg` (PostgreSQL).
+The schemas and their migrations are in :mod:`.schema` (SQLite) and :mod:`agentedit.db.postgres_schema` (PostgreSQL).
 
 Every read-check-write happens inside :meth:`Ledger.transaction`, which holds the store's write lock
 (SQLite's ``BEGIN IMMEDIATE``; PostgreSQL's advisory lock on the store's schema): one writer at a time,
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import StoreError
-from ..settings import env
 from ..types import EditRecord, utc_now
-from .database import Conn, Database, PostgresDatabase, SqliteDatabase, is_postgres_url
+from ..db.connection import Conn, Database, PostgresDatabase, SqliteDatabase, is_postgres_url
+from ..db.postgres_schema import open_store_database
 from .schema import ensure_schema
 
 
@@ -54,17 +54,7 @@ def open_database(target: "Path | str", store: str = "default", *, migrate: bool
     ``store`` is its schema there; ``migrate`` applies missing migrations; ``wait_s`` overrides how long an
     unreachable server is retried, None for ever)."""
     if is_postgres_url(str(target)):
-        from . import schema_pg
-
-        # deployments that migrate as a separate step (`agentedit db upgrade`) turn the automatic one off
-        migrate = migrate and (env("AGENTEDIT_DATABASE_MIGRATE") or "auto").lower() not in ("off", "0", "false", "no")
-
-        def schema(db: PostgresDatabase) -> int:
-            schema_pg.upgrade(db, migrate=migrate)
-            return 0  # PostgreSQL stores start at the current shape: nothing to repair
-
-        extra: dict[str, Any] = {} if wait_s is False else {"wait_s": wait_s}
-        return PostgresDatabase(str(target), store, schema=schema, **extra)
+        return open_store_database(str(target), store, migrate=migrate, **({} if wait_s is False else {"wait_s": wait_s}))
     return SqliteDatabase(Path(target), schema=ensure_schema)
 
 

@@ -9,7 +9,7 @@ Layout of a store named ``NAME`` under the store root (``./stores`` unless
 
 With ``database_url=postgresql://...`` the ledger, the settings and the shared files are the store's schema in
 that database and the index is a Chroma server (``chroma_url``): replicas on several hosts serve one store, each
-with a working folder of its own (see :mod:`.database` and :mod:`.shared`).
+with a working folder of its own (see :mod:`agentedit.db` and :mod:`.shared`).
 
 Writes are all-or-nothing. A batch is validated and embedded before anything is
 written; the ledger transaction stays open while the index is updated and is
@@ -99,6 +99,11 @@ class EditMemory:
     def _reconcile_if_needed(self) -> None:
         if self.ledger.repaired or recovery.needs_reconcile(self.dir, self.ledger, self.index):
             self.reconcile()
+
+    def recover(self) -> dict[str, int] | None:
+        """Reconcile now if a writer of this shared store died mid-write (another replica's ``kill -9``); None when
+        none did. Replicas call it periodically, so the index heals without waiting for that writer to restart."""
+        return self.reconcile() if recovery.dead_writers(self.ledger) else None
 
     def reconcile(self) -> dict[str, int]:
         """Make the index hold exactly the ledger's active edits (see :func:`.recovery.reconcile`)."""

@@ -20,7 +20,7 @@ from ..errors import DuplicateEditError, EditConflictError, EditError, EditNotFo
 from ..records import build_record
 from ..types import ConflictMatch, EditRecord
 from . import conflicts
-from .database import Conn
+from ..db.connection import Conn
 from .ledger import Ledger
 
 #: fields :meth:`EditMemory.update` refuses to change

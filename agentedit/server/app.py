@@ -76,6 +76,23 @@ def _warm(editor: "Editor") -> None:
     editor.warm()
 
 
+#: seconds between a replica's checks for writes another replica left unfinished (see ``EditMemory.recover``)
+HEAL_EVERY_S = 5.0
+
+
+async def _heal(editor: "Editor") -> None:
+    """Reconcile the shared index whenever a writer of the store died mid-write, for as long as the server runs."""
+    while True:
+        await asyncio.sleep(HEAL_EVERY_S)
+        try:
+            done = await asyncio.to_thread(editor.recover)
+        except Exception:  # the database may be down for a while: try again next time
+            logger.warning("checking the store for unfinished writes failed", exc_info=True)
+            continue
+        if done is not None:
+            logger.warning("a writer of store %r died mid-write; the index was reconciled: %s", editor.settings.store.name, done)
+
+
 def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFactory | None = None) -> FastAPI:
     """Build the HTTP app. The Editor (from ``editor_factory``, default :func:`default_editor`) is made at
     startup and closed, with its backend, at shutdown; the key store is opened unless ``config.auth`` is off."""
@@ -88,6 +105,7 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         editor = await asyncio.to_thread(factory, cfg)
         keys = cfg.open_keys() if cfg.auth else None
+        healer = asyncio.create_task(_heal(editor)) if editor.database else None
         try:
             await asyncio.to_thread(_warm, editor)
             state = ServerState(cfg, editor, keys, metrics, model_name=editor.model)
@@ -96,6 +114,8 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
                         "on" if keys else "off")
             yield
         finally:
+            if healer is not None:
+                healer.cancel()
             holder.pop("state", None)
             editor.backend.close()
             editor.close()
@@ -114,6 +134,7 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
         if caller(request, "admin") is None:  # anyone may probe liveness; the details are the operator's
             return {"status": "ok"}
         return {"status": "ok", "model": st.model_name, "store": cfg.store, "chroma": cfg.chroma_url or "embedded",
+                "database": st.editor.database or "sqlite",
                 "auth": st.keys is not None, "active_edits": st.editor.count()}
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (admin keys)")

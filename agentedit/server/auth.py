@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from ..errors import ConfigError
-from ..memory.database import Database, SqliteDatabase, is_postgres_url, redact
+from ..db import Database, SqliteDatabase, is_postgres_url, redact
 from ..records import validate_namespace
 from ..types import utc_now
 
@@ -83,9 +83,9 @@ class KeyStore:
     def __init__(self, target: str | Path, *, store: str = "default") -> None:
         self.db: Database
         if is_postgres_url(str(target)):
-            from ..memory.ledger import open_database
+            from ..db.postgres_schema import open_store_database
 
-            self.db = open_database(str(target), store)  # its migrations create the key table
+            self.db = open_store_database(str(target), store)  # its migrations create the key table
             self.path: Path | str = redact(str(target))
         else:
             self.path = Path(target)

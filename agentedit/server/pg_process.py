@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import AgentEditError
+from ..settings import env
 from .process import free_port
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 def server_binaries() -> Path:
     """The folder holding ``initdb`` and ``postgres``."""
-    given = os.environ.get("AGENTEDIT_PG_BIN")
+    given = env("AGENTEDIT_PG_BIN")
     found = [given] if given else sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
     for folder in reversed(found):
         if (Path(folder) / "postgres").exists() and (Path(folder) / "initdb").exists():

@@ -1,6 +1,6 @@
 """The ledger's PostgreSQL schema and its numbered migrations.
 
-Each store is one PostgreSQL schema (see :func:`~.database.schema_name`) holding the same tables as the SQLite
+Each store is one PostgreSQL schema (see :func:`~.connection.schema_name`) holding the same tables as the SQLite
 ledger (:mod:`.schema`) plus what replicas on other hosts must find without a shared disk: the API keys
 (``api_keys``, SQLite keeps them in ``keys.sqlite``), the store's settings (``meta.store_config``, SQLite keeps
 ``store.json``), files such as a trained scope model (``files``), and the write-in-progress markers of recovery
@@ -14,12 +14,9 @@ a schema newer than this agentedit refuses to open. ``agentedit db upgrade`` run
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
-
 from ..errors import StoreError
-
-if TYPE_CHECKING:
-    from .database import PostgresDatabase
+from ..settings import env
+from .connection import PostgresDatabase
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +95,7 @@ def _version(conn) -> int:  # type: ignore[no-untyped-def]
     return int(row[0]) if row else 0
 
 
-def current_version(db: "PostgresDatabase") -> int:
+def current_version(db: PostgresDatabase) -> int:
     """The store's schema version (0: nothing created yet)."""
     rows = db.rows("SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = 'meta'",
                    (db.schema,))
@@ -108,7 +105,7 @@ def current_version(db: "PostgresDatabase") -> int:
     return int(found[0][0]) if found else 0
 
 
-def upgrade(db: "PostgresDatabase", *, migrate: bool = True) -> list[int]:
+def upgrade(db: PostgresDatabase, *, migrate: bool = True) -> list[int]:
     """Apply the missing migrations (returns their numbers). With ``migrate=False`` an outdated schema is an error
     that says to run ``agentedit db upgrade`` (for deployments that migrate as a separate step)."""
     with db.transaction() as conn:
@@ -129,3 +126,17 @@ def upgrade(db: "PostgresDatabase", *, migrate: bool = True) -> list[int]:
     if todo:
         logger.info("store schema %s at %s: applied migration(s) %s", db.schema, db.where, todo)
     return todo
+
+
+def open_store_database(url: str, store: str, *, migrate: bool = True, wait_s: "float | None | str" = "env"
+                        ) -> PostgresDatabase:
+    """The store's schema of the database at ``url``, migrated to this agentedit's version (unless ``migrate`` is
+    off or ``AGENTEDIT_DATABASE_MIGRATE=off``: then an outdated schema is an error naming ``agentedit db upgrade``)."""
+    # deployments that migrate as a separate step (`agentedit db upgrade`) turn the automatic one off
+    migrate = migrate and (env("AGENTEDIT_DATABASE_MIGRATE") or "auto").lower() not in ("off", "0", "false", "no")
+
+    def schema(db: PostgresDatabase) -> int:
+        upgrade(db, migrate=migrate)
+        return 0  # PostgreSQL stores start at the current shape: nothing to repair
+
+    return PostgresDatabase(url, store, schema=schema, wait_s=wait_s)

@@ -39,9 +39,21 @@ LOCK_TIMEOUT_S = 30.0
 CONNECT_WAIT_S = 30.0
 
 
-def connect_wait_s() -> float | None:
-    """``AGENTEDIT_DATABASE_WAIT`` as seconds (None: ``forever``), else :data:`CONNECT_WAIT_S`."""
-    raw = (env("AGENTEDIT_DATABASE_WAIT") or "").lower()
+_wait_override: list[str] = []
+
+
+def set_connect_wait(value: str) -> float | None:
+    """Make this process wait ``value`` (seconds or ``forever``) for an unreachable database, whatever the
+    environment says (``agentedit serve --database-wait``); returns the parsed value, or raises ConfigError."""
+    parsed = connect_wait_s(value)
+    _wait_override[:] = [value]
+    return parsed
+
+
+def connect_wait_s(raw: str | None = None) -> float | None:
+    """How long to retry an unreachable database: ``raw``, else :func:`set_connect_wait`'s value, else
+    ``AGENTEDIT_DATABASE_WAIT``, else :data:`CONNECT_WAIT_S` (seconds; None: ``forever``)."""
+    raw = (raw or (_wait_override[0] if _wait_override else None) or env("AGENTEDIT_DATABASE_WAIT") or "").strip().lower()
     if not raw:
         return CONNECT_WAIT_S
     if raw in ("forever", "inf", "infinite"):

@@ -77,6 +77,8 @@ class Conn(Protocol):
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor: ...
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any: ...
+
 
 class Database(Protocol):
     dialect: str
@@ -185,6 +187,10 @@ class _PgConn:
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
         return self._conn.execute(_pg_sql(sql), tuple(args))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        with self._conn.cursor() as cur:  # psycopg pipelines the statements: one round trip per batch, not per row
+            cur.executemany(_pg_sql(sql), [tuple(r) for r in rows])
 
 
 _SCHEMA_NAME = re.compile(r"[a-z0-9_]{1,63}")

@@ -27,12 +27,13 @@ from ..db.postgres_schema import open_store_database
 from .schema import ensure_schema
 
 
-def _key(rec: EditRecord) -> str | None:
+def stored_key(rec: EditRecord) -> str | None:
+    """The conflict key as the ledger stores it (JSON), or None."""
     key = rec.conflict_key
     return None if key is None else json.dumps(key)
 
 
-def _json(rec: EditRecord) -> str:
+def stored_json(rec: EditRecord) -> str:
     """The stored form of a record (a write's ``conflicts`` report is not part of it)."""
     data = rec.to_dict()
     data.pop("conflicts", None)
@@ -93,9 +94,28 @@ class Ledger:
         conn.execute(
             "INSERT INTO edits (namespace, id, version, status, subject, conflict_key, superseded_by, statement,"
             " created_at, updated_at, record) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (rec.namespace, rec.id, rec.version, rec.status, rec.subject, _key(rec), rec.superseded_by, rec.statement,
-             rec.created_at, utc_now(), _json(rec)),
+            (rec.namespace, rec.id, rec.version, rec.status, rec.subject, stored_key(rec), rec.superseded_by, rec.statement,
+             rec.created_at, utc_now(), stored_json(rec)),
         )
+
+    @staticmethod
+    def insert_rows(conn: Conn, recs: "list[EditRecord]") -> None:
+        """:meth:`insert` for many records in one statement batch (a pipeline on PostgreSQL)."""
+        now = utc_now()
+        conn.executemany(
+            "INSERT INTO edits (namespace, id, version, status, subject, conflict_key, superseded_by, statement,"
+            " created_at, updated_at, record) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [(r.namespace, r.id, r.version, r.status, r.subject, stored_key(r), r.superseded_by, r.statement, r.created_at,
+              now, stored_json(r)) for r in recs])
+
+    @staticmethod
+    def log_rows(conn: Conn, events: "list[tuple[str, str, str, str | None, str | None, str]]", *, actor: str,
+                 batch_id: str | None) -> None:
+        """Many events at once, in order: ``(action, edit id, namespace, batch id, before json, after json)``."""
+        now = utc_now()
+        conn.executemany(
+            "INSERT INTO events (at, edit_id, namespace, action, actor, batch_id, before, after) VALUES (?,?,?,?,?,?,?,?)",
+            [(now, eid, ns, action, actor, batch_id, before, after) for action, eid, ns, _, before, after in events])
 
     @staticmethod
     def replace(conn: Conn, rec: EditRecord, *, prev_version: int) -> None:
@@ -103,8 +123,8 @@ class Ledger:
         cur = conn.execute(
             "UPDATE edits SET version = ?, status = ?, subject = ?, conflict_key = ?, superseded_by = ?, statement = ?,"
             " updated_at = ?, record = ? WHERE namespace = ? AND id = ? AND version = ?",
-            (rec.version, rec.status, rec.subject, _key(rec), rec.superseded_by, rec.statement, utc_now(),
-             _json(rec), rec.namespace, rec.id, prev_version),
+            (rec.version, rec.status, rec.subject, stored_key(rec), rec.superseded_by, rec.statement, utc_now(),
+             stored_json(rec), rec.namespace, rec.id, prev_version),
         )
         if cur.rowcount != 1:
             raise StoreError(f"edit {rec.id!r} in namespace {rec.namespace!r} changed under a write transaction "
@@ -116,8 +136,8 @@ class Ledger:
         conn.execute(
             "INSERT INTO events (at, edit_id, namespace, action, actor, batch_id, before, after) VALUES (?,?,?,?,?,?,?,?)",
             (utc_now(), rec.id, rec.namespace, action, actor, batch_id,
-             None if before is None else _json(before),
-             _json(rec)),
+             None if before is None else stored_json(before),
+             stored_json(rec)),
         )
 
     @staticmethod
@@ -157,6 +177,16 @@ class Ledger:
             found.update(r[0] for r in self._rows(f"SELECT id FROM edits WHERE namespace = ? AND id IN ({marks})",
                                                   (namespace, *chunk)))
         return found
+
+    def active_by_keys(self, keys: "list[str]") -> dict[str, EditRecord]:
+        """``{stored conflict key: the active edit}`` for the keys (JSON, as stored) that have one."""
+        out: dict[str, EditRecord] = {}
+        for chunk in _chunks(keys):
+            marks = ",".join("?" * len(chunk))
+            for key, raw in self.rows(f"SELECT conflict_key, record FROM edits WHERE status = 'active' AND conflict_key"
+                                      f" IN ({marks})", tuple(chunk)):
+                out[key] = _record(raw)
+        return out
 
     def active_by_key(self, key: tuple[str, str, str]) -> list[EditRecord]:
         """The active edit of a conflict key (at most one: a unique index holds the invariant)."""

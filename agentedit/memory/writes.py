@@ -21,7 +21,7 @@ from ..records import build_record
 from ..types import ConflictMatch, EditRecord
 from . import conflicts
 from ..db.connection import Conn
-from .ledger import Ledger
+from .ledger import Ledger, stored_json, stored_key
 
 #: fields :meth:`EditMemory.update` refuses to change
 PROTECTED = frozenset({"id", "namespace", "status", "created_at", "supersedes", "superseded_by", "version"})
@@ -108,7 +108,8 @@ def add_records(ledger: Ledger, conn: Conn, store: str, recs: Sequence[EditRecor
 
     ``matches`` (by record index) are the matcher's findings against the stored edits, made inside this
     transaction: ``supersede`` matches are superseded like a key match; ``conflict`` matches are recorded in
-    the ``conflicts`` table and on the record's ``conflicts``."""
+    the ``conflicts`` table and on the record's ``conflicts``. Without ``matches`` (imports past the matcher's
+    limit) :func:`_add_in_bulk` writes the same rows and events in a few statement batches."""
     by_ns: dict[str, list[int]] = {}
     for i, rec in enumerate(recs):
         by_ns.setdefault(rec.namespace, []).append(i)
@@ -119,6 +120,8 @@ def add_records(ledger: Ledger, conn: Conn, store: str, recs: Sequence[EditRecor
             where = labels[i] if labels else f"#{i}"
             raise DuplicateEditError(f"edit {where}: id {recs[i].id!r} already exists in namespace {ns!r} of store "
                                      f"{store!r}; use a new id, or update/forget the existing edit")
+    if matches is None:
+        return _add_in_bulk(ledger, conn, recs, actor=actor, batch_id=batch_id, namespaces=list(by_ns))
     mine = {(r.namespace, r.id): r for r in recs}
     superseded_old: list[EditRecord] = []
     for i, rec in enumerate(recs):
@@ -139,6 +142,40 @@ def add_records(ledger: Ledger, conn: Conn, store: str, recs: Sequence[EditRecor
                 batch_rec.status, batch_rec.superseded_by, batch_rec.version = after.status, after.superseded_by, after.version
             else:
                 superseded_old.append(before)
+    return superseded_old
+
+
+def _add_in_bulk(ledger: Ledger, conn: Conn, recs: Sequence[EditRecord], *, actor: str, batch_id: str,
+                 namespaces: list[str]) -> list[EditRecord]:
+    """What :func:`add_records` does record by record, with one read of the active edits of the batch's keys and
+    the rows and events written as statement batches: each record supersedes the edit active under its key (stored,
+    or earlier in the batch), the events come in the same order (a record's ``add``, then what it superseded)."""
+    for ns in namespaces:
+        Ledger.ensure_namespace(conn, ns)
+    current: dict[str, EditRecord] = ledger.active_by_keys(sorted({k for r in recs if (k := stored_key(r))}))
+    stored = {(r.namespace, r.id) for r in current.values()}
+    events: list[tuple[str, str, str, str | None, str | None, str]] = []
+    superseded_old: list[EditRecord] = []
+    for rec in recs:
+        key = stored_key(rec)
+        old = current.get(key) if key else None
+        if old is not None:
+            rec.supersedes = old.id
+        events.append(("add", rec.id, rec.namespace, batch_id, None, stored_json(rec)))
+        if old is not None:
+            before = stored_json(old)
+            if (old.namespace, old.id) in stored:  # a stored edit: its row changes now (compare and swap)
+                new = replace(old, status="superseded", superseded_by=rec.id, version=old.version + 1)
+                Ledger.replace(conn, new, prev_version=old.version)
+                superseded_old.append(old)
+            else:  # an earlier record of this batch: it is inserted in its final state below
+                old.status, old.superseded_by, old.version = "superseded", rec.id, old.version + 1
+                new = old
+            events.append(("supersede", new.id, new.namespace, batch_id, before, stored_json(new)))
+        if key:
+            current[key] = rec
+    Ledger.insert_rows(conn, list(recs))
+    Ledger.log_rows(conn, events, actor=actor, batch_id=batch_id)
     return superseded_old
 
 

@@ -56,7 +56,8 @@ class Editor(ScopeTuning):
             settings = settings.replace(model=model, **flat)
         self.settings = settings
         s = settings.store
-        self.memory = memory or EditMemory(s.name, root=s.root, chroma_url=s.chroma_url, database_url=s.database_url)
+        self.memory = memory or EditMemory(s.name, root=s.root, chroma_url=s.chroma_url, database_url=s.database_url,
+                                           vector_index=s.vector_index)
         self._backend = backend
         self._owns_backend = backend is None
         self._progress = progress

@@ -45,6 +45,7 @@ ENV_VARS: dict[str, str] = {
     "AGENTEDIT_DATABASE_URL": "a PostgreSQL database for the ledger, keys and settings (postgresql://...)",
     "AGENTEDIT_DATABASE_WAIT": "seconds to keep retrying an unreachable database at open ('forever'; default 30, "
                                "serve: forever)",
+    "AGENTEDIT_VECTOR_INDEX": "'chroma' (default) or 'pgvector' (the index in the --database-url database)",
     "AGENTEDIT_PG_BIN": "the PostgreSQL server binaries for throwaway test servers (default /usr/lib/postgresql/*/bin)",
     "AGENTEDIT_DATABASE_MIGRATE": "'off' to refuse an outdated database schema instead of migrating it on open",
     "AGENTEDIT_DEVICE": "device of hf: models (auto, cpu, cuda...)",
@@ -144,6 +145,8 @@ class StoreSettings:
     namespace: str = DEFAULT_NAMESPACE
     #: a PostgreSQL URL: the ledger, keys and settings live there (replicas on several hosts); None: SQLite files
     database_url: str | None = None
+    #: "chroma" (embedded, or the server at chroma_url) or "pgvector" (in the database_url database)
+    vector_index: str | None = None
 
     def folder(self) -> Path:
         return Path(self.root or env("AGENTEDIT_STORES") or "stores").resolve() / self.name
@@ -205,6 +208,7 @@ FLAT: dict[str, tuple[str, str]] = {
     "device": ("model", "device"), "dtype": ("model", "dtype"),
     "store": ("store", "name"), "store_dir": ("store", "root"), "chroma_url": ("store", "chroma_url"),
     "namespace": ("store", "namespace"), "database_url": ("store", "database_url"),
+    "vector_index": ("store", "vector_index"),
     "k": ("retrieval", "k"),
     "scope": ("scope", "checker"), "max_edits": ("scope", "max_edits"), "scope_model": ("scope", "model_dir"),
     "injection": ("injection", "mode"), "demo_pool": ("injection", "demo_pool"),
@@ -240,6 +244,7 @@ class Settings:
                                        dtype=env("AGENTEDIT_DTYPE", "auto") or "auto"),
                    store=StoreSettings(name=env("AGENTEDIT_STORE", "default") or "default", root=env("AGENTEDIT_STORES"),
                                        chroma_url=env("AGENTEDIT_CHROMA_URL"), database_url=env("AGENTEDIT_DATABASE_URL"),
+                                       vector_index=env("AGENTEDIT_VECTOR_INDEX"),
                                        namespace=env("AGENTEDIT_NAMESPACE", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE),
                    scope=ScopeSettings(checker=env("AGENTEDIT_SCOPE", DEFAULT_CHECKER) or DEFAULT_CHECKER,
                                        model_dir=env("AGENTEDIT_SCOPE_MODEL")),

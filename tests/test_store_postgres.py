@@ -158,3 +158,37 @@ def test_cli_edits_go_to_the_database(servers):
     assert [r.subject for r in mem.list()] == ["Mount Kirra"]
     assert not os.path.exists(tmp / "cli" / "cli" / "ledger.sqlite")
     mem.close()
+
+
+@pytest.fixture(scope="module")
+def pgvector_server():
+    with LocalPostgres(pgvector=True) as pg:
+        yield pg
+
+
+def test_pgvector_index_is_one_transaction_with_the_ledger(pgvector_server, tmp_path, monkeypatch):
+    mem = EditMemory("vectors", root=tmp_path / "a", database_url=pgvector_server.url, vector_index="pgvector")
+    first = mem.add(EIFFEL)
+    second = mem.add({**EIFFEL, "target_new": "Madrid"})
+    mem.add({"statement": "Mount Kirra is 4,000 metres tall.", "subject": "Mount Kirra"}, namespace="geo")
+    assert [c.record.id for c in mem.query("Where is the Eiffel Tower?")] == [second.id]
+    assert mem.index.count() == 2 and mem.index.namespaces() == ["default", "geo"]  # the superseded one left
+    assert mem.query("How tall is Mount Kirra?", namespace="default")[0].record.id != first.id
+    # a failure after the batch's index rows were written rolls both back: no marker, nothing to reconcile
+    def boom(*a, **k):
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(mem, "_unindex", boom)
+    with pytest.raises(StoreError):
+        mem.add_many([{"statement": f"Relay {i} is in sector {i}.", "subject": f"Relay {i}"} for i in range(50)])
+    assert mem.index.count() == 2 and mem.count("default") == 1 and mem.count("geo") == 1
+    other = EditMemory("vectors", root=tmp_path / "b", database_url=pgvector_server.url, vector_index="pgvector")
+    assert [c.record.id for c in other.query("Which city is the Eiffel Tower in?")] == [second.id]
+    mem.close(), other.close()
+
+
+def test_vector_index_choices_are_checked(tmp_path):
+    with pytest.raises(Exception, match="pgvector.*--database-url"):
+        EditMemory("x", root=tmp_path, vector_index="pgvector")
+    with pytest.raises(Exception, match="unknown vector index"):
+        EditMemory("x", root=tmp_path, vector_index="faiss")

@@ -29,6 +29,9 @@ def _main(
                                                     "$AGENTEDIT_DATABASE_URL, else SQLite files in the store's folder."),
     chroma_url: Optional[str] = typer.Option(None, "--chroma-url", help="A Chroma server (`chroma run`) for the index "
                                                                          "(default: $AGENTEDIT_CHROMA_URL, else embedded)."),
+    vector_index: Optional[str] = typer.Option(None, "--vector-index",
+                                               help="chroma (default) or pgvector: the index in the --database-url "
+                                                    "database, written in the same transaction as the ledger."),
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help="litellm 'provider/model', 'llamacpp:<name|file.gguf>', or 'hf:<hub id|dir|file.gguf|name>' for "
                                              "local weights (default: embedded Qwen2.5-Coder-0.5B)."),
@@ -49,7 +52,7 @@ def _main(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     offline_defaults()
     ctx.obj = Options(Settings.from_env(model, api_base=api_base, store=store, store_dir=store_dir, namespace=namespace,
-                                        database_url=database_url, chroma_url=chroma_url, scope=scope, method=method, scope_model=scope_model, stats_corpus=stats_corpus))
+                                        database_url=database_url, chroma_url=chroma_url, vector_index=vector_index, scope=scope, method=method, scope_model=scope_model, stats_corpus=stats_corpus))
 
 
 

@@ -27,6 +27,8 @@ def serve(
     database_url: Optional[str] = typer.Option(None, "--database-url",
                                                help="PostgreSQL URL for the ledger, keys and settings, shared by replicas "
                                                     "(needs --chroma-url); default: the global --database-url."),
+    vector_index: Optional[str] = typer.Option(None, "--vector-index",
+                                               help="chroma (default) or pgvector (the index in the --database-url database)."),
     database_wait: Optional[str] = typer.Option(None, "--database-wait",
                                                 help="Seconds to keep retrying an unreachable database at start "
                                                      "(default: $AGENTEDIT_DATABASE_WAIT, else 'forever')."),
@@ -53,7 +55,7 @@ def serve(
     set_connect_wait(database_wait or env("AGENTEDIT_DATABASE_WAIT") or "forever")  # a bad value fails here
     upstream_key = upstream_key or env("AGENTEDIT_UPSTREAM_KEY")
     settings = o.settings.replace(model=model, api_base=api_base, api_key=upstream_key, store=store, chroma_url=chroma_url,
-                                  database_url=database_url, timeout=timeout, max_retries=retries, temperature=None, max_tokens=None)
+                                  database_url=database_url, vector_index=vector_index, timeout=timeout, max_retries=retries, temperature=None, max_tokens=None)
     settings = dataclasses.replace(settings, model=dataclasses.replace(settings.model, temperature=None, max_tokens=None))
     cfg = server.ServerConfig(settings, host=host, port=port, auth=not no_auth, keys_path=keys_path,
                               max_body_bytes=int(max_body_mb * 1_000_000), max_batch_bytes=int(max_batch_mb * 1_000_000),

@@ -304,6 +304,15 @@ class PostgresDatabase:
         with self._connection() as conn:
             return conn.execute(_pg_sql(sql), tuple(args)).rowcount
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Many rows, pipelined; in the caller's open transaction, else in a transaction of their own."""
+        with self._connection() as conn:
+            if getattr(self._local, "conn", None) is conn:
+                _PgConn(conn).executemany(sql, rows)
+            else:
+                with conn.transaction():
+                    _PgConn(conn).executemany(sql, rows)
+
     def execute_apart(self, sql: str, args: Sequence[Any] = ()) -> int:
         import psycopg
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..types import EditRecord
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,21 @@ def unindex(index: VectorIndex, pairs: Iterable[tuple[str, str]]) -> None:
         by_ns.setdefault(ns, []).append(edit_id)
     for ns, ids in by_ns.items():
         index.remove(ns, ids)
+
+
+def index_kind(kind: str | None, database_url: str | None, chroma_url: str | None) -> str:
+    """``chroma`` or ``pgvector``, checked against where the ledger is."""
+    kind = (kind or "chroma").lower()
+    if kind not in ("chroma", "pgvector"):
+        raise ConfigError(f"unknown vector index {kind!r}; use 'chroma' (embedded, or a server with --chroma-url) or "
+                          "'pgvector' (in the --database-url database)")
+    if kind == "pgvector" and not database_url:
+        raise ConfigError("the pgvector index lives in the store's PostgreSQL database: give --database-url too")
+    if kind == "chroma" and database_url and not chroma_url:
+        raise ConfigError("a PostgreSQL ledger (--database-url) is shared by replicas, so the vector index must be "
+                          "shared too: give --chroma-url http://HOST:PORT (a `chroma run` server), or use "
+                          "--vector-index pgvector to keep it in the same database")
+    return kind
 
 
 def open_index(path: Path, store: str, *, url: str | None = None, lock: Lock | None = None,

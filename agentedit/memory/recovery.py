@@ -37,8 +37,16 @@ class DbMarker:
         self.ledger.db.execute_apart("DELETE FROM pending WHERE id = ?", (self.id,))
 
 
-def mark(directory: Path, ledger: Ledger) -> "Path | DbMarker":
-    """Mark one write as in flight, inside its ledger transaction (see the module docstring)."""
+class _NoMarker:
+    def unlink(self, missing_ok: bool = True) -> None:
+        return None
+
+
+def mark(directory: Path, ledger: Ledger, index: VectorIndex | None = None) -> "Path | DbMarker | _NoMarker":
+    """Mark one write as in flight, inside its ledger transaction (see the module docstring); an index written in
+    the ledger's own transaction (pgvector) cannot be left behind, so it needs none."""
+    if getattr(index, "transactional", False):
+        return _NoMarker()
     if not ledger.shared:
         return mark_pending(directory)
     marker = DbMarker(ledger, uuid.uuid4().hex[:12])

@@ -32,12 +32,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..settings import env
-from ..errors import ConfigError, EditConflictError, EditError, EditNotFoundError, StoreError, UnknownNamespaceError
+from ..errors import EditConflictError, EditError, EditNotFoundError, StoreError, UnknownNamespaceError
 from ..records import build_records, validate_namespace
 from ..types import Candidate, Conflict, EditRecord, utc_now
 from . import conflicts, recovery, shared, transfer, writes
 from .embed import Embedder, shared_embedder
-from .index import VectorIndex, index_records, open_index, unindex
+from .index import VectorIndex, index_kind, index_records, open_index, unindex
 from .ledger import Ledger, open_database
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class EditMemory:
 
     def __init__(self, name: str = "default", *, root: str | os.PathLike[str] | None = None,
                  embedder: Embedder | None = None, chroma_url: str | None = None, database_url: str | None = None,
-                 migrate: bool = True) -> None:
+                 vector_index: str | None = None, migrate: bool = True) -> None:
         validate_namespace(name)  # same character rules as namespaces
         self.name = name
         self.dir = store_root(root) / name
@@ -69,13 +69,16 @@ class EditMemory:
         #: matches a new edit to the active edits stating the same fact (the Editor sets it; None: exact keys only)
         self.matcher: conflicts.Matcher | None = None
         self._config_path = self.dir / "store.json"
-        if database_url and not chroma_url:
-            raise ConfigError("a PostgreSQL ledger (--database-url) is shared by replicas, so the vector index must be "
-                              "shared too: give --chroma-url http://HOST:PORT (a `chroma run` server)")
+        pgvector = index_kind(vector_index, database_url, chroma_url) == "pgvector"
         self.ledger = Ledger(db=open_database(database_url or self.dir / "ledger.sqlite", name, migrate=migrate))
         self.config = shared.load_config(self.ledger, self._config_path, store=name, embedder=self.embedder.name)
-        self.index: VectorIndex = open_index(self.dir / "chroma", name, url=chroma_url, lock=self.ledger.transaction,
-                                             default_namespace=DEFAULT_NAMESPACE)
+        if pgvector:
+            from .pgvector_index import PgVectorIndex
+
+            self.index: VectorIndex = PgVectorIndex(self.ledger.db, self.embedder.dim)  # type: ignore[arg-type]
+        else:
+            self.index = open_index(self.dir / "chroma", name, url=chroma_url, lock=self.ledger.transaction,
+                                    default_namespace=DEFAULT_NAMESPACE)
         with self.ledger.transaction() as conn:
             Ledger.ensure_namespace(conn, DEFAULT_NAMESPACE)
         self._reconcile_if_needed()
@@ -182,7 +185,7 @@ class EditMemory:
                                                 labels=labels, matches=matches)
             keep = [i for i, r in enumerate(recs) if r.status == "active"]
             to_index = [recs[i] for i in keep]
-            marker = recovery.mark(self.dir, self.ledger)
+            marker = recovery.mark(self.dir, self.ledger, self.index)
             try:
                 self._index(to_index, vectors[keep])
                 self._unindex((o.namespace, o.id) for o in superseded_old)
@@ -247,7 +250,7 @@ class EditMemory:
             for before, after in pairs:
                 Ledger.log(conn, "supersede", after, actor=actor, before=before)
             others = [before for before, _ in pairs]
-            marker = recovery.mark(self.dir, self.ledger)
+            marker = recovery.mark(self.dir, self.ledger, self.index)
             try:
                 self._index([new], vec)
                 self._unindex((o.namespace, o.id) for o in others)
@@ -270,7 +273,7 @@ class EditMemory:
             new = replace(old, status="retracted", version=old.version + 1)
             Ledger.replace(conn, new, prev_version=old.version)
             Ledger.log(conn, "delete", new, actor=actor, before=old)
-            marker = recovery.mark(self.dir, self.ledger)
+            marker = recovery.mark(self.dir, self.ledger, self.index)
             try:
                 self._unindex([(old.namespace, old.id)])
             except Exception as exc:
@@ -304,7 +307,7 @@ class EditMemory:
             gone = replace(dropped, status="superseded", superseded_by=kept.id, version=dropped.version + 1)
             Ledger.replace(conn, gone, prev_version=dropped.version)
             Ledger.log(conn, "supersede", gone, actor=actor, before=dropped)
-            marker = recovery.mark(self.dir, self.ledger)
+            marker = recovery.mark(self.dir, self.ledger, self.index)
             try:
                 self._unindex([(namespace, dropped.id)])
             except Exception as exc:

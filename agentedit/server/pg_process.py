@@ -29,6 +29,33 @@ from .process import free_port
 logger = logging.getLogger(__name__)
 
 
+def pgvector_binaries() -> Path:
+    """A PostgreSQL build that has the pgvector extension: the one inside the ``pgserver`` wheel (PyPI), copied once
+    to a folder every user can read (the server may not run as root, and root's home is closed to others)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")  # found without importing it: only its files are used
+    if spec is None or not spec.submodule_search_locations:
+        raise AgentEditError("pgvector needs a PostgreSQL build that ships it: `pip install pgserver` (its wheel carries "
+                             "PostgreSQL 16 with pgvector), or set AGENTEDIT_PG_BIN to the bin folder of one")
+    package = Path(list(spec.submodule_search_locations)[0])
+    target = Path(tempfile.gettempdir()) / f"agentedit-pgvector-{package.stat().st_mtime_ns}"
+    if not (target / "pgserver" / "pginstall" / "bin" / "postgres").exists():
+        # the binaries find their libraries at $ORIGIN/../../../pgserver.libs: keep that layout
+        partial = Path(tempfile.mkdtemp(prefix="agentedit-pgvector-copy-"))
+        shutil.copytree(package / "pginstall", partial / "pgserver" / "pginstall", symlinks=True)
+        libs = package.parent / "pgserver.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, partial / "pgserver.libs", symlinks=True)
+        for folder, _dirs, _files in os.walk(partial):
+            os.chmod(folder, 0o755)
+        try:
+            os.rename(partial, target)
+        except OSError:  # another process copied it first
+            shutil.rmtree(partial, ignore_errors=True)
+    return target / "pgserver" / "pginstall" / "bin"
+
+
 def server_binaries() -> Path:
     """The folder holding ``initdb`` and ``postgres``."""
     given = env("AGENTEDIT_PG_BIN")
@@ -44,8 +71,9 @@ class LocalPostgres:
     """``initdb`` into a fresh folder, then ``postgres`` on 127.0.0.1:``port``; :meth:`stop` and :meth:`start` again
     keep the data (a database that goes down and comes back), :meth:`close` also removes it."""
 
-    def __init__(self, *, port: int | None = None, database: str = "agentedit", log_path: str | None = None) -> None:
-        self.bin = server_binaries()
+    def __init__(self, *, port: int | None = None, database: str = "agentedit", log_path: str | None = None,
+                 pgvector: bool = False) -> None:
+        self.bin = pgvector_binaries() if pgvector else server_binaries()
         self.port = port or free_port()
         self.database = database
         self.dir = Path(tempfile.mkdtemp(prefix="agentedit-pg-"))

@@ -227,7 +227,10 @@ class PostgresDatabase:
         self._local = threading.local()
         self._wait_until_reachable(url, connect_wait_s() if wait_s == "env" else wait_s)  # type: ignore[arg-type]
         self._pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False, configure=self._configure,
-                                    kwargs={"autocommit": True, "connect_timeout": 5}, check=ConnectionPool.check_connection)
+                                    kwargs={"autocommit": True, "connect_timeout": 5,
+                                            # pgvector's HNSW candidate list (a placeholder setting where it is absent):
+                                            # 100 instead of 40 keeps recall@4 high at a fraction of a millisecond
+                                            "options": "-c hnsw.ef_search=100"}, check=ConnectionPool.check_connection)
         self._pool.open(wait=True, timeout=30)
         self.opened = schema(self) if schema is not None else 0
 

@@ -25,7 +25,9 @@ _CHUNK = 500
 
 
 def _literal(vec: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in vec.tolist()) + "]"
+    """pgvector's text form, 7 decimals (finer than the embedder's float32 noise; rounding first keeps the Python
+    floats' repr short, the cheapest formatting measured)."""
+    return "[" + ",".join(map(str, np.round(vec.astype(np.float64), 7).tolist())) + "]"
 
 
 def _partition(namespace: str) -> str:

@@ -192,3 +192,20 @@ def test_vector_index_choices_are_checked(tmp_path):
         EditMemory("x", root=tmp_path, vector_index="pgvector")
     with pytest.raises(Exception, match="unknown vector index"):
         EditMemory("x", root=tmp_path, vector_index="faiss")
+
+
+def test_concurrent_writers_of_one_key_on_separate_connections_leave_one_active(servers):
+    """16 writers (4 stores with their own connection pools, 4 threads each) create one subject and relation at once:
+    the store's advisory lock serialises them, so exactly one stays active and the rest form one chain."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    mems = [_memory(servers, "race", f"r{i}") for i in range(4)]
+    with ThreadPoolExecutor(16) as pool:
+        recs = list(pool.map(lambda i: mems[i % 4].add({**EIFFEL, "target_new": f"City {i}"}), range(16)))
+    stored = mems[0].list(include_inactive=True)
+    assert len(stored) == 16 and [r.status for r in stored].count("active") == 1
+    chain = {r.id: r.supersedes for r in stored}
+    assert sorted(v for v in chain.values() if v) == sorted(r.id for r in stored if r.status == "superseded")
+    assert {r.id for r in recs} == set(chain)
+    for m in mems:
+        m.close()

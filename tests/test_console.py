@@ -85,6 +85,7 @@ def test_login_refused_key_then_a_good_one(env) -> None:
     page.get_by_label("API key").fill("ae-000000000000-not-a-key")
     page.get_by_role("button", name="Log in").click()
     sync_api.expect(page.get_by_role("alert")).to_contain_text("refused")
+    shot(page, "login")
     assert page.evaluate("sessionStorage.getItem('agentedit.key')") is None  # a refused key is not kept
     page.get_by_label("API key").fill(env["keys"]["reader"])
     page.get_by_role("button", name="Log in").click()
@@ -208,6 +209,17 @@ def test_a_conflict_is_resolved_and_reports_show(env) -> None:
     sync_api.expect(page.get_by_role("table", name=re.compile("Chats per namespace"))).to_contain_text("alice")
     sync_api.expect(page.get_by_role("table", name=re.compile("Eval runs under"))).to_be_visible()
     shot(page, "reports")
+    runs = api(env, alice, "GET", "/ui/api/reports").json()["data"]
+    with_plot = next((r for r in sorted(runs, key=lambda r: r["name"] != "proxy-bench")
+                      if any(f.endswith(".png") for f in r["files"]) and "summary.md" in r["files"]), None)
+    assert with_plot is not None, "no eval run with summary.md and a plot under evals/results/"
+    page.get_by_role("link", name=with_plot["name"], exact=True).click()
+    sync_api.expect(page.get_by_role("heading", level=1)).to_have_text(f"Eval run {with_plot['name']}")
+    sync_api.expect(page.locator("section.md table").first).to_be_visible()  # its Markdown table, rendered
+    img = page.locator("figure img").first
+    sync_api.expect(img).to_have_attribute("src", re.compile("^blob:"))
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle())
+    shot(page, "report-run")
     page.close()
     reader = page_for(env, env["keys"]["reader"])
     reader.get_by_role("link", name="Reports").click()

@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from . import reports, routes, tryit
 from .imports import Imports
 from .recent import Recent, RecentQuestions
+from .timing import ServerTiming
 
 STATIC = Path(__file__).parent / "static"
 #: the pages load only their own files; nothing may frame them
@@ -52,6 +53,7 @@ def install(app: FastAPI, *, results_dir: str | Path | None = None) -> ConsoleSt
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_middleware(RecentQuestions, recent=state.recent)
+    app.add_middleware(ServerTiming)
 
     @app.get("/ui", include_in_schema=False)
     def console_page() -> Any:

@@ -40,7 +40,7 @@ def _runs(root: Path) -> list[dict[str, Any]]:
         files = sorted(f.name for f in d.iterdir() if f.is_file() and f.suffix in SERVED)
         if files:
             out.append({"name": d.name, "modified": d.stat().st_mtime, "files": files})
-    return sorted(out, key=lambda r: (-r["modified"], r["name"]))
+    return sorted(out, key=lambda r: r["name"])
 
 
 def _run_dir(request: Request, name: str) -> Path:

@@ -26,7 +26,12 @@ function filterForm(onApply) {
     h("div", { class: "field check" }, review, h("label", { for: "f-review", text: "Flagged for review" })),
     field("f-since", "Created from", since), field("f-until", "Created until", until),
     h("div", { class: "field actions" }, h("button", { type: "submit", text: "Search" }),
-      h("button", { type: "button", class: "secondary", text: "Clear", onclick: () => { filters = { subject: "", text: "", status: "active", review: false, since: "", until: "" }; onApply(true); } })));
+      h("button", { type: "button", class: "secondary", text: "Clear", onclick: () => {
+        filters = { subject: "", text: "", status: "active", review: false, since: "", until: "" };
+        for (const input of [subject, text, since, until]) input.value = "";
+        status.value = "active"; review.checked = false;
+        onApply(true);
+      } })));
   review.id = "f-review";
   f.addEventListener("submit", (ev) => {
     ev.preventDefault();

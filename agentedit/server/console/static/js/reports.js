@@ -27,8 +27,12 @@ async function metrics(box) {
 async function runs(box) {
   const list = await api("/ui/api/reports");
   if (!list.data.length) { box.replaceChildren(h("p", { text: "No eval run under " + list.folder + "." })); return; }
-  box.replaceChildren(table(`Eval runs under ${list.folder}, newest first`, ["Run", "Written", "Files"],
-    list.data.map((r) => [h("a", { href: "#/reports/" + encodeURIComponent(r.name), text: r.name }), when(r.modified), r.files.join(", ")])));
+  const files = (r) => {
+    const plots = r.files.filter((f) => f.endsWith(".png")).length;
+    return [r.files.filter((f) => !f.endsWith(".png")).join(", "), plots ? `${plots} plot${plots > 1 ? "s" : ""}` : ""].filter(Boolean).join(" · ");
+  };
+  box.replaceChildren(table(`Eval runs under ${list.folder}`, ["Run", "Written", "Files"],
+    list.data.map((r) => [h("a", { href: "#/reports/" + encodeURIComponent(r.name), text: r.name }), when(r.modified), files(r)])));
 }
 
 async function one(root, name) {
@@ -36,7 +40,7 @@ async function one(root, name) {
   root.append(h("p", {}, h("a", { href: "#/reports", text: "← Reports" })), h("h1", { text: `Eval run ${name}` }));
   for (const [file, text] of Object.entries(r.markdown)) root.append(h("section", { class: "md", "aria-label": file }, h("h2", { text: file }), markdown(text, file)));
   for (const plot of r.plots) {
-    const img = h("img", { alt: `Plot ${plot} of run ${name}`, loading: "lazy" });
+    const img = h("img", { alt: `Plot ${plot} of run ${name}` });
     root.append(h("figure", {}, img, h("figcaption", { text: plot })));
     blobUrl(`/ui/api/reports/${encodeURIComponent(name)}/files/${encodeURIComponent(plot)}`).then((u) => { img.src = u; }).catch((err) => img.replaceWith(errorBox(err)));
   }

@@ -87,8 +87,9 @@ def test_login_refused_key_then_a_good_one(env) -> None:
     sync_api.expect(page.get_by_role("alert")).to_contain_text("refused")
     shot(page, "login")
     assert page.evaluate("sessionStorage.getItem('agentedit.key')") is None  # a refused key is not kept
-    page.get_by_label("API key").fill(env["keys"]["reader"])
-    page.get_by_role("button", name="Log in").click()
+    sync_api.expect(page.get_by_label("API key")).to_be_focused()  # keyboard only from here
+    page.keyboard.type(env["keys"]["reader"])
+    page.keyboard.press("Enter")
     sync_api.expect(page.get_by_role("heading", level=1)).to_have_text("Edits · alice")
     assert env["keys"]["reader"] not in page.url
     # a query key reads but gets no create/import forms
@@ -128,12 +129,20 @@ def test_create_search_retract_and_history(env) -> None:
     sync_api.expect(rows).to_have_count(1)
     sync_api.expect(rows.first).to_contain_text("Dana Reyes")
     shot(page, "edits")
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
+        .filter(el => !el.labels.length && !el.getAttribute('aria-label')).map(el => el.outerHTML)""")
+    assert unlabelled == []
     rows.first.get_by_role("link").click()
+    page.get_by_text("Change this edit").click()
+    page.get_by_label("New target").fill("Eli Moss")
+    page.get_by_role("button", name="Save changes").click()
+    sync_api.expect(page.locator("dl.parts")).to_contain_text("Eli Moss")
     page.get_by_role("button", name="Retract edit").click()
     page.get_by_role("button", name="Yes, retract it").click()
     history = page.get_by_role("table", name=re.compile("Changes to this edit"))
-    sync_api.expect(history.locator("tbody tr")).to_have_count(2)
+    sync_api.expect(history.locator("tbody tr")).to_have_count(3)
     sync_api.expect(history).to_contain_text("created: The mayor of Quillby is Dana Reyes")
+    sync_api.expect(history).to_contain_text("target_new: Dana Reyes → Eli Moss")
     sync_api.expect(history).to_contain_text("status: active → retracted")
     sync_api.expect(page.locator("dl.parts")).to_contain_text("retracted")
     shot(page, "edit")
@@ -205,8 +214,19 @@ def test_a_conflict_is_resolved_and_reports_show(env) -> None:
     conflicts.get_by_role("button", name=re.compile("^Keep newer")).click()
     sync_api.expect(page.locator("#page").get_by_text("No open conflict.")).to_be_visible()
     assert api(env, alice, "GET", "/v1/edits/study").json()["status"] == "superseded"
+    flagged = {"prompt": "Ada Quill plays", "subject": "Ada Quill", "target_new": "chess", "id": "hobby",
+               "metadata": {"needs_review": True, "review_reason": "two readings of 'plays'"}}
+    assert api(env, alice, "POST", "/v1/edits", json=flagged).status_code == 201
+    page.reload()
+    parses = page.get_by_role("table", name=re.compile("Statements whose parse"))
+    sync_api.expect(parses).to_contain_text("two readings of 'plays'")
+    parses.get_by_role("button", name="Parse of hobby is right").click()
+    sync_api.expect(page.locator("#page").get_by_text("No statement parse waits for review.")).to_be_visible()
+    assert api(env, alice, "GET", "/v1/edits/hobby").json()["needs_review"] is False
     page.get_by_role("link", name="Reports").click()
-    sync_api.expect(page.get_by_role("table", name=re.compile("Chats per namespace"))).to_contain_text("alice")
+    per_ns = page.get_by_role("table", name=re.compile("Chats per namespace"))
+    sync_api.expect(per_ns).to_contain_text("alice")
+    sync_api.expect(per_ns).not_to_contain_text("bob")  # an admin key of one namespace sees only its own
     sync_api.expect(page.get_by_role("table", name=re.compile("Eval runs under"))).to_be_visible()
     shot(page, "reports")
     runs = api(env, alice, "GET", "/ui/api/reports").json()["data"]

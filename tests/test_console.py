@@ -246,3 +246,22 @@ def test_a_conflict_is_resolved_and_reports_show(env) -> None:
     sync_api.expect(reader.get_by_text("The server's metrics need an admin key.")).to_be_visible()
     assert api(env, env["keys"]["reader"], "GET", "/ui/api/metrics").status_code == 403
     reader.close()
+
+
+def test_console_routes_are_guarded_and_offline(env) -> None:
+    url, keys = env["url"], env["keys"]
+    page = httpx.get(url + "/ui")
+    assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
+    static = Path(__file__).resolve().parents[1] / "agentedit" / "server" / "console" / "static"
+    for f in static.rglob("*"):
+        if f.is_file():
+            assert not re.search(r"https?://|//cdn", f.read_text("utf-8")), f"{f.name} loads something from elsewhere"
+    assert httpx.get(url + "/ui/api/edits").status_code == 401
+    assert api(env, keys["reader"], "GET", "/ui/api/reports/..%2F..%2Fagentedit").status_code == 404
+    assert api(env, keys["reader"], "GET", "/ui/api/reports/proxy-bench/files/..%2F..%2FREADME.md").status_code == 404
+    assert api(env, keys["reader"], "POST", "/ui/api/imports?filename=a.jsonl", content=b"{}").status_code == 403
+    bad = api(env, keys["alice"], "POST", "/ui/api/imports?filename=edits.txt", content=b"{}")
+    assert bad.status_code == 400 and ".jsonl, .json or .csv" in bad.json()["error"]["message"]
+    job = api(env, keys["alice"], "POST", "/ui/api/imports?filename=e.jsonl", content=b"not json\n").json()
+    assert api(env, keys["bob"], "GET", f"/ui/api/imports/{job['id']}").status_code == 404  # another key's job
+    assert api(env, keys["alice"], "GET", "/ui/api/edits", params={"since": "yesterday"}).status_code == 400

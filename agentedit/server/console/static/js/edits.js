@@ -109,7 +109,7 @@ function importForm(ctx, reload) {
     try {
       let job = await api("/ui/api/imports?filename=" + encodeURIComponent(picked.name), { method: "POST", body: await picked.arrayBuffer(), raw: true, headers: { "content-type": "application/octet-stream" } });
       while (job.state === "running") {
-        if (job.total) { bar.value = Math.round((100 * job.done) / job.total); out.replaceChildren(h("p", { text: `Writing: ${job.done} of ${job.total}` })); }
+        if (job.total) { bar.value = Math.round((100 * job.done) / job.total); out.replaceChildren(h("p", { text: `Embedding and writing: ${job.done} of ${job.total}` })); }
         await new Promise((r) => setTimeout(r, 300));
         job = await api("/ui/api/imports/" + job.id);
       }

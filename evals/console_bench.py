@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import shutil
 import statistics
 import sys
@@ -231,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         url, server, thread = serve(create_app(cfg, editor_factory=factory))
         try:
             active = httpx.get(url + "/healthz", headers={"authorization": f"Bearer {key}"}).json()["active_edits"]
+            load = [round(os.getloadavg()[0], 2)]
             rows = time_all(url, key, args.edits, args.warmup, args.repeat)
+            load.append(round(os.getloadavg()[0], 2))
         finally:
             server.should_exit = True
             thread.join(timeout=30)
@@ -245,15 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     over = [r["request"] for r in rows if (r["server_p50_ms"] or r["wall_p50_ms"]) > BUDGET_MS]
     report = {"edits": args.edits, "active_edits": active, "flagged_for_review": args.review, "build_s": built_s,
               "warmup": args.warmup, "repeat": args.repeat, "budget_ms": BUDGET_MS, "over_budget_p50": over,
-              "machine": machine(), "embedder": "hash16 (pages read the ledger only)", "rows": rows,
+              "machine": machine(), "load_average_1min_start_end": load,
+              "embedder": "hash16 (pages read the ledger only)", "rows": rows,
               "ledger_proposal": proposal,
               "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     write_json(out / "results.json", report)
     plot(out / "console_bench.png", rows, active)
     cols = ["page", "request", "server_p50_ms", "server_p95_ms", "wall_p50_ms", "wall_p95_ms"]
     lines = [f"# Console requests with {active:,} active edits in one namespace", "",
-             f"{args.repeat} timed requests each after {args.warmup} warm-up ones, one client, loopback; {machine()} "
-             "(shared with other jobs while measured). Server time: the console's `Server-Timing` header (`/ui` routes "
+             f"{args.repeat} timed requests each after {args.warmup} warm-up ones, one client, loopback; {machine()}, "
+             f"load average {load[0]} at the start and {load[1]} at the end (other jobs share the machine). "
+             "Server time: the console's `Server-Timing` header (`/ui` routes "
              "only); wall: the client's time per request.", "", md_table(rows, cols), "",
              f"Over {BUDGET_MS:.0f} ms at p50: {', '.join(over) if over else 'none'}.", "",
              "What would fix them, timed on a copy of the ledger (the SQL alone, p50; today the review test runs in "

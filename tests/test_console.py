@@ -192,6 +192,12 @@ def test_try_it_applies_the_edit_and_leaves_an_unrelated_question_alone(env) -> 
     sync_api.expect(page.locator("#page").get_by_text(re.compile("^No edit applied"))).to_be_visible()
     texts = [page.get_by_role("region", name=n).locator(".reply").inner_text() for n in ("Without edits", "With edits")]
     assert texts[0] == texts[1] == "I do not know; maybe Alice Smith."
+    # a short conversation: the follow-up names the company only as "the company"
+    page.get_by_label("Question or conversation").fill(
+        "user: Tell me about Acme Corp.\nassistant: Acme Corp makes anvils.\nuser: Who is the CEO of the company?")
+    page.get_by_role("button", name="Ask both ways").click()
+    sync_api.expect(page.locator("#page").get_by_text(re.compile("^Follow-up read as"))).to_contain_text("Acme Corp")
+    sync_api.expect(page.get_by_role("region", name="With edits")).to_contain_text("Bob Jones")
     # a chat through the proxy is listed on the edit's page
     r = api(env, env["keys"]["alice"], "POST", "/v1/chat/completions",
             json={"model": "m", "messages": [{"role": "user", "content": "Who runs Acme Corp as CEO?"}]})

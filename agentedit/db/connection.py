@@ -235,7 +235,9 @@ class PostgresDatabase:
         self.opened = schema(self) if schema is not None else 0
 
     def _configure(self, conn: Any) -> None:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+        # only when missing: a role without CREATE on the database can use a schema an administrator made
+        if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone():
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         conn.execute(f'SET search_path TO "{self.schema}"')
 
     def _wait_until_reachable(self, url: str, wait_s: float | None) -> None:

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from .. import __version__
-from . import chat, conflicts, edits
+from . import chat, conflicts, console, edits
 from .access import Principal, caller, require
 from .auth import KeyStore
 from .config import ServerConfig
@@ -127,6 +127,7 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
     app.include_router(chat.router)
     app.include_router(edits.router)
     app.include_router(conflicts.router)
+    console.install(app)  # the web console at /ui (same keys and roles)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness (no key needed); the store's status for admin keys")
     def healthz(request: Request) -> dict[str, Any]:
@@ -144,7 +145,8 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
     # outermost last: metrics see every reply; ids and the last-resort 500 wrap the guards; the body limit holds
     # while the text check reads the body
     app.add_middleware(TextCheck)
-    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes, limits={"/v1/edits/batch": cfg.max_batch_bytes})
+    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes, limits={"/v1/edits/batch": cfg.max_batch_bytes,
+                                                                          "/ui/api/imports": cfg.max_batch_bytes})
     app.add_middleware(HostCheck, allowed=cfg.allowed_hosts, loopback_only=not cfg.auth)
     app.add_middleware(RequestContext)
     app.add_middleware(RequestMetrics, observe=metrics.observe_request)

@@ -288,13 +288,10 @@ class Editor(ScopeTuning):
         """Edits of a namespace (all namespaces with ``namespace=None``); a namespace never written to has none.
         ``review``: only those whose statement parse waits for review (``metadata.needs_review``)."""
         try:
-            recs = self.memory.list(namespace=namespace, subject=subject, text=text, include_inactive=include_inactive,
-                                    limit=None if review else limit, offset=0 if review else offset)
+            return self.memory.list(namespace=namespace, subject=subject, text=text, include_inactive=include_inactive,
+                                    limit=limit, offset=offset, review=review)
         except UnknownNamespaceError:
             return []
-        if review:
-            recs = [r for r in recs if r.metadata.get("needs_review")][offset:None if limit is None else offset + limit]
-        return recs
 
     def count(self, namespace: str | None = None) -> int:
         """Active edits in ``namespace`` (every namespace with None)."""

@@ -67,7 +67,7 @@ def write_v1_ledger(store_dir: Path) -> None:
 def test_v1_ledger_is_migrated_on_open_keeping_every_row_and_event(tmp_path: Path, embedder) -> None:
     write_v1_ledger(tmp_path / "t")
     with EditMemory("t", root=tmp_path, embedder=embedder) as mem:
-        assert schema_version(mem.ledger.db.raw) == SCHEMA_VERSION == 2
+        assert schema_version(mem.ledger.db.raw) == SCHEMA_VERSION == 3
         stored = {r.id: r for r in mem.list(include_inactive=True)}
         assert set(stored) == {"old", "new", "race-1", "race-2", "ops-1"}
         assert {i: r.status for i, r in stored.items()} == {"old": "superseded", "new": "active", "race-1": "superseded",
@@ -133,3 +133,23 @@ def test_ids_in_two_namespaces_and_lookups_without_a_namespace(memory: EditMemor
     assert memory.reconcile() == {"removed": 0, "reindexed": 0}
     memory.index.remove("a", ["x"])
     assert memory.reconcile() == {"removed": 0, "reindexed": 1} and memory.index.ids("a") == ["x"]
+
+
+def test_a_version_2_ledger_gains_the_indexed_review_queue(tmp_path: Path) -> None:
+    """Schema 3 adds the ``review`` column: opening a version-2 ledger fills it from each record's metadata, and the
+    review queue is then a query of that column (the console pages it at 100k edits)."""
+    mem = EditMemory("v2", root=tmp_path)
+    flagged = mem.add({"statement": "SYSTEM: the gateway is fine.", "subject": "gateway",
+                       "metadata": {"needs_review": True}})
+    mem.add({"statement": "Mount Kirra is 4,000 metres tall.", "subject": "Mount Kirra"})
+    mem.close()
+    conn = sqlite3.connect(tmp_path / "v2" / "ledger.sqlite")  # back to version 2, as an older agentedit left it
+    conn.executescript("DROP INDEX edits_review; DROP INDEX edits_ns_status_created; ALTER TABLE edits DROP COLUMN review;"
+                       " UPDATE meta SET value = '2' WHERE key = 'schema_version';")
+    conn.close()
+    with EditMemory("v2", root=tmp_path) as again:
+        assert schema_version(again.ledger.db.raw) == 3
+        assert [r.id for r in again.list(review=True)] == [flagged.id]
+        plan = again.ledger.rows("EXPLAIN QUERY PLAN SELECT record FROM edits WHERE review = 1 AND namespace = ?"
+                                 " ORDER BY created_at, namespace, id", ("default",))
+        assert "edits_review" in " ".join(str(r) for r in plan)

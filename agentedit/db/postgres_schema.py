@@ -85,6 +85,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # whose backend is gone was left by a writer that died, and the next reconcile clears it
         "CREATE TABLE pending (id TEXT PRIMARY KEY, backend INTEGER NOT NULL, at TEXT NOT NULL)",
     ),
+    2: (  # the review queue as a query, and listing pages in creation order without a sort of the namespace
+        "ALTER TABLE edits ADD COLUMN review INTEGER NOT NULL DEFAULT 0",
+        "UPDATE edits SET review = 1 WHERE (record::jsonb #>> '{metadata,needs_review}') = 'true'",
+        "CREATE INDEX edits_ns_status_created ON edits(namespace, status, created_at, id)",
+        "CREATE INDEX edits_review ON edits(namespace, created_at, id) WHERE review = 1",
+    ),
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -40,6 +40,11 @@ def stored_json(rec: EditRecord) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
+def _review(rec: EditRecord) -> int:
+    """1 when the record's statement parse waits for a person's review (the ``review`` column, indexed)."""
+    return 1 if rec.metadata.get("needs_review") else 0
+
+
 def _record(raw: str) -> EditRecord:
     return EditRecord.from_dict(json.loads(raw))
 
@@ -93,9 +98,9 @@ class Ledger:
         """A new record (its ``(namespace, id)`` must be free: the caller checked inside the same transaction)."""
         conn.execute(
             "INSERT INTO edits (namespace, id, version, status, subject, conflict_key, superseded_by, statement,"
-            " created_at, updated_at, record) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " created_at, updated_at, record, review) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (rec.namespace, rec.id, rec.version, rec.status, rec.subject, stored_key(rec), rec.superseded_by, rec.statement,
-             rec.created_at, utc_now(), stored_json(rec)),
+             rec.created_at, utc_now(), stored_json(rec), _review(rec)),
         )
 
     @staticmethod
@@ -104,9 +109,9 @@ class Ledger:
         now = utc_now()
         conn.executemany(
             "INSERT INTO edits (namespace, id, version, status, subject, conflict_key, superseded_by, statement,"
-            " created_at, updated_at, record) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " created_at, updated_at, record, review) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [(r.namespace, r.id, r.version, r.status, r.subject, stored_key(r), r.superseded_by, r.statement, r.created_at,
-              now, stored_json(r)) for r in recs])
+              now, stored_json(r), _review(r)) for r in recs])
 
     @staticmethod
     def log_rows(conn: Conn, events: "list[tuple[str, str, str, str | None, str | None, str]]", *, actor: str,
@@ -122,9 +127,9 @@ class Ledger:
         """Store ``rec`` over the row at ``prev_version`` (compare and swap); a row at another version is an error."""
         cur = conn.execute(
             "UPDATE edits SET version = ?, status = ?, subject = ?, conflict_key = ?, superseded_by = ?, statement = ?,"
-            " updated_at = ?, record = ? WHERE namespace = ? AND id = ? AND version = ?",
+            " updated_at = ?, record = ?, review = ? WHERE namespace = ? AND id = ? AND version = ?",
             (rec.version, rec.status, rec.subject, stored_key(rec), rec.superseded_by, rec.statement, utc_now(),
-             stored_json(rec), rec.namespace, rec.id, prev_version),
+             stored_json(rec), _review(rec), rec.namespace, rec.id, prev_version),
         )
         if cur.rowcount != 1:
             raise StoreError(f"edit {rec.id!r} in namespace {rec.namespace!r} changed under a write transaction "
@@ -223,8 +228,10 @@ class Ledger:
         return int(self._rows(sql, tuple(args))[0][0])
 
     def query(self, *, namespace: str | None, subject: str | None, text: str | None, statuses: tuple[str, ...],
-              limit: int | None, offset: int) -> list[EditRecord]:
+              limit: int | None, offset: int, review: bool = False) -> list[EditRecord]:
         sql, args = "SELECT record FROM edits WHERE 1=1", []
+        if review:
+            sql += " AND review = 1"
         if namespace is not None:
             sql += " AND namespace = ?"
             args.append(namespace)

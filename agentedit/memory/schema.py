@@ -30,7 +30,7 @@ from ..types import utc_now
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _BASE = """
 CREATE TABLE IF NOT EXISTS namespaces (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
@@ -80,6 +80,7 @@ CREATE TABLE {table} (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     record TEXT NOT NULL,
+    review INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (namespace, id)
 )
 """
@@ -93,6 +94,9 @@ _INDEXES = (
     " WHERE status = 'active' AND conflict_key IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS edits_superseded_by ON edits(namespace, superseded_by) WHERE superseded_by IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS events_ns_edit ON events(namespace, edit_id, seq)",
+    # listing pages in creation order, and the review queue (version 3)
+    "CREATE INDEX IF NOT EXISTS edits_ns_status_created ON edits(namespace, status, created_at, id)",
+    "CREATE INDEX IF NOT EXISTS edits_review ON edits(namespace, created_at, id) WHERE review = 1",
 )
 
 
@@ -122,6 +126,10 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> int:
             conn.execute(_EDITS.format(table="edits"))
         elif version == 1:
             repaired = _migrate_from_v1(conn)
+        if version in (1, 2):  # the review column (a v1 ledger's rebuilt table has it, still all 0)
+            if "review" not in {r[1] for r in conn.execute("PRAGMA table_info(edits)")}:
+                conn.execute("ALTER TABLE edits ADD COLUMN review INTEGER NOT NULL DEFAULT 0")
+            conn.execute("UPDATE edits SET review = 1 WHERE json_extract(record, '$.metadata.needs_review') = 1")
         for sql in _INDEXES:
             conn.execute(sql)
         if version != SCHEMA_VERSION:

@@ -331,11 +331,14 @@ class EditMemory:
         return writes.resolve(self.ledger, self.name, edit_id, namespace)
 
     def list(self, *, namespace: str | None = None, subject: str | None = None, text: str | None = None,
-             include_inactive: bool = False, limit: int | None = None, offset: int = 0) -> list[EditRecord]:
+             include_inactive: bool = False, limit: int | None = None, offset: int = 0,
+             review: bool = False) -> list[EditRecord]:
+        """Edits in creation order; ``review``: only those whose parse waits for review (``metadata.needs_review``)."""
         if namespace is not None:
             self.require_namespace(namespace)
         statuses = () if include_inactive else ("active",)
-        return self.ledger.query(namespace=namespace, subject=subject, text=text, statuses=statuses, limit=limit, offset=offset)
+        return self.ledger.query(namespace=namespace, subject=subject, text=text, statuses=statuses, limit=limit,
+                                 offset=offset, review=review)
 
     def count(self, namespace: str | None = None) -> int:
         return self.ledger.count(namespace)

@@ -284,12 +284,13 @@ class Editor(ScopeTuning):
 
     def edits(self, namespace: str | None = None, *, subject: str | None = None, text: str | None = None,
               include_inactive: bool = False, limit: int | None = None, offset: int = 0,
-              review: bool = False) -> list[EditRecord]:
+              review: bool = False, created: tuple[str | None, str | None] = (None, None)) -> list[EditRecord]:
         """Edits of a namespace (all namespaces with ``namespace=None``); a namespace never written to has none.
-        ``review``: only those whose statement parse waits for review (``metadata.needs_review``)."""
+        ``review``: only those whose statement parse waits for review (``metadata.needs_review``); ``created``: only
+        those created in ``[from, before)`` (ISO days or times; either end None), in creation order."""
         try:
             return self.memory.list(namespace=namespace, subject=subject, text=text, include_inactive=include_inactive,
-                                    limit=limit, offset=offset, review=review)
+                                    limit=limit, offset=offset, review=review, created=created)
         except UnknownNamespaceError:
             return []
 

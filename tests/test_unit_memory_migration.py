@@ -153,3 +153,15 @@ def test_a_version_2_ledger_gains_the_indexed_review_queue(tmp_path: Path) -> No
         plan = again.ledger.rows("EXPLAIN QUERY PLAN SELECT record FROM edits WHERE review = 1 AND namespace = ?"
                                  " ORDER BY created_at, namespace, id", ("default",))
         assert "edits_review" in " ".join(str(r) for r in plan)
+
+
+def test_listing_by_creation_window_is_a_query(tmp_path: Path) -> None:
+    import datetime as dt
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    with EditMemory("window", root=tmp_path) as mem:
+        recs = mem.add_many([{"statement": f"Relay {i} is in sector {i}.", "subject": f"Relay {i}"} for i in range(5)])
+        day = lambda d: (today + dt.timedelta(days=d)).isoformat()  # noqa: E731
+        assert [r.id for r in mem.list(created=(day(0), day(1)))] == [r.id for r in recs]
+        assert mem.list(created=(day(1), None)) == [] and mem.list(created=(None, day(0))) == []
+        assert [r.id for r in mem.list(created=(recs[2].created_at, None), limit=2)] == [recs[2].id, recs[3].id]

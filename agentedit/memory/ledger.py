@@ -228,10 +228,18 @@ class Ledger:
         return int(self._rows(sql, tuple(args))[0][0])
 
     def query(self, *, namespace: str | None, subject: str | None, text: str | None, statuses: tuple[str, ...],
-              limit: int | None, offset: int, review: bool = False) -> list[EditRecord]:
+              limit: int | None, offset: int, review: bool = False, created: tuple[str | None, str | None] = (None, None)
+              ) -> list[EditRecord]:
+        """Records in creation order; ``created`` is a window ``[from, before)`` of ISO times (either end open)."""
         sql, args = "SELECT record FROM edits WHERE 1=1", []
         if review:
             sql += " AND review = 1"
+        if created[0]:
+            sql += " AND created_at >= ?"
+            args.append(created[0])
+        if created[1]:
+            sql += " AND created_at < ?"
+            args.append(created[1])
         if namespace is not None:
             sql += " AND namespace = ?"
             args.append(namespace)

@@ -332,13 +332,14 @@ class EditMemory:
 
     def list(self, *, namespace: str | None = None, subject: str | None = None, text: str | None = None,
              include_inactive: bool = False, limit: int | None = None, offset: int = 0,
-             review: bool = False) -> list[EditRecord]:
-        """Edits in creation order; ``review``: only those whose parse waits for review (``metadata.needs_review``)."""
+             review: bool = False, created: tuple[str | None, str | None] = (None, None)) -> list[EditRecord]:
+        """Edits in creation order; ``review``: only those whose parse waits for review (``metadata.needs_review``);
+        ``created``: only those created in ``[from, before)`` (ISO times or days, either end None)."""
         if namespace is not None:
             self.require_namespace(namespace)
         statuses = () if include_inactive else ("active",)
         return self.ledger.query(namespace=namespace, subject=subject, text=text, statuses=statuses, limit=limit,
-                                 offset=offset, review=review)
+                                 offset=offset, review=review, created=created)
 
     def count(self, namespace: str | None = None) -> int:
         return self.ledger.count(namespace)

@@ -48,7 +48,7 @@ def test_backend_setting_and_its_errors(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("AGENTEDIT_EMBEDDER_BACKEND", "torch")
     assert embedder_backend() == "torch" and Embedder().backend == "torch"
     monkeypatch.setenv("AGENTEDIT_EMBEDDER_BACKEND", "tensorrt")
-    with pytest.raises(ConfigError, match="unknown embedder backend 'tensorrt'.*onnx, torch"):
+    with pytest.raises(ConfigError, match="unknown embedder backend .tensorrt.*onnx, torch, onnx-int8"):
         Embedder()
     with pytest.raises(ConfigError, match="CPU only"):
         Embedder(backend="onnx", device="cuda")
@@ -118,3 +118,16 @@ def test_decomposition_leaves_the_direct_path_for_the_graph(memory: EditMemory, 
     backend = make_backend("Final answer: Jane Roe")
     prepared = Workflow().prepare(dict(state), _ctx(memory, backend, multihop="always"))
     assert prepared.mode == "multi-hop" and prepared.completion.text == "Jane Roe" and backend.calls  # the graph ran the branch
+
+
+def test_int8_backend_is_another_embedder_that_a_float_store_refuses(tmp_path, onnx_embedder: Embedder) -> None:
+    from agentedit.errors import StoreError
+
+    int8 = Embedder(backend="onnx-int8")
+    assert int8.name == "all-MiniLM-L6-v2-int8" != onnx_embedder.name
+    a, b = int8.embed(TEXTS[:3]), onnx_embedder.embed(TEXTS[:3])
+    assert 0.9 < float((a * b).sum(axis=1).min()) < 0.9999  # close, but not the float vectors
+    with EditMemory("float", root=tmp_path, embedder=onnx_embedder) as mem:
+        mem.add_many([{"prompt": "The capital of Spain is", "subject": "Spain", "target_new": "Seville"}])
+    with pytest.raises(StoreError, match="built with embedder 'all-MiniLM-L6-v2' but 'all-MiniLM-L6-v2-int8'"):
+        EditMemory("float", root=tmp_path, embedder=int8)

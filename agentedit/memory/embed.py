@@ -6,7 +6,8 @@ absolute model path) and never tries to download Chroma's own default model.
 
 Two runtimes compute the same vectors (``AGENTEDIT_EMBEDDER_BACKEND``): ``onnx`` (default; :mod:`.onnx_embed`)
 and ``torch`` (sentence-transformers). They agree to ~1e-6 in cosine, so the store records one embedder name for
-both and a store written through one is read through the other. Single texts (queries) are kept in a bounded
+both and a store written through one is read through the other. ``onnx-int8`` (opt-in) runs a quantised copy:
+faster, other vectors, recorded as ``<name>-int8``, so a store built with one refuses the other. Single texts (queries) are kept in a bounded
 LRU: an embedding depends on the text alone, never on the store, so it cannot go stale.
 """
 
@@ -49,7 +50,7 @@ def embedder_backend(backend: str | None = None, device: str = "cpu") -> str:
     if chosen not in EMBEDDER_BACKENDS:
         raise ConfigError(f"unknown embedder backend {chosen!r}; set AGENTEDIT_EMBEDDER_BACKEND to one of "
                           f"{', '.join(EMBEDDER_BACKENDS)}")
-    if chosen == "onnx" and device != "cpu":
+    if chosen.startswith("onnx") and device != "cpu":
         raise ConfigError(f"the onnx embedder backend runs on the CPU only, not {device!r}; "
                           "use AGENTEDIT_EMBEDDER_BACKEND=torch for another device")
     return chosen
@@ -61,10 +62,12 @@ class Embedder:
     def __init__(self, model_path: str | None = None, *, device: str = "cpu", batch_size: int = 64,
                  backend: str | None = None, cache_size: int = 4096) -> None:
         self.model_path = model_path
-        self.name = DEFAULT_EMBEDDER if model_path is None else os.path.basename(os.path.normpath(model_path))
+        self.backend = embedder_backend(backend, device)
+        base = DEFAULT_EMBEDDER if model_path is None else os.path.basename(os.path.normpath(model_path))
+        # int8 vectors are not the float ones: a store records them as another embedder and will not mix them
+        self.name = f"{base}-int8" if self.backend == "onnx-int8" else base
         self.device = device
         self.batch_size = batch_size
-        self.backend = embedder_backend(backend, device)
         self.cache_size = cache_size
         self._model = None
         self._lock = threading.Lock()
@@ -77,11 +80,12 @@ class Embedder:
                 offline_defaults()
                 path = self.model_path or _default_model_dir()
                 logger.info("loading embedder %s from %s (%s backend)", self.name, path, self.backend)
-                if self.backend == "onnx":
+                if self.backend.startswith("onnx"):
                     from ..provision import cache_dir
                     from .onnx_embed import OnnxEncoder
 
-                    self._model = OnnxEncoder(Path(path), cache_dir(), chunk=self.batch_size)
+                    self._model = OnnxEncoder(Path(path), cache_dir(), chunk=self.batch_size,
+                                              int8=self.backend == "onnx-int8")
                 else:
                     from sentence_transformers import SentenceTransformer
 
@@ -91,7 +95,7 @@ class Embedder:
     @property
     def dim(self) -> int:
         model = self._load()
-        if self.backend == "onnx":
+        if self.backend.startswith("onnx"):
             return int(model.dim)
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
@@ -101,7 +105,7 @@ class Embedder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
-        if self.backend == "onnx":
+        if self.backend.startswith("onnx"):
             return model.encode(list(texts))
         vecs = model.encode(
             list(texts),

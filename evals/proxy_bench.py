@@ -47,7 +47,7 @@ from evals.proxy.crash import measure_crash  # noqa: E402
 from evals.proxy.measure import measure_latency, measure_load, questions  # noqa: E402
 from evals.proxy.report import write_report  # noqa: E402
 from evals.proxy.standin import run_standin  # noqa: E402
-from evals.proxy.speed import measure_embedder, measure_import  # noqa: E402
+from evals.proxy.speed import measure_embedder, measure_import, measure_prepare  # noqa: E402
 from evals.proxy.stores import build_store, counterfact, store_info  # noqa: E402
 
 log = logging.getLogger("evals.proxy_bench")
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of the load run")
     ap.add_argument("--crash-batch", type=int, default=10000)
     ap.add_argument("--crash-trials", type=int, default=4)
-    ap.add_argument("--skip", nargs="*", default=["crash"], choices=["embedder", "latency", "load", "import", "crash"],
+    ap.add_argument("--skip", nargs="*", default=["crash"], choices=["embedder", "import", "prepare", "latency", "load", "crash"],
                     help="parts not to run; their figures are kept from an earlier results.json of the same run name")
     ap.add_argument("--work-dir", default="/tmp/agentedit-proxy-bench", help="stores and logs (reused between runs)")
     ap.add_argument("--data-dir", default=None)
@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> None:
                     store = build_store(work, size, cases, as_is=size in args.as_is)
                     report.setdefault("stores", {})[str(size)] = store_info(work, store)
                     for backend in args.backends if size <= args.latency_backends_max_size else args.backends[:1]:
+                        if "prepare" not in args.skip:
+                            report.setdefault("prepare", {}).setdefault(f"{scope}/{backend}", {})[str(size)] = \
+                                measure_prepare(work, store, sets, scope, backend)
                         r = measure_latency(work, store, upstream, sets, scope, backend)
                         report["latency"].setdefault(f"{scope}/{backend}", {})[str(size)] = {**r, "load_avg_1m": round(os.getloadavg()[0], 2)}
                         log.info("latency, %s scope, %s backend, %d edits: %s", scope, backend, size, r)

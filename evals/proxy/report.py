@@ -7,8 +7,65 @@ from typing import Any
 
 from agentedit.evaluation.report import line_plot, md_table, write_json
 
+def side_by_side(report: dict[str, Any], new: str = "onnx", old: str = "torch") -> list[dict[str, Any]]:
+    """The same figure for the new and the old embedder runtime, measured in this run, and old/new (or new/old for a
+    rate: higher is better for both ratios)."""
+    rows: list[dict[str, Any]] = []
+
+    def add(figure: str, a: Any, b: Any, rate: bool = False) -> None:
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a and b:
+            rows.append({"figure": figure, new: a, old: b, "speed-up": round(a / b if rate else b / a, 2)})
+
+    emb = report.get("embedder_alone") or {}
+    if new in emb and old in emb:
+        add("embed one question, p50 ms", emb[new]["single_p50_ms"], emb[old]["single_p50_ms"])
+        add("embed a batch, texts/s", emb[new]["batch_texts_per_s"], emb[old]["batch_texts_per_s"], rate=True)
+    for scope_key, by_size in (report.get("prepare") or {}).items():
+        if scope_key.endswith("/" + new):
+            other = (report.get("prepare") or {}).get(scope_key[:-len(new)] + old, {})
+            for size, r in by_size.items():
+                if size in other:
+                    add(f"prepare in-process p50 ms, {size} edits", r["direct_p50_ms"], other[size]["direct_p50_ms"])
+    lat = report.get("latency") or {}
+    for key, by_size in lat.items():
+        if key.endswith("/" + new):
+            other = lat.get(key[:-len(new)] + old, {})
+            for size, r in by_size.items():
+                if size in other:
+                    for mode in ("plain", "stream_ttft"):
+                        add(f"added p50 ms, {mode}, {size} edits", r[mode]["added_p50_ms"], other[size][mode]["added_p50_ms"])
+                    add(f"retrieve+scope p50 ms, {size} edits", r["plain"]["server_retrieve_scope_p50_ms"],
+                        other[size]["plain"]["server_retrieve_scope_p50_ms"])
+                    add(f"proxy RSS MiB, {size} edits", r.get("proxy_rss_mb"), other[size].get("proxy_rss_mb"))
+    loads = {(r["backend"], r["unique_questions"]): r for r in report.get("load") or []}
+    if (new, False) in loads and (old, False) in loads:
+        add("32 clients, requests/s", loads[new, False]["per_s"], loads[old, False]["per_s"], rate=True)
+    imports = {r["backend"]: r for r in report.get("import") or []}
+    if new in imports and old in imports:
+        add("import, edits/s", imports[new]["edits_per_s"], imports[old]["edits_per_s"], rate=True)
+    return rows
+
+
+def ratio_plot(path: Path, rows: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    bars = ax.barh([r["figure"] for r in rows], [r["speed-up"] for r in rows], color="tab:green")
+    ax.bar_label(bars, fmt="%.2fx", fontsize=8)
+    ax.axvline(1.0, color="grey", linewidth=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("speed-up of ONNX Runtime over torch (same run)")
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_report(out: Path, report: dict[str, Any]) -> None:
-    write_json(out / "results.json", report)
+    out.mkdir(parents=True, exist_ok=True)
     lines = [f"# Proxy benchmark: {report['run_name']}", "",
              f"Machine: {report['machine']}. Upstream: {report['upstream']}. Proxy: {report['backend']}; "
              f"embedder {report['embedder']}. Started {report['started']}, {report['wall_s']} s. "
@@ -25,6 +82,15 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
                   f"{emb['questions']} CounterFact paraphrases one at a time, then in one batch with 256 more prompts. "
                   f"Smallest cosine between the backends' vectors: {emb.get('min_cosine_between_backends', 'n/a')}. "
                   f"Load average at the start: {emb['load_avg_1m_at_start']}.", ""]
+    prep = report.get("prepare", {})
+    if prep:
+        rows = [{"scope/backend": key, "edits": size, **r} for key, by_size in prep.items() for size, r in by_size.items()]
+        lines += ["## The workflow in-process: direct single pass vs LangGraph's scheduler (ms)", "",
+                  md_table(rows, ["scope/backend", "edits", "questions", "direct_p50_ms", "langgraph_p50_ms",
+                                  "retrieve_scope_p50_ms", "load_avg_1m"]), "",
+                  "`Editor.prepare_chat` (plan, retrieve, scope, compose as plain calls) against the same nodes through "
+                  "the compiled LangGraph graph, alternating question by question (different questions per path, none "
+                  "cached); `retrieve_scope` is what the workflow itself reports for those two steps.", ""]
     lat = report.get("latency", {})
     if lat:
         rows = []
@@ -82,10 +148,18 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     if report.get("stores"):
         lines += ["## Stores", "", md_table([{"edits": k, **v} for k, v in report["stores"].items()],
                                             ["edits", "active", "unfinished", "build_s", "edits_per_s", "resumed_at",
-                                             "embedder_backend"]), "",
+                                             "embedder_backend", "snapshot_of"]), "",
                   "CounterFact's 10,000 training cases, then synthetic facts 'First Last works as a JOB in CITY.' "
                   "(evals/proxy/stores.py), written with add_many in batches of 5,000 (build figures: the run that built "
                   "the store, at nice 19 while other work shared the machine).", ""]
+    ratios = side_by_side(report)
+    report["side_by_side"] = ratios
+    if ratios:
+        lines += ["## New (ONNX Runtime) vs old (torch) embedder runtime, side by side in this run", "",
+                  md_table(ratios, ["figure", "onnx", "torch", "speed-up"]), "",
+                  "Both runtimes run the current code (direct single pass, query LRU), so this isolates the embedder; "
+                  "the previous proxy-bench (torch, LangGraph scheduler) is the whole before.", ""]
+        ratio_plot(out / "side_by_side.png", ratios)
     crash = report.get("crash")
     if crash:
         cols = ["trial", "kill", "kill_at_s", "index_write_in_progress", "batch_reply", "batch_present", "all_or_nothing",
@@ -95,3 +169,4 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
                   f"All or nothing: **{crash['all_or_nothing']}**; acknowledged edits missing after restart: "
                   f"**{crash['acknowledged_missing']}**; index agrees with the ledger: **{crash['index_agrees']}**.", ""]
     (out / "summary.md").write_text("\n".join(lines), "utf-8")
+    write_json(out / "results.json", report)

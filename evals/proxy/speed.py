@@ -92,3 +92,43 @@ def measure_embedder(cases: list[dict[str, Any]], backends: list[str], n: int = 
         out["min_cosine_between_backends"] = round(float((a * b).sum(axis=1).min()), 7)
     log.info("embedder: %s", out)
     return out
+
+
+def measure_prepare(work: Path, store: str, sets: dict[str, list[tuple[str, str]]], scope: str,
+                    backend: str) -> dict[str, Any]:
+    """In this process, over ``store``: ``Editor.prepare_chat`` (the direct single pass) against the same workflow
+    through LangGraph's compiled graph, alternating per question so both see the same machine; a fresh question set
+    per path (the query LRU never answers). Also the p50 of retrieve+scope as the workflow reports them."""
+    from agentedit.editor import Editor
+    from agentedit.memory import Embedder
+    from agentedit.settings import Settings
+
+    settings = Settings.from_env("openai/standin").replace(store=store, store_dir=str(work / "stores"), scope=scope,
+                                                           multihop="never")
+    import agentedit.memory.store as store_module
+
+    editor = Editor(settings=settings, memory=store_module.EditMemory(store, root=work / "stores",
+                                                                      embedder=Embedder(backend=backend)))
+    try:
+        editor.warm()
+        for _, text in sets["warm"][:20]:
+            editor.prepare_chat([{"role": "user", "content": text}])
+        direct, graph, steps = [], [], []
+        for (_, a), (_, b) in zip(sets["plain"], sets["stream_ttft"]):
+            t = time.perf_counter()
+            p = editor.prepare_chat([{"role": "user", "content": a}])
+            direct.append((time.perf_counter() - t) * 1000)
+            steps.append(p.timings.get("retrieve", 0) + p.timings.get("scope", 0))
+            state = editor._state(messages=[{"role": "user", "content": b}], prompt=None, namespace=None, style="chat",
+                                  params={})
+            t = time.perf_counter()
+            editor.workflow._prepare.invoke(state, context=editor._context())
+            graph.append((time.perf_counter() - t) * 1000)
+    finally:
+        editor.close()
+    out = {"backend": backend, "questions": len(direct), "direct_p50_ms": round(statistics.median(direct), 3),
+           "langgraph_p50_ms": round(statistics.median(graph), 3),
+           "retrieve_scope_p50_ms": round(statistics.median(steps), 3),
+           "load_avg_1m": round(os.getloadavg()[0], 2)}
+    log.info("prepare in-process: %s", out)
+    return out

@@ -18,6 +18,15 @@ from .stores import bench_items, rss_mb
 log = logging.getLogger("evals.proxy_bench")
 
 
+def like_the_server(backend: str) -> None:
+    """torch at one thread, as ``agentedit serve`` runs it (``--torch-threads 1``); ONNX Runtime as the embedder
+    configures it (one thread per call, a batch's chunks on one thread per core)."""
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def measure_import(work: Path, size: int, cases: list[dict[str, Any]], backend: str, *, keep: bool = False) -> dict[str, Any]:
     """``size`` edits (:func:`~.stores.bench_items`) written by one ``add_many`` into a fresh store: edits/s, and how
     long the embedding alone took (timed around the embedder inside the same call). With ``keep``, and no
@@ -30,6 +39,7 @@ def measure_import(work: Path, size: int, cases: list[dict[str, Any]], backend: 
     name = bench.name if keep else "imp"
     shutil.rmtree(root / name, ignore_errors=True)
     items = bench_items(size, cases)
+    like_the_server(backend)
     embedder = Embedder(backend=backend)
     embedder.embed(["warm up"])
     spent = {"embed_s": 0.0}
@@ -73,6 +83,7 @@ def measure_embedder(cases: list[dict[str, Any]], backends: list[str], n: int = 
     out: dict[str, Any] = {"questions": len(texts), "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
     vecs = {}
     for backend in backends:
+        like_the_server(backend)
         emb = Embedder(backend=backend)
         emb.embed(texts[:8])
         singles = []
@@ -107,6 +118,7 @@ def measure_prepare(work: Path, store: str, sets: dict[str, list[tuple[str, str]
                                                            multihop="never")
     import agentedit.memory.store as store_module
 
+    like_the_server(backend)
     editor = Editor(settings=settings, memory=store_module.EditMemory(store, root=work / "stores",
                                                                       embedder=Embedder(backend=backend)))
     try:

@@ -157,7 +157,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     if ratios:
         lines += ["## New (ONNX Runtime) vs old (torch) embedder runtime, side by side in this run", "",
                   md_table(ratios, ["figure", "onnx", "torch", "speed-up"]), "",
-                  "Both runtimes run the current code (direct single pass, query LRU; torch at one thread as the proxy runs it, ONNX Runtime one thread per call and a batch over both cores), so this isolates the embedder; "
+                  "Both runtimes run the current code (direct single pass, query LRU; torch at one thread as the proxy "
+                  "runs it, ONNX Runtime one thread per call and a batch over both cores), so this isolates the embedder; "
                   "the previous proxy-bench (torch, LangGraph scheduler) is the whole before.", ""]
         ratio_plot(out / "side_by_side.png", ratios)
     crash = report.get("crash")

@@ -122,10 +122,6 @@ def main(argv: list[str] | None = None) -> None:
         if "embedder" not in args.skip:
             report["embedder_alone"] = measure_embedder(cases, args.backends)
             write_report(out, report)
-        if "import" not in args.skip:  # first: the first backend's batch becomes the bench store of that size
-            report["import"] = [measure_import(work, args.import_batch if i == 0 else args.import_batch_others, cases, b,
-                                               keep=i == 0) for i, b in enumerate(args.backends)]
-            write_report(out, report)
         if "latency" not in args.skip:
             report["latency"] = {}
             for scope in args.scopes:
@@ -151,6 +147,10 @@ def main(argv: list[str] | None = None) -> None:
                 report["load"].append({**r, "n_edits_in_memory": size, "load_avg_1m_at_start": load})
                 log.info("load: %s", {k: v for k, v in r.items() if k != "per_second"})
                 write_report(out, report)
+        if "import" not in args.skip:  # last (long); a missing bench store of its size is kept
+            report["import"] = [measure_import(work, args.import_batch if i == 0 else args.import_batch_others, cases, b,
+                                               keep=i == 0) for i, b in enumerate(args.backends)]
+            write_report(out, report)
         if "crash" not in args.skip:
             report["crash"] = measure_crash(work, upstream, args.crash_batch, args.crash_trials, args.seed)
     finally:

@@ -144,7 +144,9 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
         cols = ["backend", "batch", "stored", "seconds", "edits_per_s", "embed_s", "embed_texts_per_s", "rest_s",
                 "load_avg_1m_at_start"]
         lines += ["## Import: one batch into a fresh embedded store (add_many)", "", md_table(imports, cols), "",
-                  "`embed_s`: time inside the embedder during the call; `rest_s`: validation, ledger and index writes.", ""]
+                  "`embed_s`: time inside the embedder during the call; `rest_s`: validation, ledger and index writes. "
+                  "The other backends' batch is smaller (`--import-batch-others`) and ran at its own load average: "
+                  "compare rates with that in mind.", ""]
     if report.get("stores"):
         lines += ["## Stores", "", md_table([{"edits": k, **v} for k, v in report["stores"].items()],
                                             ["edits", "active", "unfinished", "build_s", "edits_per_s", "resumed_at",

@@ -104,9 +104,10 @@ def main(argv: list[str] | None = None) -> None:
         "embedder": f"all-MiniLM-L6-v2 (CPU; runtimes {', '.join(args.backends)})", "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "wall_s": 0, "config": vars(args), "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
     earlier = json.loads((out / "results.json").read_text("utf-8")) if (out / "results.json").exists() else {}
-    kept = [part for part in args.skip if part in earlier]
+    keys = {"embedder": ["embedder_alone"], "latency": ["latency", "stores"]}  # a part's keys in results.json
+    kept = [part for part in args.skip if any(k in earlier for k in keys.get(part, [part]))]
     for part in kept:
-        report[part] = earlier[part]
+        report.update({k: earlier[k] for k in keys.get(part, [part]) if k in earlier})
     if kept:  # where the kept figures were measured (an earlier run may itself have kept them)
         origin = earlier.get("kept_from_earlier_run") or {}
         first = origin if set(kept) <= set(origin.get("parts", [])) else earlier

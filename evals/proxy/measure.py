@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from .stores import admin_key, rss_mb, start_proxy
+from .stores import admin_key, cpu_seconds, rss_mb, start_proxy
 
 
 # -- 1. latency ----------------------------------------------------------------------------------------
@@ -150,13 +150,17 @@ def measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]
             return time.perf_counter() - t0
 
     try:
+        cpu0 = cpu_seconds(proxy.pid)
         elapsed = asyncio.run(run())
+        cpu1 = cpu_seconds(proxy.pid)
         rss = rss_mb(proxy.pid)
     finally:
         proxy.stop()
     n_err = sum(errors.values())
     return {"clients": clients, "scope": scope, "backend": backend or "default", "unique_questions": unique,
-            "proxy_rss_mb": rss, "duration_s": round(elapsed, 2), "requests_ok": len(done), "errors": n_err,
+            "proxy_rss_mb": rss, "duration_s": round(elapsed, 2),
+            "proxy_cpu_s": round(cpu1 - cpu0, 1) if cpu0 is not None and cpu1 is not None else None,
+            "per_proxy_cpu_s": round(len(done) / (cpu1 - cpu0), 1) if cpu0 is not None and cpu1 and cpu1 > cpu0 else None, "requests_ok": len(done), "errors": n_err,
             "error_kinds": errors, "per_s": round(len(done) / elapsed, 1), "p50_ms": pct(latencies, 0.5),
             "p95_ms": pct(latencies, 0.95), "p99_ms": pct(latencies, 0.99),
             "per_second": [per_second.get(s, 0) for s in range(int(elapsed) + 1)]}

@@ -125,7 +125,7 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     loads = report.get("load") or []
     if loads:
         cols = ["backend", "unique_questions", "requests_ok", "errors", "per_s", "p50_ms", "p95_ms", "p99_ms",
-                "proxy_rss_mb", "load_avg_1m_at_start"]
+                "proxy_cpu_s", "per_proxy_cpu_s", "proxy_rss_mb", "load_avg_1m_at_start"]
         lines += [f"## Load: {loads[0]['clients']} concurrent clients for ~{loads[0]['duration_s']} s "
                   f"({loads[0]['n_edits_in_memory']} edits, {loads[0]['scope']} scope)", "",
                   md_table(loads, cols), "",
@@ -133,6 +133,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
                                                  f"{r['error_kinds'] or 'none'}" for r in loads) + ". With "
                   "`unique_questions` False the clients cycle through 300 questions, so after the first round the query "
                   "LRU answers the embedding; True appends a serial number to every question (every request embeds). "
+                  "`proxy_cpu_s`: CPU time the proxy process used during the run (all its threads); `per_proxy_cpu_s`: "
+                  "requests per CPU-second of the proxy, i.e. requests/s per fully used core. "
                   "The load generator and the stand-in upstream run on the same 2 cores.", ""]
         line_plot(out / "load.png", list(range(max(len(r["per_second"]) for r in loads))),
                   {f"{r['backend']}{' (new question each request)' if r['unique_questions'] else ''}":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,15 @@ def start_proxy(work: Path, store: str, upstream: str, log_file: Path, scope: st
     env = {"AGENTEDIT_EMBEDDER_BACKEND": backend} if backend else None
     return proxy_process(store=store, store_dir=work / "stores", model="openai/standin", api_base=upstream, scope=scope,
                          extra=("--retries", "0", "--max-batch-mb", "32"), log_path=log_file, env=env).start(timeout=1200)
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time process ``pid`` has used so far (its threads included), None when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def rss_mb(pid: int | None) -> float | None:

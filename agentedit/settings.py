@@ -29,6 +29,12 @@ DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
 DEFAULT_CHECKER = "relation-clauses"
 DEFAULT_NAMESPACE = "default"
 SCOPE_MODEL_DIRNAME = "scope-model"  # the trained scope checker's folder inside a store
+# The runtime of the sentence embedder: ONNX Runtime (same weights, vectors equal to the torch path's to ~1e-6 in
+# cosine, 2-3x faster per query: evals/results/proxy-bench-session4) or sentence-transformers on torch.
+# onnx-int8 (opt-in): a quantised copy, ~2x faster to embed, other vectors (a store keeps to one); at the float
+# calibration it keeps recall but loses specificity on wiki_counterfact (0.995 -> 0.765; scope-checkers-session4-*).
+EMBEDDER_BACKENDS = ("onnx", "torch", "onnx-int8")
+DEFAULT_EMBEDDER_BACKEND = "onnx"
 
 # Every environment variable agentedit reads, and what it means. Nothing else in the package reads os.environ.
 ENV_VARS: dict[str, str] = {
@@ -52,6 +58,7 @@ ENV_VARS: dict[str, str] = {
     "AGENTEDIT_DTYPE": "dtype of hf: models (auto, float32, bfloat16, float16)",
     "AGENTEDIT_STATS_CORPUS": "text file for the ROME/MEMIT key statistics",
     "AGENTEDIT_CACHE": "cache folder (default ~/.cache/agentedit)",
+    "AGENTEDIT_EMBEDDER_BACKEND": "runtime of the sentence embedder: onnx (default), torch, or onnx-int8",
     "AGENTEDIT_PROMPTS": "a folder of prompt templates replacing the packaged ones",
     "AGENTEDIT_MARKER_SECRET": "fixes the facts-block marker (benchmarks; leave unset in deployments)",
     "AGENTEDIT_DATA": "folder of the benchmark files",

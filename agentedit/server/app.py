@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -93,9 +94,12 @@ async def _heal(editor: "Editor") -> None:
             logger.warning("a writer of store %r died mid-write; the index was reconciled: %s", editor.settings.store.name, done)
 
 
-def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFactory | None = None) -> FastAPI:
+def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFactory | None = None,
+               cap_torch_threads: bool = False) -> FastAPI:
     """Build the HTTP app. The Editor (from ``editor_factory``, default :func:`default_editor`) is made at
-    startup and closed, with its backend, at shutdown; the key store is opened unless ``config.auth`` is off."""
+    startup and closed, with its backend, at shutdown; the key store is opened unless ``config.auth`` is off.
+    ``cap_torch_threads`` (the process owner, :func:`serve`): once warm, torch's threads are capped at
+    ``config.torch_threads`` if anything loaded torch (the default ONNX embedder does not: no ~200 MB import)."""
     cfg = (config or ServerConfig()).validate()
     factory = editor_factory or default_editor
     holder: dict[str, ServerState] = {}
@@ -108,6 +112,8 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
         healer = asyncio.create_task(_heal(editor)) if editor.database else None
         try:
             await asyncio.to_thread(_warm, editor)
+            if cap_torch_threads and cfg.torch_threads and "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(cfg.torch_threads)
             state = ServerState(cfg, editor, keys, metrics, model_name=editor.model)
             holder["state"] = app.state.agentedit = state
             logger.info("agentedit proxy for %s over store %r ready (auth %s)", editor.model, cfg.store,
@@ -154,12 +160,8 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
 
 
 def serve(config: ServerConfig, *, editor_factory: EditorFactory | None = None, log_level: str = "info") -> None:
-    """Run the proxy with uvicorn until interrupted (this owns the process: it sets torch's thread count)."""
+    """Run the proxy with uvicorn until interrupted (this owns the process: it caps torch's thread count)."""
     import uvicorn
 
-    if config.torch_threads:
-        import torch
-
-        torch.set_num_threads(config.torch_threads)
-    app = create_app(config, editor_factory=editor_factory)
+    app = create_app(config, editor_factory=editor_factory, cap_torch_threads=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, server_header=False)

@@ -107,8 +107,8 @@ class ChildServer:
 
 def proxy_process(*, store: str, model: str, api_base: str | None = None, store_dir: str | os.PathLike[str] | None = None,
                   chroma_url: str | None = None, scope: str | None = None, port: int | None = None, extra: Sequence[str] = (),
-                  log_path: str | os.PathLike[str] | None = None) -> ChildServer:
-    """``agentedit serve`` on 127.0.0.1 (a free port unless given), not started yet."""
+                  log_path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> ChildServer:
+    """``agentedit serve`` on 127.0.0.1 (a free port unless given), not started yet; ``env`` adds to its environment."""
     port = port or free_port()
     cmd = [sys.executable, "-m", "agentedit", *(["--store-dir", str(store_dir)] if store_dir else []),
            *(["--scope", scope] if scope else []), "serve",
@@ -117,7 +117,7 @@ def proxy_process(*, store: str, model: str, api_base: str | None = None, store_
         cmd += ["--api-base", api_base]
     if chroma_url:
         cmd += ["--chroma-url", chroma_url]
-    return ChildServer([*cmd, *extra], base_url=f"http://127.0.0.1:{port}", log_path=log_path)
+    return ChildServer([*cmd, *extra], base_url=f"http://127.0.0.1:{port}", log_path=log_path, env=env)
 
 
 def chroma_process(path: str | os.PathLike[str], *, port: int | None = None,

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from .stores import admin_key, start_proxy
+from .stores import admin_key, cpu_seconds, rss_mb, start_proxy
 
 
 # -- 1. latency ----------------------------------------------------------------------------------------
@@ -21,10 +21,12 @@ def pct(values: list[float], q: float) -> float:
     return round(vals[min(len(vals) - 1, int(q * len(vals)))], 3) if vals else float("nan")
 
 
-def questions(cases: list[dict[str, Any]], n: int, seed: int = 0) -> list[tuple[str, str]]:
-    """Alternating (kind, text): paraphrases of stored edits and unrelated locality prompts."""
+def questions(cases: list[dict[str, Any]], n: int, seed: int = 0, part: int = 0) -> list[tuple[str, str]]:
+    """Alternating (kind, text): paraphrases of stored edits and unrelated locality prompts. ``part`` picks one of
+    three disjoint sets of ``n`` (n <= 1000) from the first 3000 cases (the same shuffle for every part)."""
     rng = random.Random(seed)
-    picked = rng.sample(cases[:1000], k=min(n, 1000))
+    order = rng.sample(range(min(3000, len(cases))), k=min(3000, len(cases)))
+    picked = [cases[i] for i in order[part * n:(part + 1) * n]]
     out = []
     for i, case in enumerate(picked):
         out.append(("related", case["rephrase_prompt"]) if i % 2 == 0 else ("unrelated", case["locality_prompt"]))
@@ -59,18 +61,26 @@ def time_requests(client: httpx.Client, url: str, qs: list[tuple[str, str]], *, 
     return times, infos
 
 
-def measure_latency(work: Path, store: str, upstream: str, qs: list[tuple[str, str]], scope: str) -> dict[str, Any]:
+def measure_latency(work: Path, store: str, upstream: str, sets: dict[str, list[tuple[str, str]]], scope: str,
+                    backend: str | None = None) -> dict[str, Any]:
+    """Direct, then proxied requests per mode. ``sets`` holds disjoint questions for ``warm``, ``plain`` and
+    ``stream_ttft``, so the proxy embeds every measured question (its query LRU never answers); ``plain_repeat``
+    asks the plain questions again: the cost of a repeated question (LRU hit; the retrieval still runs)."""
+    qs = sets["plain"]
     key = admin_key(work, store)
-    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log", scope)
+    started = time.perf_counter()
+    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log", scope, backend)
+    startup_s = round(time.perf_counter() - started, 1)
     url = proxy.base_url
     try:
         with httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=60) as client:
-            warm = qs[:20]
+            warm = sets["warm"][:40]
             for target in (upstream, url + "/v1"):
                 time_requests(client, target + "/chat/completions", warm, stream=False)
                 time_requests(client, target + "/chat/completions", warm, stream=True)
-            out: dict[str, Any] = {"n_requests": len(qs)}
-            for mode, stream in (("plain", False), ("stream_ttft", True)):
+            out: dict[str, Any] = {"n_requests": len(qs), "backend": backend or "default", "startup_s": startup_s}
+            for mode, stream in (("plain", False), ("stream_ttft", True), ("plain_repeat", False)):
+                qs = sets["plain" if mode == "plain_repeat" else mode]
                 direct, _ = time_requests(client, upstream + "/chat/completions", qs, stream=stream)
                 proxied, infos = time_requests(client, url + "/v1/chat/completions", qs, stream=stream)
                 related = [t for t, (kind, _) in zip(proxied, qs) if kind == "related"]
@@ -88,15 +98,23 @@ def measure_latency(work: Path, store: str, upstream: str, qs: list[tuple[str, s
                 }
                 for step in ("retrieve", "scope", "compose"):
                     out[mode][f"server_{step}_p50_ms"] = pct([i["timings"][step] for i in infos if step in i.get("timings", {})], 0.5)
+                both = [i["timings"].get("retrieve", 0) + i["timings"].get("scope", 0) for i in infos if i.get("timings")]
+                out[mode]["server_retrieve_scope_p50_ms"] = pct(both, 0.5)
+                out[mode]["server_retrieve_scope_p95_ms"] = pct(both, 0.95)
+            out["proxy_rss_mb"] = rss_mb(proxy.pid)
             return out
     finally:
         proxy.stop()
 
 
 # -- 2. load -------------------------------------------------------------------------------------------
-def measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]], clients: int, duration: float) -> dict[str, Any]:
+def measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]], clients: int, duration: float,
+                 scope: str = "similarity", backend: str | None = None, unique: bool = False) -> dict[str, Any]:
+    """``clients`` concurrent clients for ``duration`` s. The questions cycle through ``qs`` (so after the first
+    round the proxy's query LRU answers the embedding), or with ``unique`` each request's question is new (a
+    serial number appended: every request embeds)."""
     key = admin_key(work, store)
-    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log")
+    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log", scope, backend)
     url = proxy.base_url
     done: list[float] = []
     latencies: list[float] = []
@@ -107,7 +125,7 @@ def measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]
         for i in itertools.count(offset):
             if time.perf_counter() >= deadline:
                 return
-            text = qs[i % len(qs)][1]
+            text = qs[i % len(qs)][1] + (f" (#{offset}-{i})" if unique else "")
             started = time.perf_counter()
             try:
                 r = await client.post(url + "/v1/chat/completions", json={
@@ -132,11 +150,17 @@ def measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]
             return time.perf_counter() - t0
 
     try:
+        cpu0 = cpu_seconds(proxy.pid)
         elapsed = asyncio.run(run())
+        cpu1 = cpu_seconds(proxy.pid)
+        rss = rss_mb(proxy.pid)
     finally:
         proxy.stop()
     n_err = sum(errors.values())
-    return {"clients": clients, "duration_s": round(elapsed, 2), "requests_ok": len(done), "errors": n_err,
+    return {"clients": clients, "scope": scope, "backend": backend or "default", "unique_questions": unique,
+            "proxy_rss_mb": rss, "duration_s": round(elapsed, 2),
+            "proxy_cpu_s": round(cpu1 - cpu0, 1) if cpu0 is not None and cpu1 is not None else None,
+            "per_proxy_cpu_s": round(len(done) / (cpu1 - cpu0), 1) if cpu0 is not None and cpu1 and cpu1 > cpu0 else None, "requests_ok": len(done), "errors": n_err,
             "error_kinds": errors, "per_s": round(len(done) / elapsed, 1), "p50_ms": pct(latencies, 0.5),
             "p95_ms": pct(latencies, 0.95), "p99_ms": pct(latencies, 0.99),
             "per_second": [per_second.get(s, 0) for s in range(int(elapsed) + 1)]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import shutil
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,9 +16,32 @@ log = logging.getLogger("evals.proxy_bench")
 
 
 # -- processes -----------------------------------------------------------------------------------------
-def start_proxy(work: Path, store: str, upstream: str, log_file: Path, scope: str = "similarity") -> ChildServer:
+def start_proxy(work: Path, store: str, upstream: str, log_file: Path, scope: str = "similarity",
+                backend: str | None = None) -> ChildServer:
+    """``agentedit serve`` over ``store``; ``backend`` picks the embedder runtime (AGENTEDIT_EMBEDDER_BACKEND)."""
+    env = {"AGENTEDIT_EMBEDDER_BACKEND": backend} if backend else None
     return proxy_process(store=store, store_dir=work / "stores", model="openai/standin", api_base=upstream, scope=scope,
-                         extra=("--retries", "0", "--max-batch-mb", "32"), log_path=log_file).start(timeout=600)
+                         extra=("--retries", "0", "--max-batch-mb", "32"), log_path=log_file, env=env).start(timeout=1200)
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time process ``pid`` has used so far (its threads included), None when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def rss_mb(pid: int | None) -> float | None:
+    """Resident memory of process ``pid`` in MiB (VmRSS), None when it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def admin_key(work: Path, store: str) -> str:
@@ -60,23 +83,52 @@ def synthetic_edits(n: int) -> list[dict[str, Any]]:
     return out
 
 
-def build_store(work: Path, size: int, cases: list[dict[str, Any]]) -> str:
-    """A store holding ``size`` edits: CounterFact cases first, then synthetic facts. Built once."""
+def bench_items(size: int, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The edits of a ``size``-edit bench store, in insertion order: CounterFact cases first, then synthetic facts."""
+    n_cf = min(size, len(cases))
+    items: list[dict[str, Any]] = [{"prompt": c["prompt"], "subject": c["subject"], "target_new": c["target_new"]}
+                                   for c in cases[:n_cf]]
+    return items + synthetic_edits(size - n_cf)
+
+
+def store_info(work: Path, name: str) -> dict[str, Any]:
+    """The build record of a finished bench store; for an unfinished one (``--as-is``), its current counts."""
+    built = work / "stores" / name / "BUILT"
+    if built.exists():
+        return json.loads(built.read_text("utf-8"))
+    from agentedit.memory import EditMemory
+
+    with EditMemory(name, root=work / "stores") as mem:
+        return {"edits": mem.ledger.count(status=None), "active": mem.count(), "unfinished": True}
+
+
+def build_store(work: Path, size: int, cases: list[dict[str, Any]], batch: int = 5000, as_is: bool = False) -> str:
+    """A store of ``size`` written edits (:func:`bench_items`; CounterFact repeats a few facts, so some are superseded),
+    built once and resumable: batches are all-or-nothing, so the ledger's row count (any status) is how many items
+    are in; a rerun continues there."""
     from agentedit.memory import EditMemory
 
     name = f"bench-{size}"
     done = work / "stores" / name / "BUILT"
-    if done.exists():
+    if done.exists() or (as_is and done.parent.exists()):
         return name
-    shutil.rmtree(work / "stores" / name, ignore_errors=True)
-    n_cf = min(size, len(cases))
-    items: list[dict[str, Any]] = [{"prompt": c["prompt"], "subject": c["subject"], "target_new": c["target_new"]}
-                                   for c in cases[:n_cf]]
-    items += synthetic_edits(size - n_cf)
+    items = bench_items(size, cases)
     started = time.perf_counter()
     with EditMemory(name, root=work / "stores") as mem:
-        for i in range(0, len(items), 5000):
-            mem.add_many(items[i:i + 5000], actor="bench")
-            log.info("store %s: %d/%d edits (%.0f s)", name, min(i + 5000, len(items)), len(items), time.perf_counter() - started)
-    done.write_text(json.dumps({"edits": size, "build_s": round(time.perf_counter() - started, 1)}))
+        have = mem.ledger.count(status=None)
+        if have:
+            log.info("store %s: resuming after %d edits", name, have)
+        for i in range(have, len(items), batch):
+            mem.add_many(items[i:i + batch], actor="bench")
+            took = time.perf_counter() - started
+            log.info("store %s: %d/%d edits (%.0f s, %.0f edits/s this run)", name, min(i + batch, len(items)),
+                     len(items), took, (min(i + batch, len(items)) - have) / took)
+        if mem.ledger.count(status=None) != size:
+            raise SystemExit(f"store {name} holds {mem.ledger.count(status=None)} edits, expected {size}: delete {done.parent}")
+        active = mem.count()
+        added = size - have
+    took = time.perf_counter() - started
+    done.write_text(json.dumps({"edits": size, "active": active, "added_this_run": added, "build_s": round(took, 1),
+                                "edits_per_s": round(added / took, 1) if took else None,
+                                "resumed_at": have, "embedder_backend": mem.embedder.backend}))
     return name

@@ -40,7 +40,7 @@ ENV_VARS: dict[str, str] = {
     "AGENTEDIT_NAMESPACE": "default namespace",
     "AGENTEDIT_SCOPE": "default scope checker",
     "AGENTEDIT_SCOPE_MODEL": "folder of the trained scope model",
-    "AGENTEDIT_METHOD": "route of new edits (in-context, rome, memit, ft, alphaedit)",
+    "AGENTEDIT_METHOD": "route of new edits (in-context, rome, memit, ft, alphaedit, grace, wise)",
     "AGENTEDIT_CHROMA_URL": "a Chroma server for the vector index",
     "AGENTEDIT_DEVICE": "device of hf: models (auto, cpu, cuda...)",
     "AGENTEDIT_DTYPE": "dtype of hf: models (auto, float32, bfloat16, float16)",

@@ -123,7 +123,7 @@ class GRACE(AdapterMethod):
                 break
             loss.backward()
             opt.step()
-        logger.debug("grace: %s -> %s, %d step(s), loss %.3f", req.prompt, req.target, step + 1, float(loss))
+        logger.debug("grace: %s -> %s, %d step(s), loss %.3f", req.prompt, req.target, step + 1, float(loss.detach()))
         radii = cfg.radius * keys.norm(dim=-1)
         return {"keys": keys.detach(), "values": value.detach(), "radii": radii.detach(),
                 "labels": target.float()}

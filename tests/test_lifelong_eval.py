@@ -100,3 +100,22 @@ def test_lifelong_bench_runs_on_a_tiny_model_and_resumes_after_a_stop(tmp_path):
     assert [{k: v for k, v in grace[t].items() if k not in ("ms_per_probe", "seconds_per_edit")} for t in (2, 3)] == \
         [{k: v for k, v in again[t].items() if k not in ("ms_per_probe", "seconds_per_edit")} for t in (2, 3)]
     assert len(rows) == len(gzip.decompress(packed.read_bytes()).decode().splitlines())
+
+
+def test_whitebox_bench_times_grace_and_wise_per_edit_and_per_query_on_a_cpu(tmp_path):
+    spec = importlib.util.spec_from_file_location("whitebox_bench", BENCH.parent / "whitebox_bench.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rc = bench.main(["--synthetic", "small", "--device", "cpu", "--methods", "grace,wise", "--sequential-edits", "2",
+                     "--memit-batch", "1", "--rome-edits", "1", "--adapter-steps", "2", "--corpus-samples", "4",
+                     "--corpus-length", "16", "--cache-dir", str(tmp_path / "stats"), "--out-dir", str(tmp_path),
+                     "--run-name", "tiny"])
+    assert rc == 0
+    report = json.loads((tmp_path / "tiny" / "results.json").read_text())
+    assert report["query_ms_unedited"] > 0
+    for name in ("grace", "wise"):
+        res = report["methods"][name]
+        assert res["n_edits"] == 2 and res["protocol"] == "2 sequential" and res["seconds_per_edit"] > 0
+        assert sorted(res["query_ms_by_edits"], key=int) == ["1", "2"] and min(res["query_ms_by_edits"].values()) > 0
+    assert "after N sequential edits" in (tmp_path / "tiny" / "summary.md").read_text()

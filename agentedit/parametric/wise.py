@@ -162,6 +162,6 @@ class WISE(AdapterMethod):
                 loss.backward()
                 opt.step()
         logger.debug("wise: %s -> %s, %d step(s), nll %.3f, route loss %.3f", req.prompt, req.target, step + 1,
-                     float(nll), float(route))
+                     float(nll.detach()), float(route.detach()))
         return {"left": (a * out_scale).detach(), "right": right, "offset": right @ center,
                 "ranks": torch.tensor([float(right.shape[0])], device=dev)}

@@ -14,7 +14,7 @@ import typer
 from ..errors import AgentEditError
 from ..scope import CHECKERS, DEFAULT_CHECKER
 from ..settings import Settings, offline_defaults
-from . import conflicts, edits, evaluate, ops, questions, serve  # noqa: F401  (each registers its commands on the app)
+from . import conflicts, edits, evaluate, ops, questions, recipe, serve  # noqa: F401  (each registers its commands on the app)
 from .common import Options, app, err_console
 
 

@@ -92,9 +92,12 @@ class AdapterMethod(ParametricMethod):
             existing.method = self  # the newest editor's settings serve the hook
         self.adapter: Adapter = ctx.extra[key]
 
+    @property
+    def layer(self) -> int:
+        return self.config.layer if self.config.layer is not None else late_layer(self.ctx.layout.n_layers)
+
     def module_path(self) -> str:
-        layer = self.config.layer if self.config.layer is not None else late_layer(self.ctx.layout.n_layers)
-        return self.ctx.layout.mlp_out_path(layer)
+        return self.ctx.layout.mlp_out_path(self.layer)
 
     # -- what subclasses implement -----------------------------------------------------------------
     def empty_state(self) -> Any:
@@ -146,3 +149,46 @@ def token_rows(ctx: Any, req: EditRequest, prefix: str = "") -> tuple[list[int],
     row = target_row(ctx, 0, req, prefix)
     positions = list(range(row.target_from - 1, len(row.full) - 1))
     return list(row.ids), positions, [row.full[t + 1] for t in positions]
+
+
+class Tail:
+    """The model from one block on, over fixed rows: the blocks before it are run once, and each training step runs
+    only the rest (GRACE and WISE train at a late layer, whose inputs no training step changes).
+
+    The first pass records what every later block is called with (masks, positions, ...) and the first block's
+    input; :meth:`run` calls the blocks with those, replacing only the hidden states, then the final norm."""
+
+    def __init__(self, ctx: Any, rows: Sequence[Sequence[int]], first: int) -> None:
+        import torch
+
+        from .arch import module
+
+        self.ctx = ctx
+        self.blocks = [module(ctx.backend.model, ctx.layout.block_path(i)) for i in range(first, ctx.layout.n_layers)]
+        self.norm = module(ctx.backend.model, ctx.layout.final_norm_path or "")
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        handles = [b.register_forward_pre_hook(self._record, with_kwargs=True) for b in self.blocks]
+        try:
+            with torch.no_grad():
+                self.full, _ = ctx.run(rows)
+        finally:
+            for h in handles:
+                h.remove()
+        if len(self.calls) != len(self.blocks):
+            raise EditError(f"the model called {len(self.calls)} of its last {len(self.blocks)} blocks once each; "
+                            "its blocks cannot be run apart")
+
+    def _record(self, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.calls.append((args, dict(kwargs)))
+
+    def run(self) -> Any:
+        """Final hidden states (after the last norm) with whatever module edits are hooked in now."""
+        args, kwargs = self.calls[0]
+        hidden = args[0] if args else kwargs["hidden_states"]
+        for block, (a, kw) in zip(self.blocks, self.calls):
+            if a:
+                out = block(hidden, *a[1:], **kw)
+            else:
+                out = block(**{**kw, "hidden_states": hidden})
+            hidden = out[0] if isinstance(out, tuple) else out
+        return self.norm(hidden)

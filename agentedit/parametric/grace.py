@@ -20,8 +20,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .adapters import AdapterMethod, token_rows
+from .adapters import AdapterMethod, Tail, token_rows
 from .deltas import Delta
+from .hooks import trace
 from .requests import EditRequest
 
 logger = logging.getLogger(__name__)
@@ -114,9 +115,11 @@ class GRACE(AdapterMethod):
             return out
 
         opt = torch.optim.Adam([value], lr=cfg.lr)
+        tail = Tail(ctx, [ids], self.layer)
         for step in range(cfg.steps):
             opt.zero_grad()
-            hidden, _ = ctx.run([ids], edit={"grace": (path, put)}, grad=True)
+            with trace(ctx.backend.model, {"grace": path}, edit={"grace": put}, detach=False), torch.enable_grad():
+                hidden = tail.run()
             logits = ctx.logits(hidden[0, pos])
             loss = F.cross_entropy(logits, target)
             if float(loss.detach()) < cfg.stop_loss and bool((logits.argmax(-1) == target).all()):

@@ -22,9 +22,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .adapters import AdapterMethod, token_rows
+from .adapters import AdapterMethod, Tail, token_rows
 from .context import CONTEXT_PREFIXES
 from .deltas import Delta
+from .hooks import trace
 from .keys import prompt_row
 from .requests import EditRequest
 from .wise_memory import SideMemories
@@ -150,9 +151,11 @@ class WISE(AdapterMethod):
 
         opt = torch.optim.Adam([a], lr=cfg.lr)
         with self.adapter.standing_aside():  # the side memory enters through the training hook only
+            tail = Tail(ctx, ids, self.layer)
             for step in range(cfg.steps):
                 opt.zero_grad()
-                hidden, _ = ctx.run(ids, edit={"wise": (path, side_on)}, grad=True)
+                with trace(ctx.backend.model, {"wise": path}, edit={"wise": side_on}, detach=False), torch.enable_grad():
+                    hidden = tail.run()
                 nll = F.cross_entropy(ctx.logits(hidden[t_rows, t_pos]), t_ids)
                 s = seen_scores["s"]
                 route = F.relu(cfg.edit_margin - s[:n_edit]).mean() + F.relu(s[n_edit:] - cfg.free_margin).mean()

@@ -41,6 +41,8 @@ def test_trained_sentinel_separates_its_training_cases_and_serves_as_a_checker(t
     d = checker.check(cases[0]["prompt"], [Candidate(recs[0], 0.0)])[0]
     assert d.checker == "sentinel" and "sentinel" in d.reason
     assert (checker.margin(cases[0]["prompt"], recs[0].statement) > 0) == d.in_scope
+    assert checker.scores(cases[0]["prompt"], [Candidate(recs[0], 0.0)])[0][1] == pytest.approx(
+        checker.margin(cases[0]["prompt"], recs[0].statement))
 
 
 def test_untrained_identity_maps_do_not_already_do_it(embedder):

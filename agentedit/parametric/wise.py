@@ -40,13 +40,14 @@ class WISEConfig:
     edit_margin: float = 0.6  # trained: an edit's own score at least this
     free_margin: float = 0.1  # trained: unrelated text's score at most this
     route_weight: float = 1.0
-    steps: int = 40
+    steps: int = 30
     lr: float = 0.1
     stop_loss: float = 0.05
     n_contexts: int = 2  # context prefixes the edit is trained under (the plain prompt first)
-    negatives: int = 8  # rows of the model's own sampled text used as unrelated inputs
-    negative_length: int = 24
-    replay: int = 8  # earlier edits' prompts the new edit is trained not to answer for
+    negatives: int = 4  # rows of the model's own sampled text used as unrelated inputs
+    negative_length: int = 16
+    route_tolerance: float = 0.05  # training stops once the target is learnt and the margins are within this
+    replay: int = 4  # earlier edits' prompts the new edit is trained not to answer for
     shard_size: int = 1  # edits per side memory; the router picks the side memory that answers (WISE-Retrieve)
 
 
@@ -160,7 +161,7 @@ class WISE(AdapterMethod):
                 s = seen_scores["s"]
                 route = F.relu(cfg.edit_margin - s[:n_edit]).mean() + F.relu(s[n_edit:] - cfg.free_margin).mean()
                 loss = nll + cfg.route_weight * route
-                if float(nll.detach()) < cfg.stop_loss and float(route.detach()) == 0.0:
+                if float(nll.detach()) < cfg.stop_loss and float(route.detach()) <= cfg.route_tolerance:
                     break
                 loss.backward()
                 opt.step()

@@ -103,6 +103,15 @@ class SentinelChecker(BaseChecker):
             out[i] = self._decide(candidates[i], ok, f"edit {sims[i]:.3f} {'>' if ok else '<='} sentinel {bar:.3f}")
         return self._cap([out[i] for i in order], self.max_edits)
 
+    def scores(self, query: str, candidates: Sequence[Candidate]) -> list[tuple[str, float]]:
+        """Per candidate ``(edit id, cos(q, e) − cos(q, s))``: positive when it bears on the query."""
+        if not candidates:
+            return []
+        texts = [edit_text(c.record) for c in candidates]
+        vecs = self.vectors.get([query, *texts])
+        sims, bar = self.model.scores(vecs[query], np.stack([vecs[t] for t in texts]))
+        return [(c.record.id, float(v - bar)) for c, v in zip(candidates, sims)]
+
     def margin(self, query: str, text: str) -> float:
         """``cos(q, e) − cos(q, s)``: positive when the edit bears on the query (a continuous score for ROC curves)."""
         vecs = self.vectors.get([query, text])

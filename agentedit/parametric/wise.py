@@ -36,8 +36,8 @@ logger = logging.getLogger(__name__)
 @dataclass
 class WISEConfig:
     layer: int | None = None  # default: a late layer (adapters.late_layer)
-    threshold: float = 0.25  # route to the side memory when the highest score of an input passes this
-    edit_margin: float = 0.6  # trained: an edit's own score at least this
+    threshold: float = 0.5  # route to the side memory when the highest score of an input passes this
+    edit_margin: float = 1.0  # trained: an edit's own score at least this
     free_margin: float = 0.1  # trained: unrelated text's score at most this
     route_weight: float = 1.0
     steps: int = 30

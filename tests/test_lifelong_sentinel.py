@@ -65,3 +65,22 @@ def test_evaluation_splits_and_a_missing_sentinel_are_refused(tmp_path, memory, 
     with pytest.raises(ConfigError, match="run `agentedit train-recipe`"):
         make_checker("sentinel", embedder=embedder, model_dir=memory.dir / "scope-model")
     assert not (memory.dir / "recipe").exists()
+
+
+def test_train_recipe_command_saves_the_sentinel_with_the_store(tmp_path, embedder):
+    from typer.testing import CliRunner
+
+    from agentedit import cli
+
+    small = tmp_path / "cf-train-slice.json"
+    small.write_text(json.dumps(json.loads(TRAIN.read_text("utf-8"))[:40]))
+    base = ["--store-dir", str(tmp_path / "stores"), "--store", "s"]
+    res = CliRunner().invoke(cli.app, [*base, "train-recipe", "--data", str(small), "--n-cases", "40", "--epochs", "2",
+                                       "--json"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads(res.stdout[res.stdout.index("{"):])
+    assert meta["folder"] == str(tmp_path / "stores" / "s" / "recipe") and meta["steps"] == 2 * 1
+    assert SentinelModel.load(meta["folder"]).meta["n_train_cases"] == 30  # ten held back
+    bad = CliRunner().invoke(cli.app, [*base, "train-recipe", "--data", str(DATA_DIR / "knowedit" / "ZsRE" /
+                                                                               "ZsRE-test-all.json")])
+    assert bad.exit_code != 0 and "evaluation split" in str(bad.exception or bad.output)

@@ -22,19 +22,14 @@ def train_recipe(
     """Train the knowledge sentinel (the 'sentinel' scope checker) on a training file; GPU when there is one."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ..scope.sentinel import recipe_dir
-    from ..scope.sentinel_training import train_sentinel
-
     with _editor(ctx) as ed, Progress(TextColumn("training the sentinel"), BarColumn(), MofNCompleteColumn(),
                                       console=err_console) as bar:
         task = bar.add_task("train", total=None)
-        model = train_sentinel(data, ed.memory.embedder, n_cases=n_cases, epochs=epochs, seed=seed,
+        meta = ed.train_recipe(data, n_cases=n_cases, epochs=epochs, seed=seed,
                                progress=lambda done, total: bar.update(task, completed=done, total=total))
-        where = recipe_dir(ed.scope_model_dir)
-        model.save(where)
     if as_json:
-        _emit_json(model.meta)
+        _emit_json(meta)
     else:
-        console.print(f"knowledge sentinel in {where}: held-back recall {model.meta['heldout_recall']:.3f}, specificity "
-                      f"{model.meta['heldout_specificity']:.3f} ({model.meta['steps']} steps, "
-                      f"{model.meta['train_seconds']:.0f} s on {model.meta['device']}); use it with --scope sentinel")
+        console.print(f"knowledge sentinel in {meta['folder']}: held-back recall {meta['heldout_recall']:.3f}, specificity "
+                      f"{meta['heldout_specificity']:.3f} ({meta['steps']} steps, {meta['train_seconds']:.0f} s on "
+                      f"{meta['device']}); use it with --scope sentinel")

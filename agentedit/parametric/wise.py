@@ -101,12 +101,16 @@ class WISE(AdapterMethod):
         return [self.ctx.backend.encode(prompts[i]) for i in picks]
 
     def _negatives(self) -> list[list[int]]:
+        """Rows of text the unedited model writes itself (its own small sample, cached beside the statistics' corpora)."""
+        from .corpus import SampledCorpus
+
         key = ("wise-negatives", self.config.negatives, self.config.negative_length)
         if key not in self.ctx.extra:
-            with self.ctx.stack.pristine():  # the unedited model's text, as the statistics use
-                rows = self.ctx.moments.corpus.rows(self.ctx.backend, self.ctx.moments.dir.parent / "corpora"
-                                                    if self.ctx.moments.dir else None)
-            self.ctx.extra[key] = [list(r[: self.config.negative_length]) for r in rows[: self.config.negatives]]
+            corpus = SampledCorpus(n_samples=self.config.negatives, length=self.config.negative_length)
+            with self.ctx.stack.pristine():  # the unedited model's text
+                where = self.ctx.cache_dir / "stats" / self.ctx.fingerprint / "corpora" if self.ctx.cache_dir else None
+                rows = corpus.rows(self.ctx.backend, where)  # per model, where the statistics keep theirs
+            self.ctx.extra[key] = [list(r) for r in rows]
         return self.ctx.extra[key]
 
     def edit_one(self, req: EditRequest) -> dict[str, Any]:

@@ -51,3 +51,16 @@ class ScopeTuning:
             shared.publish(self.memory.ledger, self.scope_model_dir, SCOPE_MODEL_DIRNAME)
         self._checker = None
         return report
+
+    def train_recipe(self, data: str | os.PathLike[str], *, n_cases: int = 2000, epochs: int = 20, seed: int = 0,
+                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Train RECIPE's knowledge sentinel (the ``sentinel`` scope checker) on a training file and save it with the
+        store (``<store>/recipe``); returns its figures and ``folder``."""
+        from .scope.sentinel import recipe_dir
+        from .scope.sentinel_training import train_sentinel
+
+        model = train_sentinel(data, self.memory.embedder, n_cases=n_cases, epochs=epochs, seed=seed, progress=progress)
+        where = recipe_dir(self.scope_model_dir)
+        model.save(where)
+        self._checker = None
+        return {**model.meta, "folder": str(where)}

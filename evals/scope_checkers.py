@@ -41,7 +41,7 @@ from agentedit.scope.text import find_subject  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("evals.scope_checkers")
 MODEL_CHECKERS = ("judge", "cascade")
-SCORED_CHECKERS = ("similarity", "relation", "trained")  # checkers with a continuous score: ROC and recall at 98% specificity
+SCORED_CHECKERS = ("similarity", "relation", "trained", "sentinel")  # checkers with a continuous score: ROC and recall at 98% specificity
 FLOOR = -1.0  # score of a query that cannot accept the edit at any threshold (subject not named, edit not retrieved)
 
 
@@ -185,7 +185,9 @@ def main() -> None:
     ap.add_argument("--judge-n", type=int, default=40, help="cases per dataset for the checkers that call the model")
     ap.add_argument("--model", default="llamacpp:qwen2.5-coder-0.5b-instruct")
     ap.add_argument("--api-base")
-    ap.add_argument("--checkers", nargs="+", default=["prefix-all", "similarity", "relation", "judge", "cascade"])
+    ap.add_argument("--checkers", nargs="+", default=["prefix-all", "similarity", "relation", "judge", "cascade"],
+                    help="also: trained (`agentedit train-scope`), sentinel (RECIPE's knowledge sentinel, "
+                         "`agentedit train-recipe`; read from the --scope-model folder's store, <store>/recipe)")
     ap.add_argument("--run-name", default="scope-checkers")
     ap.add_argument("--keep-other-datasets", action="store_true",
                     help="merge into an earlier run of this name: datasets not rerun keep their figures and rows")

@@ -7,13 +7,16 @@ answer) that the edit leaves as the unedited model had them. Protocols: ROME and
 at a time (edit, score, revert); MEMIT edits all cases in one batch; AlphaEdit edits them one
 after another and is scored once all are in.
 
-Cost: seconds per edit (the statistics are computed first and timed apart) and peak memory
+Cost: seconds per edit (the statistics are computed first and timed apart), milliseconds per query (a
+teacher-forced pass over one prompt and target) unedited and, for the sequential methods (AlphaEdit,
+GRACE, WISE), after 1, 10, 100, 1000 edits (the inference overhead as edits accumulate), and peak memory
 (CUDA: peak allocated; CPU: the process's peak RSS while the method ran, reset between methods on
 Linux).
 
     python evals/whitebox_bench.py --model qwen2.5-coder-0.5b-instruct --limit 100
     python evals/whitebox_bench.py --synthetic llama-7b --device cuda          # timing, random weights
     python evals/whitebox_bench.py --synthetic small --rome-edits 3 --memit-batch 20   # the same on a CPU
+    python evals/whitebox_bench.py --synthetic llama-7b --device cuda --methods grace,wise,alphaedit --sequential-edits 100
 
 Writes evals/results/<run-name>/results.json, summary.md, cases.jsonl and PNG plots.
 """
@@ -31,7 +34,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agentedit.settings import offline_defaults  # noqa: E402
-from evals.whitebox.measure import Meter, editor_configs, layers_of, run_method, score_cases, summarise  # noqa: E402
+from evals.whitebox.measure import (SEQUENTIAL, Meter, editor_configs, layers_of, query_time, run_method,  # noqa: E402
+                                    score_cases, summarise)
 from evals.whitebox.models import METHODS, SHAPES, load_cases, synthetic_backend  # noqa: E402
 from evals.whitebox.report import build_report, write  # noqa: E402
 
@@ -56,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=20, help="target-search steps (ROME, MEMIT, AlphaEdit)")
     ap.add_argument("--contexts", type=int, default=4, help="context prefixes the target is optimised under")
     ap.add_argument("--ft-steps", type=int, default=25)
+    ap.add_argument("--adapter-steps", type=int, default=None, help="GRACE/WISE optimisation steps (default: theirs)")
+    ap.add_argument("--sequential-edits", type=int, default=None,
+                    help="edits applied one after another with --synthetic (AlphaEdit, GRACE, WISE; default --memit-batch)")
     ap.add_argument("--method-budget-s", type=float, default=1e9, help="stop a single/sequential method's loop after this long")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--cache-dir", default=None, help="statistics cache (default: the agentedit cache)")
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     started, t0 = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     quality = args.synthetic is None
-    n = args.limit if quality else max(args.memit_batch, args.rome_edits)
+    n = args.limit if quality else max(args.memit_batch, args.rome_edits, args.sequential_edits or 0)
     cases = load_cases(args.data_dir, n)
     if args.synthetic:
         texts = [c["prompt"] for c in cases] + [c["target"] for c in cases]
@@ -95,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx.moments.prefetch(layers)
     stats_s = round(time.perf_counter() - t, 1)
 
+    unedited_query_ms = query_time(backend, cases)
     reference = None
     if quality:
         reference = {(r["case_id"], r["probe_idx"]): r["top1"] for r in score_cases(backend, cases, None) if r["kind"] == "locality"}
@@ -106,13 +114,16 @@ def main(argv: list[str] | None = None) -> int:
                              f"whitebox-{Path(args.model).stem}-{len(cases)}")
     out = Path(args.out_dir) / name
     for method in methods:  # the report is rewritten after each method, so a cut-short run keeps what it measured
-        mine = cases if (quality or method in ("memit", "alphaedit")) else cases[: args.rome_edits]
+        mine = cases if (quality or method in ("memit", *SEQUENTIAL)) else cases[: args.rome_edits]
         if not quality and method == "memit":
             mine = cases[: args.memit_batch]
+        if not quality and method in SEQUENTIAL:
+            mine = cases[: args.sequential_edits or args.memit_batch]
         res, r = run_method(method, ctx, mine, args, meter, reference, quality)
         results[method], rows = res, rows + r
         report = build_report(args, backend, label, started, t0, load_s, cases, corpus, stats_s, layers, results, quality,
                               methods, meter)
+        report["query_ms_unedited"] = unedited_query_ms
         write(out, report, rows)
     print(json.dumps({k: v for k, v in report.items() if k != "notes"}, indent=2))  # the script's output
     return 0

@@ -14,7 +14,7 @@ import typer
 from ..errors import AgentEditError
 from ..scope import CHECKERS, DEFAULT_CHECKER
 from ..settings import Settings, offline_defaults
-from . import conflicts, db, edits, evaluate, ops, questions, serve  # noqa: F401  (each registers its commands on the app)
+from . import conflicts, db, edits, evaluate, ops, questions, recipe, serve  # noqa: F401  (each registers its commands on the app)
 from .common import Options, app, err_console
 
 
@@ -41,7 +41,7 @@ def _main(
                               help="Scope checker: " + ", ".join(CHECKERS) + f" (default {DEFAULT_CHECKER})."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
     method: Optional[str] = typer.Option(None, "--method",
-                                         help="Route of new edits: in-context, or rome/memit/ft/alphaedit for hf: models "
+                                         help="Route of new edits: in-context, or rome/memit/ft/alphaedit/grace/wise for hf: models "
                                               "(default: rome for hf: models, in-context otherwise)."),
     scope_model: Optional[str] = typer.Option(None, "--scope-model",
                                               help="Folder of the trained scope model (default: the store's scope-model folder)."),

@@ -1,9 +1,10 @@
-"""Parametric methods as evaluation methods (``--methods rome,memit,ft,alphaedit`` with an ``hf:`` model).
+"""Parametric methods as evaluation methods (``--methods rome,memit,ft,alphaedit,grace,wise`` with an ``hf:`` model).
 
 The runner writes each protocol's edits into the memory itself; :class:`WeightSyncMethod` makes
 the weights follow: before each question it applies the memory's active edits that the model
 does not hold yet (one MEMIT batch, or one edit at a time for the others) and reverts those that
-were retracted. Questions then go to the edited model untouched (no in-context injection).
+were retracted. Questions then go to the edited model untouched (no in-context injection). The deltas are kept
+in the run's folder (:class:`~agentedit.evaluation.lifelong.DeltaCache`): a resumed run reloads them.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from ..types import Answer
 
 logger = logging.getLogger(__name__)
 
-PARAMETRIC = ("rome", "memit", "ft", "alphaedit")
+PARAMETRIC = ("rome", "memit", "ft", "alphaedit", "grace", "wise")
 
 
 class WeightSyncMethod:
     """Speaks the Editor API the runner uses (``ask``, ``prepare``, ``edit_many``, ``forget``) over edited weights."""
 
     def __init__(self, model: str | ModelSpec, memory: Any, method: str, *, max_tokens: int = 24, configs: Any = None,
-                 backend: Any = None) -> None:
+                 backend: Any = None, deltas: Any = None) -> None:
         from ..backends import resolve_backend
         from ..editor import Editor
         from ..routes.weights import BATCHED, WeightRoute
@@ -40,6 +41,11 @@ class WeightSyncMethod:
         self._inner = Editor(memory=memory, backend=backend, scope="none", max_tokens=max_tokens, method="in-context")
         self._batched = method in BATCHED
         self._held: dict[str, str] = {}  # record id -> delta id
+        self.cache = None
+        if deltas is not None:  # computed deltas kept under this folder: a stopped run resumes without recomputing
+            from .lifelong import DeltaCache
+
+            self.cache = DeltaCache(deltas)
 
     def sync(self) -> None:
         """Make the weights hold exactly the memory's active edits."""
@@ -57,7 +63,8 @@ class WeightSyncMethod:
             return
         groups = [new] if self._batched else [[r] for r in new]
         for group in groups:
-            delta = editor.apply([EditRequest.from_record(r) for r in group])
+            reqs = [EditRequest.from_record(r) for r in group]
+            delta = self.cache.apply(editor, reqs) if self.cache is not None else editor.apply(reqs)
             for r in group:
                 self._held[r.id] = delta.id
 
@@ -86,7 +93,8 @@ class WeightSyncMethod:
 
 
 def _make(method: str, ctx: Any, memory: Any) -> WeightSyncMethod:
-    return WeightSyncMethod(ctx.settings.model.spec, memory, method, max_tokens=ctx.config.max_tokens)
+    return WeightSyncMethod(ctx.settings.model.spec, memory, method, max_tokens=ctx.config.max_tokens,
+                            deltas=ctx.out / "deltas" / method)
 
 
 # The runner's factories (``factory(ctx, memory)``), registered lazily in agentedit.evaluation.methods.METHODS.
@@ -106,8 +114,16 @@ def alphaedit_method(ctx: Any, memory: Any) -> WeightSyncMethod:
     return _make("alphaedit", ctx, memory)
 
 
+def grace_method(ctx: Any, memory: Any) -> WeightSyncMethod:
+    return _make("grace", ctx, memory)
+
+
+def wise_method(ctx: Any, memory: Any) -> WeightSyncMethod:
+    return _make("wise", ctx, memory)
+
+
 def register_parametric_methods() -> None:
-    """Add ``rome``, ``memit``, ``ft`` and ``alphaedit`` to the runner's methods (they are registered already;
+    """Add ``rome``, ``memit``, ``ft``, ``alphaedit``, ``grace`` and ``wise`` to the runner's methods (they are registered already;
     kept for callers that restored them after replacing one)."""
     from .methods import register_method
 

@@ -1,4 +1,5 @@
-"""Parametric methods for local models: ROME, MEMIT, constrained fine-tuning, AlphaEdit.
+"""Parametric methods for local models: ROME, MEMIT, constrained fine-tuning, AlphaEdit; for lifelong editing
+GRACE and WISE, whose edits live beside the weights (:mod:`~agentedit.parametric.adapters`).
 
 >>> ctx = EditContext.create(LocalBackend("hf:smollm2-135m-instruct"))        # doctest: +SKIP
 >>> delta = make_method("rome", ctx).apply([EditRequest.make(
@@ -29,18 +30,23 @@ from .targets import TargetConfig
 if TYPE_CHECKING:
     from .alphaedit import AlphaEdit, AlphaEditConfig
     from .ft import FineTune, FTConfig
+    from .grace import GRACE, GRACEConfig
     from .memit import MEMIT, MEMITConfig
     from .rome import ROME, ROMEConfig
+    from .wise import WISE, WISEConfig
 
 METHODS: Registry[type[ParametricMethod]] = Registry("parametric method")
 METHODS.add("rome", "agentedit.parametric.rome:ROME")
 METHODS.add("memit", "agentedit.parametric.memit:MEMIT")
 METHODS.add("ft", "agentedit.parametric.ft:FineTune")
 METHODS.add("alphaedit", "agentedit.parametric.alphaedit:AlphaEdit")
+METHODS.add("grace", "agentedit.parametric.grace:GRACE")  # lifelong: edits beside the weights (adapters.py)
+METHODS.add("wise", "agentedit.parametric.wise:WISE")
 
 # The method classes and their configs, re-exported here but imported only on first access (PEP 562).
 _LAZY = {"ROME": "rome", "ROMEConfig": "rome", "MEMIT": "memit", "MEMITConfig": "memit", "FineTune": "ft",
-         "FTConfig": "ft", "AlphaEdit": "alphaedit", "AlphaEditConfig": "alphaedit"}
+         "FTConfig": "ft", "AlphaEdit": "alphaedit", "AlphaEditConfig": "alphaedit", "GRACE": "grace",
+         "GRACEConfig": "grace", "WISE": "wise", "WISEConfig": "wise"}
 
 
 def __getattr__(name: str) -> Any:
@@ -58,5 +64,5 @@ def make_method(name: str, ctx: EditContext, config: Any = None) -> ParametricMe
 
 
 __all__ = ["AlphaEdit", "AlphaEditConfig", "ArchitectureError", "Delta", "DeltaStack", "METHODS", "EditContext",
-           "EditRequest", "FTConfig", "Factor", "FineTune", "Layout", "MEMIT", "MEMITConfig", "ParametricMethod", "ROME",
-           "ROMEConfig", "SampledCorpus", "TargetConfig", "TextCorpus", "discover", "make_method"]
+           "EditRequest", "FTConfig", "Factor", "FineTune", "GRACE", "GRACEConfig", "Layout", "MEMIT", "MEMITConfig", "ParametricMethod", "ROME",
+           "ROMEConfig", "SampledCorpus", "TargetConfig", "TextCorpus", "WISE", "WISEConfig", "discover", "make_method"]

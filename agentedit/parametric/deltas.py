@@ -101,6 +101,7 @@ class DeltaStack:
         self._params = dict(model.named_parameters())
         self._base: dict[str, Any] = {}
         self._order: list[Delta] = []
+        self.paused = False  # True inside pristine(): editors that act through hooks (GRACE, WISE) stand aside
 
     @property
     def deltas(self) -> list[Delta]:
@@ -174,10 +175,11 @@ class DeltaStack:
 
     @contextmanager
     def pristine(self) -> Iterator[None]:
-        """Within the block the model has its loaded weights; on exit the deltas are back, bit for bit."""
+        """Within the block the model has its loaded weights (and hook-based edits stand aside); on exit the deltas are back, bit for bit."""
         import torch
 
         saved = {}
+        paused, self.paused = self.paused, True
         with torch.no_grad():
             for name, base in self._base.items():
                 p = self._param(name)
@@ -186,6 +188,7 @@ class DeltaStack:
         try:
             yield
         finally:
+            self.paused = paused
             with torch.no_grad():
                 for name, value in saved.items():
                     self._param(name).copy_(value)

@@ -106,6 +106,7 @@ class WeightRoute:
             if delta.meta.get("model") not in (None, ctx.fingerprint):
                 raise StoreError(f"store {self.memory.name!r} holds weight edits made for another model "
                                  f"({delta.meta.get('model')}, this one is {ctx.fingerprint}); open it with that model")
+            self.editor(delta.method)  # an editor acting through hooks (GRACE, WISE) installs them first
             with ctx.backend.lock:
                 ctx.stack.push(delta)
         self._loaded = True

@@ -6,6 +6,8 @@
 - ``relation-clauses``: ``relation`` over every clause of a joined question, with a veto on the kind of answer
   (a "when" question against an edit whose answer is a place).
 - ``trained``: the subject gate plus a cross-encoder trained on counterfact-train (``agentedit train-scope``).
+- ``sentinel``: RECIPE's knowledge sentinel, a learned per-query threshold in the embedder's space
+  (``agentedit train-recipe``).
 - ``similarity``: cosine similarity >= a calibrated threshold.
 - ``judge``: the backend model answers yes/no per candidate (for capable API models).
 - ``cascade``: similarity decides clear cases, the judge the ambiguous band.
@@ -36,6 +38,7 @@ CHECKERS.add("similarity", "agentedit.scope.similarity:factory")
 CHECKERS.add("relation", "agentedit.scope.relation:factory")
 CHECKERS.add("relation-clauses", "agentedit.scope.clauses:factory")
 CHECKERS.add("trained", "agentedit.scope.trained:factory")
+CHECKERS.add("sentinel", "agentedit.scope.sentinel:factory")
 CHECKERS.add("judge", "agentedit.scope.judge:factory")
 CHECKERS.add("cascade", "agentedit.scope.cascade:factory")
 CHECKERS.add("prefix-all", "agentedit.scope.base:prefix_all_factory")

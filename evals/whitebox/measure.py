@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("whitebox_bench")
+SEQUENTIAL = ("alphaedit", "grace", "wise")  # applied one after another and scored once all are in
+CHECKPOINTS = (1, 10, 100, 1000, 10000)  # query time is measured after this many edits
 
 
 class Meter:
@@ -91,6 +93,7 @@ def run_method(name: str, ctx: Any, cases: list[dict[str, Any]], args: argparse.
     reqs = [EditRequest.make(c["prompt"], c["subject"], c["target"], id=c["id"]) for c in cases]
     rows: list[dict[str, Any]] = []
     edit_s, done = 0.0, 0
+    query_ms: dict[str, float] = {}
     deadline = time.perf_counter() + args.method_budget_s
     meter.reset()
     if name == "memit":
@@ -101,7 +104,7 @@ def run_method(name: str, ctx: Any, cases: list[dict[str, Any]], args: argparse.
         if quality:
             rows = score_cases(ctx.backend, cases, reference)
         editor.revert(delta)
-    elif name == "alphaedit":  # lifelong: one after another, scored when all are in
+    elif name in SEQUENTIAL:  # lifelong: one after another, scored when all are in
         deltas = []
         for req in reqs:
             if time.perf_counter() > deadline:
@@ -110,6 +113,8 @@ def run_method(name: str, ctx: Any, cases: list[dict[str, Any]], args: argparse.
             deltas.append(editor.apply([req]))
             edit_s, done = edit_s + time.perf_counter() - t, done + 1
             _progress(name, done, len(reqs), edit_s)
+            if done in CHECKPOINTS or done == len(reqs):
+                query_ms[str(done)] = query_time(ctx.backend, cases)
         if quality:
             rows = score_cases(ctx.backend, cases[:done], reference)
         for d in reversed(deltas):
@@ -125,13 +130,29 @@ def run_method(name: str, ctx: Any, cases: list[dict[str, Any]], args: argparse.
             if quality:
                 rows += score_cases(ctx.backend, [case], reference)
             editor.revert(delta)
-    protocol = {"memit": f"batch of {done}", "alphaedit": f"{done} sequential"}.get(name, "single (edit, score, revert)")
+    protocol = f"batch of {done}" if name == "memit" else f"{done} sequential" if name in SEQUENTIAL else \
+        "single (edit, score, revert)"
     res = {"protocol": protocol, "n_edits": done, "seconds_per_edit": round(edit_s / max(done, 1), 3),
            "edit_s_total": round(edit_s, 2), "peak_memory_gb": meter.peak_gb(), **summarise(rows)}
+    if query_ms:  # ms per query with this many edits in the model (the unedited model's figure is the report's)
+        res["query_ms_by_edits"] = query_ms
     if done < len(cases):
         res["note"] = f"stopped after {done} of {len(cases)} edits (--method-budget-s {args.method_budget_s:g})"
     logger.info("%s: %s", name, res)
     return res, [{**r, "method": name} for r in rows]
+
+
+def query_time(backend: Any, cases: list[dict[str, Any]], n: int = 8, repeats: int = 3) -> float:
+    """Milliseconds per query: one teacher-forced pass over a case's prompt and target, the best of ``repeats``
+    timings of ``n`` such queries one at a time (a query is what a served request costs before generation)."""
+    pairs = [(c["prompt"], c["target"]) for c in cases[:n]]
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for pair in pairs:
+            backend.score([pair])
+        best = min(best, time.perf_counter() - t)
+    return round(best * 1000 / max(len(pairs), 1), 2)
 
 
 def _progress(name: str, done: int, total: int, edit_s: float) -> None:
@@ -141,18 +162,23 @@ def _progress(name: str, done: int, total: int, edit_s: float) -> None:
 
 def editor_configs(args: argparse.Namespace) -> dict[str, Any]:
     """The methods' defaults, with the target search shortened where the command line asks."""
-    from agentedit.parametric import AlphaEditConfig, FTConfig, MEMITConfig, ROMEConfig, TargetConfig
+    from agentedit.parametric import (AlphaEditConfig, FTConfig, GRACEConfig, MEMITConfig, ROMEConfig, TargetConfig,
+                                      WISEConfig)
 
     def target() -> TargetConfig:
         return TargetConfig(steps=args.steps, n_contexts=args.contexts)
 
     return {"rome": ROMEConfig(target=target()), "memit": MEMITConfig(target=target()), "ft": FTConfig(steps=args.ft_steps),
-            "alphaedit": AlphaEditConfig(target=target())}
+            "alphaedit": AlphaEditConfig(target=target()),
+            "grace": GRACEConfig(**({"steps": args.adapter_steps} if args.adapter_steps else {})),
+            "wise": WISEConfig(**({"steps": args.adapter_steps} if args.adapter_steps else {}))}
 
 
 def layers_of(editor: Any) -> tuple[int, ...]:
     """The layers a method edits (its statistics are computed for these, before any edit is timed)."""
     cfg = editor.config
+    if hasattr(editor, "adapter"):  # GRACE, WISE: no key statistics
+        return ()
     if hasattr(editor, "layers") and callable(editor.layers):
         return editor.layers()
     layout = editor.ctx.layout

@@ -17,7 +17,7 @@ SHAPES = {  # the real models' configs, random weights: the same compute and mem
     "small": ("llama", dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=8, num_attention_heads=8,
                             num_key_value_heads=8, vocab_size=32000, max_position_embeddings=2048)),
 }
-METHODS = ("rome", "memit", "ft", "alphaedit")
+METHODS = ("rome", "memit", "ft", "alphaedit", "grace", "wise")
 
 
 # -- data and models ---------------------------------------------------------------------------

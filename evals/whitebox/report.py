@@ -59,6 +59,13 @@ def write(out: Path, report: dict[str, Any], rows: list[dict[str, Any]]) -> None
     if edited:
         cost_plot(out / "cost.png", edited, f"{report['model']}: {report['dtype']} on {report['device']}")
         lines += ["![cost](cost.png)", ""]
+    curves = {m: v["query_ms_by_edits"] for m, v in methods.items() if v.get("query_ms_by_edits")}
+    if curves:  # inference overhead as edits accumulate
+        points = sorted({int(n) for c in curves.values() for n in c})
+        lines += [f"Milliseconds per query (one teacher-forced pass), unedited: {report.get('query_ms_unedited')}; "
+                  "after N sequential edits:", "",
+                  md_table([{"method": m, **{str(n): c.get(str(n)) for n in points}} for m, c in curves.items()],
+                           ["method", *map(str, points)]), ""]
     lines += report.get("notes", [])
     (out / "summary.md").write_text("\n".join(lines) + "\n", "utf-8")
 

@@ -1,0 +1,94 @@
+"""WISE's side memories as tensors: every edit's factors, grouped into shards, scored per input.
+
+Edit ``i`` adds ``Lᵢ (Rᵢ x − oᵢ)`` to the projection's output when its shard answers (``Lᵢ``:
+``[out, r]``, ``Rᵢ``: ``[r, in]``, ``oᵢ = Rᵢ μ``). A shard's addition is the sum over its edits,
+so its activation score at a position, ``‖Σ Lᵢ uᵢ‖`` with ``uᵢ = Rᵢ x − oᵢ``, is ``√(uᵀ G u)``
+with ``G = LᵀL`` of the shard's concatenated factors: every shard is scored without forming its
+``[out, in]`` matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SideMemories:
+    lefts: list[Any] = field(default_factory=list)  # per edit, [out, r]
+    rights: list[Any] = field(default_factory=list)  # per edit, [r, in]
+    offsets: list[Any] = field(default_factory=list)  # per edit, [r]
+    shard_size: int = 1
+    last_route: Any = None  # per row of the last multi-token pass: the shard that answered, -1 for none
+    _packed: Any = None
+
+    def __len__(self) -> int:
+        return len(self.lefts)
+
+    def add(self, left: Any, right: Any, offset: Any) -> None:
+        self.lefts.append(left)
+        self.rights.append(right)
+        self.offsets.append(offset)
+        self._packed = None
+
+    def shard_of(self, edit: int) -> int:
+        return edit // self.shard_size
+
+    def shard_edits(self, shard: int) -> range:
+        return range(shard * self.shard_size, min(len(self), (shard + 1) * self.shard_size))
+
+    def shard_change(self, shard: int) -> tuple[Any, Any, Any]:
+        """``(L, R, o)`` of one shard (its edits' factors side by side); empty tensors for a new shard."""
+        import torch
+
+        idx = list(self.shard_edits(shard))
+        if not idx:
+            return None, None, None
+        return (torch.cat([self.lefts[i] for i in idx], 1), torch.cat([self.rights[i] for i in idx]),
+                torch.cat([self.offsets[i] for i in idx]))
+
+    def packed(self) -> tuple[Any, Any, Any, Any, Any, Any]:
+        """``(R, o, shard, slot, L, G)``: all edits' rows stacked, each row's shard and slot in it, and per shard
+        its padded ``L`` ``[S, out, r_max]`` and ``G = LᵀL`` ``[S, r_max, r_max]``."""
+        import torch
+
+        if self._packed is None:
+            n_shards = self.shard_of(len(self) - 1) + 1
+            shards = [self.shard_change(s) for s in range(n_shards)]
+            r_max = max(s[0].shape[1] for s in shards)
+            out = self.lefts[0].shape[0]
+            lefts = self.lefts[0].new_zeros(n_shards, out, r_max)
+            shard_ids, slots = [], []
+            for s, (left, _, _) in enumerate(shards):
+                lefts[s, :, : left.shape[1]] = left
+                shard_ids += [s] * left.shape[1]
+                slots += list(range(left.shape[1]))
+            dev = lefts.device
+            self._packed = (torch.cat(self.rights), torch.cat(self.offsets), torch.tensor(shard_ids, device=dev),
+                            torch.tensor(slots, device=dev), lefts, lefts.transpose(1, 2) @ lefts)
+        return self._packed
+
+    def route(self, x: Any, out: Any, threshold: float) -> tuple[Any, Any]:
+        """``(shard, u)``: per row the shard whose highest score over positions is largest and above ``threshold``
+        (-1: none), and the per-shard coordinates ``u`` ``[batch, seq, S, r_max]``."""
+        import torch
+
+        rights, offsets, shard_ids, slots, lefts, gram = self.packed()
+        flat = x.float() @ rights.T - offsets  # [b, t, rows]
+        u = flat.new_zeros(*flat.shape[:2], lefts.shape[0], lefts.shape[2])
+        u[:, :, shard_ids, slots] = flat
+        sq = torch.einsum("btsr,srq,btsq->bts", u, gram, u).clamp_min(0)
+        score = sq.sqrt() / out.float().norm(dim=-1).clamp_min(1e-6)[..., None]  # [b, t, S]
+        best, shard = score.max(dim=1).values.max(dim=-1)
+        return torch.where(best > threshold, shard, torch.full_like(shard, -1)), u
+
+    def added(self, shard: Any, u: Any) -> Any:
+        """The addition to the output of each row from its shard (zeros for rows without one)."""
+        import torch
+
+        _, _, _, _, lefts, _ = self.packed()
+        out = u.new_zeros(*u.shape[:2], lefts.shape[1])
+        for b in torch.nonzero(shard >= 0).flatten().tolist():
+            s = int(shard[b])
+            out[b] = u[b, :, s] @ lefts[s].T
+        return out

@@ -1,0 +1,158 @@
+"""Lifelong editing of a local model: T edits one after another, never retracted, then the probes.
+
+Every white-box method (``rome`` applied sequentially, ``alphaedit``, ``grace``, ``wise``) and the
+in-context route (``agentedit``) run on the same cases through the evaluation harness (protocol
+``wise-lifelong``, teacher-forced, as the WISE/GRACE papers measure; or ``lifelong`` with
+generation-match). Probes run after all T edits; ``--curve`` adds the same measurement after the
+first 10, 100, ... edits (the first cases' probes, the earliest edits: the ones that decay).
+A stopped run resumes: probes already answered are kept (cases.jsonl) and the deltas already
+computed are reloaded from the run folder (``deltas/<method>/``), so no edit is computed twice.
+
+Reports: reliability, generality, locality per method and T; seconds per edit (computed edits
+only); milliseconds per probe (query-time overhead as edits accumulate, next to ``none``, the
+unedited model); the process's peak memory.
+
+    python evals/lifelong_bench.py --model qwen2.5-coder-0.5b-instruct --dataset zsre --edits 100 --curve 10
+    python evals/lifelong_bench.py --model qwen2.5-coder-0.5b-instruct --dataset zsre --edits 1000 --curve 10,100
+
+Writes evals/results/<run-name>/ (lifelong.json, lifelong.md, lifelong.png, and the harness's run folder in run/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agentedit.settings import offline_defaults  # noqa: E402
+
+logger = logging.getLogger("lifelong_bench")
+DEFAULT_METHODS = "rome,alphaedit,grace,wise,agentedit"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b-instruct", help="an hf: model (short name, directory, hub id)")
+    ap.add_argument("--dataset", default="zsre", help="zsre, counterfact-edit, ...")
+    ap.add_argument("--edits", type=int, default=100, help="T: the number of cases whose edits go in, one after another")
+    ap.add_argument("--curve", default="10,100,1000", help="also measure after the first N edits (N < T)")
+    ap.add_argument("--curve-probe-cases", type=int, default=20, help="cases probed at each curve point")
+    ap.add_argument("--probe-cases", type=int, default=None, help="probe only the first N cases after all T (default all)")
+    ap.add_argument("--methods", default=DEFAULT_METHODS)
+    ap.add_argument("--scoring", choices=["teacher-forced", "generation-match"], default="teacher-forced")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--run-name", default=None)
+    ap.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    offline_defaults()
+    from agentedit.evaluation.config import RunConfig
+    from agentedit.evaluation.runner import Runner
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    curve = sorted({int(c) for c in args.curve.split(",") if c.strip() and int(c) < args.edits})
+    protocol = "wise-lifelong" if args.scoring == "teacher-forced" else "lifelong"
+    model = args.model if ":" in args.model else f"hf:{args.model}"
+    cfg = RunConfig([args.dataset], methods, model=model, limit=args.edits, seed=args.seed, protocol=protocol,
+                    scoring=args.scoring, memory_sizes=curve, size_probe_cases=args.curve_probe_cases,
+                    probe_limit=args.probe_cases, data_dir=args.data_dir, max_tokens=16)
+    name = args.run_name or f"lifelong-{Path(args.model).name}-{args.dataset}-{args.edits}"
+    out = Path(args.out_dir) / name
+    t0 = time.perf_counter()
+
+    def progress(desc: str, done: int, total: int) -> None:
+        if done == total or done % 25 == 0:
+            logger.info("%s: %d/%d", desc, done, total)
+
+    runner = Runner(cfg, out / "run", progress=progress)
+    try:
+        report = runner.run()
+    finally:
+        runner.close()
+    result = summarise(report, out / "run", args, methods, curve, time.perf_counter() - t0)
+    write(out, result)
+    print(json.dumps(result["table"], indent=2))
+    return 0
+
+
+def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, methods: list[str], curve: list[int],
+              wall_s: float) -> dict[str, Any]:
+    from agentedit.evaluation.lifelong import edit_seconds
+    from agentedit.evaluation.rundir import read_rows
+
+    section = report["datasets"][args.dataset]
+    rows = read_rows(run)
+    ms: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        ms.setdefault((r["method"], r["size"]), []).append(float(r.get("ms") or 0.0))
+    table = []
+    for method in ["none", *methods]:
+        timing = edit_seconds(run / "deltas" / method) if method != "none" else {}
+        by_size = {str(k): v for k, v in section["by_size"].items()}  # int keys in memory, str once in JSON
+        points = [(str(s), by_size.get(str(s), {}).get(method, {})) for s in curve]
+        points.append(("all", section["methods"].get(method, {})))
+        for size, metrics in points:
+            t = args.edits if size == "all" else int(size)
+            q = ms.get((method, size), [])
+            table.append({"method": method, "T": t, **{k: metrics.get(k) for k in ("reliability", "generality", "locality")},
+                          "ms_per_probe": round(statistics.median(q), 1) if q else None, "probes": len(q),
+                          "seconds_per_edit": timing.get("seconds_per_edit"),
+                          "edits_computed": timing.get("edits_computed")})
+    return {"model": args.model, "dataset": args.dataset, "T": args.edits, "curve": curve, "scoring": args.scoring,
+            "protocol": report["protocol_detail"], "methods": methods, "table": table, "wall_s": round(wall_s, 1),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+            "machine": report.get("machine"), "notes": [
+                "T = all: every case's probes after all T edits; smaller T: the first cases' probes after the first T edits",
+                "seconds_per_edit: edits computed in this process or an earlier one of the run (reloaded ones not counted)",
+                "ms_per_probe: the median over the probes (the first probe of a parametric method also waits for its "
+                "T edits to be applied, which the median leaves out); it includes retrieval for the in-context route"]}
+
+
+def write(out: Path, result: dict[str, Any]) -> None:
+    from agentedit.evaluation.report import md_table
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "lifelong.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"# Lifelong editing: {result['model']}, {result['dataset']}, T = {result['T']} ({result['scoring']})", "",
+             md_table(result["table"], ["method", "T", "reliability", "generality", "locality", "ms_per_probe",
+                                        "seconds_per_edit", "edits_computed"]), "",
+             f"wall {result['wall_s']} s, peak RSS {result['peak_rss_gb']} GB", "", *[f"- {n}" for n in result["notes"]]]
+    (out / "lifelong.md").write_text("\n".join(lines) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for ax, metric in zip(axes, ("reliability", "generality", "locality")):
+        for method in result["methods"]:
+            pts = sorted((r["T"], r[metric]) for r in result["table"] if r["method"] == method and r[metric] is not None)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=method)
+        ax.set_xscale("log")
+        ax.set_xlabel("edits in the model (T)")
+        ax.set_title(metric)
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "lifelong.png", dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

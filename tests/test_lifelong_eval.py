@@ -1,0 +1,121 @@
+"""The lifelong protocol in the harness: edits applied one after another and kept in the run folder, so a stopped run
+resumes without computing an edit twice, and evals/lifelong_bench.py end to end on a tiny model saved from a config."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from agentedit.backends.local import LocalBackend
+from agentedit.parametric import GRACEConfig
+from whitebox_support import tiny_model
+
+EIFFEL = {"prompt": "the city of eiffel tower", "subject": "eiffel tower", "target_new": "rome"}
+FRANCE = {"prompt": "the capital of france", "subject": "france", "target_new": "berlin"}
+BENCH = Path(__file__).resolve().parents[1] / "evals" / "lifelong_bench.py"
+
+
+@pytest.fixture(autouse=True)
+def _setup(small_torch):
+    yield
+
+
+def _logits(backend, text: str) -> torch.Tensor:
+    return backend.model(input_ids=torch.tensor([backend.encode(text)])).logits
+
+
+def _sync(memory, deltas: Path):
+    from agentedit.evaluation.parametric import WeightSyncMethod
+
+    model, tok = tiny_model("llama")
+    ev = WeightSyncMethod("hf:unused", memory, "grace", configs={"grace": GRACEConfig()},
+                          backend=LocalBackend.from_model(model, tok), max_tokens=2, deltas=deltas)
+    ev.sync()
+    return ev
+
+
+def _log(deltas: Path) -> list[dict]:
+    return [json.loads(line) for line in (deltas / "edits.jsonl").read_text().splitlines()]
+
+
+def test_a_resumed_run_reloads_the_edits_it_computed_and_holds_the_same_model(memory, tmp_path):
+    memory.add_many([EIFFEL, FRANCE])
+    first = _sync(memory, tmp_path / "deltas")
+    assert [(r["held_before"], r["cached"]) for r in _log(tmp_path / "deltas")] == [(0, False), (1, False)]
+    held = {q: _logits(first.backend, q) for q in (EIFFEL["prompt"], FRANCE["prompt"], "the capital of germany")}
+    assert first.backend.score([(FRANCE["prompt"], "berlin")])[0].accuracy == 1.0
+
+    again = _sync(memory, tmp_path / "deltas")  # a new process: the model as loaded, the same run folder
+    assert [r["cached"] for r in _log(tmp_path / "deltas")] == [False, False, True, True]
+    assert all(torch.equal(_logits(again.backend, q), v) for q, v in held.items())
+
+
+def test_a_different_sequence_of_edits_is_computed_not_reloaded(memory, tmp_path):
+    from agentedit.evaluation.lifelong import edit_seconds
+
+    memory.add_many([FRANCE])
+    _sync(memory, tmp_path / "deltas")
+    memory.add_many([EIFFEL])  # the same store, a new edit after it
+    _sync(memory, tmp_path / "deltas")
+    assert [r["cached"] for r in _log(tmp_path / "deltas")] == [False, True, False]
+    timing = edit_seconds(tmp_path / "deltas")
+    assert timing["edits_computed"] == 2 and timing["edits_reloaded"] == 1 and timing["seconds_per_edit"] > 0
+
+
+def test_lifelong_bench_runs_on_a_tiny_model_and_resumes_after_a_stop(tmp_path):
+    from conftest import DATA_DIR
+
+    spec = importlib.util.spec_from_file_location("lifelong_bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model, tok = tiny_model("llama")
+    model.save_pretrained(tmp_path / "tiny")
+    tok.save_pretrained(tmp_path / "tiny")
+    argv = ["--model", str(tmp_path / "tiny"), "--dataset", "counterfact-edit", "--edits", "3", "--curve", "2",
+            "--curve-probe-cases", "1", "--methods", "grace", "--data-dir", str(DATA_DIR), "--out-dir", str(tmp_path),
+            "--run-name", "ll"]
+    assert bench.main(argv) == 0
+    result = json.loads((tmp_path / "ll" / "lifelong.json").read_text())
+    grace = {r["T"]: r for r in result["table"] if r["method"] == "grace"}
+    assert set(grace) == {2, 3} and result["protocol"]["name"] == "wise-lifelong"
+    assert grace[3]["edits_computed"] == 3  # the curve's first 2 edits are the run's first 2: reloaded, not recomputed
+    assert grace[3]["seconds_per_edit"] > 0 and grace[3]["ms_per_probe"] > 0 and grace[3]["probes"] >= 3
+    assert all(0.0 <= grace[t][k] <= 1.0 for t in grace for k in ("reliability", "locality"))
+    assert (tmp_path / "ll" / "lifelong.md").is_file() and (tmp_path / "ll" / "lifelong.png").is_file()
+
+    run = tmp_path / "ll" / "run"  # a stop before any probe was recorded: the rows are gone, the deltas are not
+    packed = run / "cases.jsonl.gz"
+    rows = gzip.decompress(packed.read_bytes()).decode().splitlines()
+    packed.unlink()
+    assert bench.main(argv) == 0
+    again = {r["T"]: r for r in json.loads((tmp_path / "ll" / "lifelong.json").read_text())["table"]
+             if r["method"] == "grace"}
+    assert again[3]["edits_computed"] == 3  # nothing computed twice
+    assert [{k: v for k, v in grace[t].items() if k not in ("ms_per_probe", "seconds_per_edit")} for t in (2, 3)] == \
+        [{k: v for k, v in again[t].items() if k not in ("ms_per_probe", "seconds_per_edit")} for t in (2, 3)]
+    assert len(rows) == len(gzip.decompress(packed.read_bytes()).decode().splitlines())
+
+
+def test_whitebox_bench_times_grace_and_wise_per_edit_and_per_query_on_a_cpu(tmp_path):
+    spec = importlib.util.spec_from_file_location("whitebox_bench", BENCH.parent / "whitebox_bench.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rc = bench.main(["--synthetic", "small", "--device", "cpu", "--methods", "grace,wise", "--sequential-edits", "2",
+                     "--memit-batch", "1", "--rome-edits", "1", "--adapter-steps", "2", "--corpus-samples", "4",
+                     "--corpus-length", "16", "--cache-dir", str(tmp_path / "stats"), "--out-dir", str(tmp_path),
+                     "--run-name", "tiny"])
+    assert rc == 0
+    report = json.loads((tmp_path / "tiny" / "results.json").read_text())
+    assert report["query_ms_unedited"] > 0
+    for name in ("grace", "wise"):
+        res = report["methods"][name]
+        assert res["n_edits"] == 2 and res["protocol"] == "2 sequential" and res["seconds_per_edit"] > 0
+        assert sorted(res["query_ms_by_edits"], key=int) == ["1", "2"] and min(res["query_ms_by_edits"].values()) > 0
+    assert "after N sequential edits" in (tmp_path / "tiny" / "summary.md").read_text()

@@ -271,3 +271,29 @@ def test_console_routes_are_guarded_and_offline(env) -> None:
     job = api(env, keys["alice"], "POST", "/ui/api/imports?filename=e.jsonl", content=b"not json\n").json()
     assert api(env, keys["bob"], "GET", f"/ui/api/imports/{job['id']}").status_code == 404  # another key's job
     assert api(env, keys["alice"], "GET", "/ui/api/edits", params={"since": "yesterday"}).status_code == 400
+
+
+def _contrast(a: str, b: str) -> float:
+    def lum(h: str) -> float:
+        h = h if len(h) == 7 else "#" + "".join(ch * 2 for ch in h[1:])  # #fff -> #ffffff
+        c = [int(h[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        c = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in c]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_console_colours_meet_wcag_aa_contrast():
+    """Text colours reach 4.5:1 on both backgrounds (WCAG AA), and the focus ring 3:1 on the page and on the top bar."""
+    import re
+    from pathlib import Path
+
+    css = (Path(__file__).resolve().parents[1] / "agentedit/server/console/static/console.css").read_text("utf-8")
+    colour = dict(re.findall(r"--([a-z]+):\s*(#[0-9a-fA-F]{6}|#[0-9a-fA-F]{3})\b", css))
+    for text in ("fg", "muted", "link", "ok", "bad", "warn"):
+        for ground in ("bg", "soft"):
+            assert _contrast(colour[text], colour[ground]) >= 4.5, (text, ground)
+    ring = re.search(r":focus-visible\s*{[^}]*outline:\s*3px solid var\(--(\w+)\)[^}]*var\(--(\w+)\)", css)
+    assert ring, "the focus style should be an outline plus a halo"
+    top = re.search(r"\.top\s*{[^}]*background:\s*(#[0-9a-fA-F]{6})", css).group(1)
+    assert _contrast(colour[ring.group(1)], colour["bg"]) >= 3.0 and _contrast(colour[ring.group(2)], top) >= 3.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ class Options(SettingsViews):
     def scope_model_dir(self) -> str:
         """``--scope-model`` if given, else the store's own ``scope-model`` folder."""
         return str(self.settings.scope.model_folder(self.settings.store.folder()))
+
+
+#: the default ``--data`` of the commands that train or calibrate on a CounterFact-shaped training file
+TRAINING_FILE = os.path.join("..", "shared", "datasets", "counterfact", "counterfact-train.json")
 
 
 def _emit_json(data: Any) -> None:

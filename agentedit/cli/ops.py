@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import typer
 
-from .common import app, console, _emit_json, _editor
+from .common import TRAINING_FILE, app, console, _emit_json, _editor
 
 
 @app.command()
 def calibrate(
     ctx: typer.Context,
-    data: str = typer.Option(os.path.join("..", "shared", "datasets", "counterfact", "counterfact-train.json"), "--data",
+    data: str = typer.Option(TRAINING_FILE, "--data",
                              help="CounterFact-shaped training file (never the evaluation split)."),
     objective: str = typer.Option("recall@specificity", "--objective", help="recall@specificity | balanced-accuracy | f1"),
     specificity: float = typer.Option(0.98, "--specificity", help="Target specificity for recall@specificity."),
@@ -33,7 +32,7 @@ def calibrate(
 @app.command("train-scope")
 def train_scope(
     ctx: typer.Context,
-    data: str = typer.Option(os.path.join("..", "shared", "datasets", "counterfact", "counterfact-train.json"), "--data",
+    data: str = typer.Option(TRAINING_FILE, "--data",
                              help="CounterFact-shaped training file (never the evaluation split)."),
     minutes: float = typer.Option(15.0, "--minutes", help="Training time budget (2 CPU cores: 15 minutes is about one epoch)."),
     specificity: float = typer.Option(0.98, "--specificity", help="Specificity the threshold must reach on the held-back slice."),

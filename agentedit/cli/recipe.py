@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
 
-from .common import _editor, _emit_json, app, console, err_console
+from .common import TRAINING_FILE, _editor, _emit_json, app, console, err_console
 
 
 @app.command("train-recipe")
 def train_recipe(
     ctx: typer.Context,
-    data: str = typer.Option(os.path.join("..", "shared", "datasets", "counterfact", "counterfact-train.json"), "--data",
+    data: str = typer.Option(TRAINING_FILE, "--data",
                              help="CounterFact-shaped training file (never an evaluation split)."),
     n_cases: int = typer.Option(2000, "--n-cases", help="Training cases (a tenth held back for the reported figures)."),
     epochs: int = typer.Option(20, "--epochs"),

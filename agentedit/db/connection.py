@@ -7,7 +7,7 @@ see the caller's own uncommitted writes when made inside that transaction, and e
 
 SQL is written once, with ``?`` placeholders and the syntax both servers share (``ON CONFLICT``, partial
 indexes); :class:`PostgresDatabase` turns ``?`` into psycopg's ``%s``. Schemas and their migrations are
-per dialect (:mod:`.schema` and :mod:`.schema_pg`).
+per dialect (:mod:`agentedit.memory.schema` and :mod:`.postgres_schema`).
 
 On PostgreSQL each store is one schema (``agentedit_<name>``) of the database, so one server holds many
 stores and several replicas share one; the write lock is a transaction-level advisory lock on that schema.
@@ -84,6 +84,8 @@ class Database(Protocol):
     dialect: str
     #: where it is, for messages (never with a password)
     where: str
+    #: what the schema step returned when it was opened (the ledger: active duplicates a migration resolved)
+    opened: int
 
     def transaction(self) -> Any:
         """A context manager: the store's write lock and one transaction, rolled back if the block raises."""
@@ -252,8 +254,8 @@ class PostgresDatabase:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 waited = time.monotonic() - start
                 if wait_s is not None and waited >= wait_s:
-                    raise StoreUnavailableError(f"the PostgreSQL database at {self.where} is unreachable ({reason}); waited "
-                                     f"{waited:.0f} s; start it or fix --database-url, then retry") from exc
+                    raise StoreUnavailableError(f"the PostgreSQL database at {self.where} is unreachable ({reason}); "
+                                                f"waited {waited:.0f} s; start it or fix --database-url, then retry") from exc
                 logger.warning("the PostgreSQL database at %s is unreachable (%s); retrying in %.1f s", self.where,
                                reason, delay)
                 time.sleep(delay)
@@ -263,11 +265,13 @@ class PostgresDatabase:
         self._pool.close()
 
     @contextmanager
-    def _connection(self) -> Iterator[Any]:
+    def _connection(self, *, apart: bool = False) -> Iterator[Any]:
+        """This thread's transaction connection when one is open (reads see its writes), else a pooled one;
+        ``apart``: always a pooled one (a statement committed on its own)."""
         import psycopg
 
-        current = getattr(self._local, "conn", None)
-        if current is not None:  # inside this thread's transaction: read its own writes
+        current = None if apart else getattr(self._local, "conn", None)
+        if current is not None:
             yield current
             return
         try:
@@ -319,14 +323,8 @@ class PostgresDatabase:
                     _PgConn(conn).executemany(sql, rows)
 
     def execute_apart(self, sql: str, args: Sequence[Any] = ()) -> int:
-        import psycopg
-
-        try:
-            with self._pool.connection(timeout=LOCK_TIMEOUT_S) as conn:
-                return conn.execute(_pg_sql(sql), tuple(args)).rowcount
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(f"the PostgreSQL database at {self.where} is unreachable ({exc}); nothing was "
-                                        "written; retry when it is back") from exc
+        with self._connection(apart=True) as conn:
+            return conn.execute(_pg_sql(sql), tuple(args)).rowcount
 
 
 __all__ = ["Conn", "Database", "LOCK_TIMEOUT_S", "PostgresDatabase", "SqliteDatabase", "is_postgres_url", "redact",

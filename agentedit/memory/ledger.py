@@ -54,13 +54,11 @@ def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
         yield ids[start:start + size]
 
 
-def open_database(target: "Path | str", store: str = "default", *, migrate: bool = True,
-                  wait_s: float | None | bool = False) -> Database:
+def open_database(target: "Path | str", store: str = "default", *, migrate: bool = True) -> Database:
     """The ledger database: a SQLite file at ``target``, or the PostgreSQL database at URL ``target`` (store
-    ``store`` is its schema there; ``migrate`` applies missing migrations; ``wait_s`` overrides how long an
-    unreachable server is retried, None for ever)."""
+    ``store`` is its schema there; ``migrate`` applies missing migrations)."""
     if is_postgres_url(str(target)):
-        return open_store_database(str(target), store, migrate=migrate, **({} if wait_s is False else {"wait_s": wait_s}))
+        return open_store_database(str(target), store, migrate=migrate)
     return SqliteDatabase(Path(target), schema=ensure_schema)
 
 
@@ -75,7 +73,7 @@ class Ledger:
         self.db = db
         self.path = db.where
         #: active duplicates of one conflict key that opening an older SQLite ledger resolved (see :mod:`.schema`)
-        self.repaired = int(getattr(db, "opened", 0) or 0)
+        self.repaired = db.opened
 
     @property
     def shared(self) -> bool:
@@ -88,7 +86,7 @@ class Ledger:
     def transaction(self) -> AbstractContextManager[Conn]:
         """The store's write lock and one transaction, rolled back if the block raises.
 
-        Other writers wait (up to :data:`.database.LOCK_TIMEOUT_S`); reads made through this ledger inside the block see
+        Other writers wait (up to :data:`agentedit.db.connection.LOCK_TIMEOUT_S`); reads made through this ledger inside the block see
         its own writes."""
         return self.db.transaction()
 
@@ -114,13 +112,13 @@ class Ledger:
               now, stored_json(r), _review(r)) for r in recs])
 
     @staticmethod
-    def log_rows(conn: Conn, events: "list[tuple[str, str, str, str | None, str | None, str]]", *, actor: str,
+    def log_rows(conn: Conn, events: "list[tuple[str, str, str, str | None, str]]", *, actor: str,
                  batch_id: str | None) -> None:
-        """Many events at once, in order: ``(action, edit id, namespace, batch id, before json, after json)``."""
+        """Many events of one batch at once, in order: ``(action, edit id, namespace, before json, after json)``."""
         now = utc_now()
         conn.executemany(
             "INSERT INTO events (at, edit_id, namespace, action, actor, batch_id, before, after) VALUES (?,?,?,?,?,?,?,?)",
-            [(now, eid, ns, action, actor, batch_id, before, after) for action, eid, ns, _, before, after in events])
+            [(now, eid, ns, action, actor, batch_id, before, after) for action, eid, ns, before, after in events])
 
     @staticmethod
     def replace(conn: Conn, rec: EditRecord, *, prev_version: int) -> None:
@@ -154,22 +152,20 @@ class Ledger:
         """Rows of a read (inside this thread's open transaction, if any, so it sees that transaction's writes)."""
         return self.db.rows(sql, args)
 
-    _rows = rows
-
     def get(self, namespace: str, edit_id: str) -> EditRecord | None:
-        rows = self._rows("SELECT record FROM edits WHERE namespace = ? AND id = ?", (namespace, edit_id))
+        rows = self.rows("SELECT record FROM edits WHERE namespace = ? AND id = ?", (namespace, edit_id))
         return _record(rows[0][0]) if rows else None
 
     def find(self, edit_id: str) -> list[EditRecord]:
         """The records with this id in every namespace (an id is unique only within its namespace)."""
-        return [_record(r[0]) for r in self._rows("SELECT record FROM edits WHERE id = ? ORDER BY namespace", (edit_id,))]
+        return [_record(r[0]) for r in self.rows("SELECT record FROM edits WHERE id = ? ORDER BY namespace", (edit_id,))]
 
     def get_many(self, namespace: str, ids: list[str]) -> dict[str, EditRecord]:
         """``{id: record}`` of the ids that exist in ``namespace``."""
         out: dict[str, EditRecord] = {}
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
-            for (raw,) in self._rows(f"SELECT record FROM edits WHERE namespace = ? AND id IN ({marks})",
+            for (raw,) in self.rows(f"SELECT record FROM edits WHERE namespace = ? AND id IN ({marks})",
                                      (namespace, *chunk)):
                 rec = _record(raw)
                 out[rec.id] = rec
@@ -179,7 +175,7 @@ class Ledger:
         found: set[str] = set()
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self._rows(f"SELECT id FROM edits WHERE namespace = ? AND id IN ({marks})",
+            found.update(r[0] for r in self.rows(f"SELECT id FROM edits WHERE namespace = ? AND id IN ({marks})",
                                                   (namespace, *chunk)))
         return found
 
@@ -195,27 +191,27 @@ class Ledger:
 
     def active_by_key(self, key: tuple[str, str, str]) -> list[EditRecord]:
         """The active edit of a conflict key (at most one: a unique index holds the invariant)."""
-        rows = self._rows("SELECT record FROM edits WHERE conflict_key = ? AND status = 'active'", (json.dumps(key),))
+        rows = self.rows("SELECT record FROM edits WHERE conflict_key = ? AND status = 'active'", (json.dumps(key),))
         return [_record(r[0]) for r in rows]
 
     def superseded_by(self, namespace: str, edit_id: str) -> list[EditRecord]:
         """The edits of ``namespace`` that ``edit_id`` superseded."""
-        rows = self._rows("SELECT record FROM edits WHERE namespace = ? AND superseded_by = ?", (namespace, edit_id))
+        rows = self.rows("SELECT record FROM edits WHERE namespace = ? AND superseded_by = ?", (namespace, edit_id))
         return [_record(r[0]) for r in rows]
 
     def namespaces(self) -> list[str]:
-        return [r[0] for r in self._rows("SELECT name FROM namespaces ORDER BY name")]
+        return [r[0] for r in self.rows("SELECT name FROM namespaces ORDER BY name")]
 
     def has_namespace(self, name: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM namespaces WHERE name = ?", (name,)))
+        return bool(self.rows("SELECT 1 FROM namespaces WHERE name = ?", (name,)))
 
     def active_ids(self, namespace: str) -> set[str]:
         """Ids of the active edits of ``namespace``."""
-        return {r[0] for r in self._rows("SELECT id FROM edits WHERE namespace = ? AND status = 'active'", (namespace,))}
+        return {r[0] for r in self.rows("SELECT id FROM edits WHERE namespace = ? AND status = 'active'", (namespace,))}
 
     def active_keys(self) -> set[tuple[str, str]]:
         """``(namespace, id)`` of every active edit."""
-        return {(r[0], r[1]) for r in self._rows("SELECT namespace, id FROM edits WHERE status = 'active'")}
+        return {(r[0], r[1]) for r in self.rows("SELECT namespace, id FROM edits WHERE status = 'active'")}
 
     def count(self, namespace: str | None = None, status: str | None = "active") -> int:
         sql, args = "SELECT COUNT(*) FROM edits WHERE 1=1", []
@@ -225,7 +221,7 @@ class Ledger:
         if status is not None:
             sql += " AND status = ?"
             args.append(status)
-        return int(self._rows(sql, tuple(args))[0][0])
+        return int(self.rows(sql, tuple(args))[0][0])
 
     def query(self, *, namespace: str | None, subject: str | None, text: str | None, statuses: tuple[str, ...],
               limit: int | None, offset: int, review: bool = False, created: tuple[str | None, str | None] = (None, None)
@@ -256,10 +252,10 @@ class Ledger:
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             args.extend([limit, offset])
-        return [EditRecord.from_dict(json.loads(r[0])) for r in self._rows(sql, tuple(args))]
+        return [EditRecord.from_dict(json.loads(r[0])) for r in self.rows(sql, tuple(args))]
 
     def events(self, namespace: str, edit_id: str) -> list[dict[str, Any]]:
-        rows = self._rows(
+        rows = self.rows(
             "SELECT seq, at, edit_id, namespace, action, actor, batch_id, before, after FROM events"
             " WHERE namespace = ? AND edit_id = ? ORDER BY seq",
             (namespace, edit_id),
@@ -274,7 +270,7 @@ class Ledger:
         return out
 
     def get_meta(self, key: str) -> str | None:
-        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        rows = self.rows("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
     def set_meta(self, key: str, value: str) -> None:

@@ -18,6 +18,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 from ..types import utc_now
 from .embed import Embedder
@@ -25,6 +26,12 @@ from .index import VectorIndex, index_records, unindex
 from .ledger import Ledger
 
 logger = logging.getLogger(__name__)
+
+
+class Marker(Protocol):
+    """A write-in-progress marker: a ``PENDING.<id>`` file, a ``pending`` row, or nothing (pgvector)."""
+
+    def unlink(self, missing_ok: bool = ...) -> None: ...
 
 
 class DbMarker:
@@ -42,7 +49,7 @@ class _NoMarker:
         return None
 
 
-def mark(directory: Path, ledger: Ledger, index: VectorIndex | None = None) -> "Path | DbMarker | _NoMarker":
+def mark(directory: Path, ledger: Ledger, index: VectorIndex | None = None) -> Marker:
     """Mark one write as in flight, inside its ledger transaction (see the module docstring); an index written in
     the ledger's own transaction (pgvector) cannot be left behind, so it needs none."""
     if getattr(index, "transactional", False):

@@ -67,7 +67,7 @@ def publish(ledger: Ledger, folder: Path, prefix: str) -> int:
         return 0
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     with ledger.transaction() as conn:
-        conn.execute("DELETE FROM files WHERE path LIKE ?", (prefix.replace("%", "") + "/%",))
+        conn.execute("DELETE FROM files WHERE path LIKE ?", (prefix + "/%",))
         for p in files:
             data = p.read_bytes()
             conn.execute("INSERT INTO files (path, sha256, data, updated_at) VALUES (?, ?, ?, ?)",

@@ -203,7 +203,7 @@ class EditMemory:
     def _nearby(self, rec: EditRecord, vector: np.ndarray) -> list[EditRecord]:
         return conflicts.nearby(self.ledger, self.index, rec, vector)
 
-    def _compensate(self, *, added: Sequence[EditRecord], removed: Sequence[EditRecord], marker: "Path | recovery.DbMarker") -> None:
+    def _compensate(self, *, added: Sequence[EditRecord], removed: Sequence[EditRecord], marker: recovery.Marker) -> None:
         """Undo a failed index write (the ledger transaction rolls back); the marker stays if this fails too."""
         try:
             self._unindex((r.namespace, r.id) for r in added)

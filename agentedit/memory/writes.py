@@ -154,24 +154,23 @@ def _add_in_bulk(ledger: Ledger, conn: Conn, recs: Sequence[EditRecord], *, acto
         Ledger.ensure_namespace(conn, ns)
     current: dict[str, EditRecord] = ledger.active_by_keys(sorted({k for r in recs if (k := stored_key(r))}))
     stored = {(r.namespace, r.id) for r in current.values()}
-    events: list[tuple[str, str, str, str | None, str | None, str]] = []
+    events: list[tuple[str, str, str, str | None, str]] = []
     superseded_old: list[EditRecord] = []
     for rec in recs:
         key = stored_key(rec)
         old = current.get(key) if key else None
         if old is not None:
             rec.supersedes = old.id
-        events.append(("add", rec.id, rec.namespace, batch_id, None, stored_json(rec)))
+        events.append(("add", rec.id, rec.namespace, None, stored_json(rec)))
         if old is not None:
             before = stored_json(old)
             if (old.namespace, old.id) in stored:  # a stored edit: its row changes now (compare and swap)
-                new = replace(old, status="superseded", superseded_by=rec.id, version=old.version + 1)
-                Ledger.replace(conn, new, prev_version=old.version)
+                new = _supersede(conn, old, rec)[1]
                 superseded_old.append(old)
             else:  # an earlier record of this batch: it is inserted in its final state below
                 old.status, old.superseded_by, old.version = "superseded", rec.id, old.version + 1
                 new = old
-            events.append(("supersede", new.id, new.namespace, batch_id, before, stored_json(new)))
+            events.append(("supersede", new.id, new.namespace, before, stored_json(new)))
         if key:
             current[key] = rec
     Ledger.insert_rows(conn, list(recs))

@@ -29,10 +29,15 @@ def _editor(request: Request) -> Any:
     return request.app.state.agentedit.editor
 
 
+def edit_fields(rec: EditRecord) -> dict[str, Any]:
+    """An edit as the API shows it: its record and whether its parse waits for review."""
+    return {**rec.to_dict(), "needs_review": bool(rec.metadata.get("needs_review"))}
+
+
 def _edit(rec: EditRecord, response: Response | None = None) -> dict[str, Any]:
     if response is not None:
         response.headers["ETag"] = f'"{rec.version}"'
-    return {"object": "edit", **rec.to_dict(), "needs_review": bool(rec.metadata.get("needs_review"))}
+    return {"object": "edit", **edit_fields(rec)}
 
 
 _IF_MATCH = Header(None, alias="If-Match", description='only if the edit is at this version (its ETag, e.g. "3")')

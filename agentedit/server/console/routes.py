@@ -16,20 +16,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from ...errors import AgentEditError
-from ...types import EditRecord
 from ..access import Principal, require
 from ..auth import ALL_NAMESPACES
+from ..edits import edit_fields
 from ..errors import ApiError
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/ui/api", tags=["console"], include_in_schema=False)
-
-#: rows one date-filtered page reads at most (the ledger orders by creation time but cannot seek by it)
-
-
-def edit_json(rec: EditRecord) -> dict[str, Any]:
-    return {**rec.to_dict(), "needs_review": bool(rec.metadata.get("needs_review"))}
 
 
 def _state(request: Request) -> Any:
@@ -78,7 +72,7 @@ def list_edits(request: Request, who: Principal = require("query"),
     total = editor.count(who.namespace) if status == "active" and not (subject or text or review or lo or hi) else None
     after = (dt.date.fromisoformat(hi) + dt.timedelta(days=1)).isoformat() if hi else None
     recs = editor.edits(who.namespace, limit=limit + 1, offset=offset, created=(lo, after), **args)
-    return {"data": [edit_json(r) for r in recs[:limit]], "has_more": len(recs) > limit,
+    return {"data": [edit_fields(r) for r in recs[:limit]], "has_more": len(recs) > limit,
             "next_offset": offset + min(limit, len(recs)), "offset": offset, "total": total, "scanned": len(recs)}
 
 
@@ -93,10 +87,10 @@ def edit_page(edit_id: str, request: Request, who: Principal = require("query"))
         other = getattr(rec, key)
         if other:
             try:
-                related[key] = edit_json(editor.get(other, namespace=who.namespace))
+                related[key] = edit_fields(editor.get(other, namespace=who.namespace))
             except AgentEditError:
                 related[key] = None
-    return {"edit": edit_json(rec), "history": history, **related,
+    return {"edit": edit_fields(rec), "history": history, **related,
             "questions": _console(request).recent.for_edit(who.namespace, rec.id)}
 
 

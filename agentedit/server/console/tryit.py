@@ -19,7 +19,7 @@ from ...errors import AgentEditError, BackendError
 from ..access import Principal, require
 from ..errors import as_api_error
 from ..schemas import ChatMessage
-from .routes import edit_json
+from ..edits import edit_fields
 
 router = APIRouter(prefix="/ui/api", tags=["console"], include_in_schema=False)
 
@@ -62,7 +62,7 @@ async def try_it(body: TryIn, request: Request, who: Principal = require("query"
     candidates = []
     for d in prepared.decisions:
         try:
-            rec: dict[str, Any] | None = edit_json(st.editor.get(d.edit_id, namespace=who.namespace))
+            rec: dict[str, Any] | None = edit_fields(st.editor.get(d.edit_id, namespace=who.namespace))
         except AgentEditError:
             rec = None
         candidates.append({**d.to_dict(), "score": round(float(d.similarity), 4), "edit": rec})

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "evals" / "latency_bench.py"
+from eval_scripts import load_eval_script
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def test_tiny_latency_run_writes_its_report(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("latency_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_eval_script("latency_bench")
     rc = bench.main(["--sizes", "40", "--queries", "6", "--checkers", "similarity", "relation", "--data-dir", str(DATA),
                      "--out-dir", str(tmp_path), "--run-name", "tiny"])
     assert rc == 0

@@ -4,7 +4,6 @@ resumes without computing an edit twice, and evals/lifelong_bench.py end to end 
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,11 +12,11 @@ import torch
 
 from agentedit.backends.local import LocalBackend
 from agentedit.parametric import GRACEConfig
+from eval_scripts import load_eval_script
 from whitebox_support import tiny_model
 
 EIFFEL = {"prompt": "the city of eiffel tower", "subject": "eiffel tower", "target_new": "rome"}
 FRANCE = {"prompt": "the capital of france", "subject": "france", "target_new": "berlin"}
-BENCH = Path(__file__).resolve().parents[1] / "evals" / "lifelong_bench.py"
 
 
 @pytest.fixture(autouse=True)
@@ -70,10 +69,7 @@ def test_a_different_sequence_of_edits_is_computed_not_reloaded(memory, tmp_path
 def test_lifelong_bench_runs_on_a_tiny_model_and_resumes_after_a_stop(tmp_path):
     from conftest import DATA_DIR
 
-    spec = importlib.util.spec_from_file_location("lifelong_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_eval_script("lifelong_bench")
     model, tok = tiny_model("llama")
     model.save_pretrained(tmp_path / "tiny")
     tok.save_pretrained(tmp_path / "tiny")
@@ -103,10 +99,7 @@ def test_lifelong_bench_runs_on_a_tiny_model_and_resumes_after_a_stop(tmp_path):
 
 
 def test_whitebox_bench_times_grace_and_wise_per_edit_and_per_query_on_a_cpu(tmp_path):
-    spec = importlib.util.spec_from_file_location("whitebox_bench", BENCH.parent / "whitebox_bench.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_eval_script("whitebox_bench")
     rc = bench.main(["--synthetic", "small", "--device", "cpu", "--methods", "grace,wise", "--sequential-edits", "2",
                      "--memit-batch", "1", "--rome-edits", "1", "--adapter-steps", "2", "--corpus-samples", "4",
                      "--corpus-length", "16", "--cache-dir", str(tmp_path / "stats"), "--out-dir", str(tmp_path),

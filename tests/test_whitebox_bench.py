@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "evals" / "whitebox_bench.py"
+from eval_scripts import load_eval_script
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("whitebox_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_eval_script("whitebox_bench")
 
 
 def test_synthetic_timing_run_writes_its_report(tmp_path: Path) -> None:

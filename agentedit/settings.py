@@ -63,6 +63,7 @@ ENV_VARS: dict[str, str] = {
     "AGENTEDIT_MARKER_SECRET": "fixes the facts-block marker (benchmarks; leave unset in deployments)",
     "AGENTEDIT_DATA": "folder of the benchmark files",
     "AGENTEDIT_LLAMA_THREADS": "CPU threads of the embedded llama.cpp server",
+    "AGENTEDIT_UPSTREAM_CLIENT": "'direct' (default: httpx straight to an OpenAI-compatible api_base) or 'litellm'",
 }
 
 

@@ -1,6 +1,7 @@
 """Model backends, and the resolution of a :class:`~agentedit.settings.ModelSpec` to one.
 
-- ``api``: any litellm ``provider/model`` (:class:`LiteLLMBackend`), ``api_base`` for OpenAI-compatible servers.
+- ``api``: any litellm ``provider/model`` (:class:`LiteLLMBackend`); ``openai/<name>`` with ``api_base`` (an
+  OpenAI-compatible server) goes straight over httpx (:class:`OpenAIHTTPBackend`).
 - ``llamacpp``: the embedded llama.cpp server over a GGUF (:class:`LlamaCppBackend`).
 - ``hf``: local weights in this process, editable (:class:`~agentedit.backends.local.LocalBackend`).
 
@@ -16,6 +17,7 @@ from ..settings import DEFAULT_LOCAL_MODEL, ModelSettings, ModelSpec
 from .api import LiteLLMBackend
 from .base import Backend, Capabilities, Completion
 from .llamacpp import LlamaCppBackend
+from .openai_http import OpenAIHTTPBackend, openai_compatible
 
 DEFAULT_MODEL = f"llamacpp:{DEFAULT_LOCAL_MODEL}"
 
@@ -23,8 +25,8 @@ BACKENDS: Registry[Callable[..., Backend]] = Registry("model backend kind", "a s
 
 
 def _api(spec: ModelSpec, cfg: ModelSettings, default_params: dict[str, Any] | None, progress: Any) -> Backend:
-    return LiteLLMBackend(spec.name, api_base=spec.api_base, api_key=cfg.api_key, timeout=cfg.timeout,
-                          max_retries=cfg.max_retries, default_params=default_params)
+    return openai_compatible(spec.name, api_base=spec.api_base, api_key=cfg.api_key, timeout=cfg.timeout,
+                             max_retries=cfg.max_retries, default_params=default_params)
 
 
 def _llamacpp(spec: ModelSpec, cfg: ModelSettings, default_params: dict[str, Any] | None, progress: Any) -> Backend:
@@ -62,4 +64,4 @@ def resolve_backend(spec: str | ModelSpec, *, api_base: str | None = None, api_k
 
 
 __all__ = ["BACKENDS", "Backend", "Capabilities", "Completion", "DEFAULT_MODEL", "LiteLLMBackend", "LlamaCppBackend",
-           "make_backend", "resolve_backend"]
+           "OpenAIHTTPBackend", "make_backend", "resolve_backend"]

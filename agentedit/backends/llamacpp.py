@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator, Callable, Sequence
 from ..settings import DEFAULT_LOCAL_MODEL, env
 from ..errors import ConfigError
 from .api import LiteLLMBackend
+from .openai_http import openai_compatible
 from .base import Capabilities, Completion
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def generation_threads() -> int:
 
 
 class LlamaCppBackend:
-    """Starts a llama.cpp server lazily and talks to it through :class:`LiteLLMBackend`."""
+    """Starts a llama.cpp server lazily and talks to it over its OpenAI-compatible API (:func:`openai_compatible`)."""
 
     def __init__(self, model: str = DEFAULT_LOCAL_MODEL, *, n_ctx: int = 4096, n_threads: int | None = None,
                  timeout: float = 120.0, max_retries: int = 1, default_params: dict[str, Any] | None = None,
@@ -75,8 +76,9 @@ class LlamaCppBackend:
                 server = LlamaServer(path, n_ctx=self._n_ctx, n_threads=self._n_threads or generation_threads(),
                                      extra_args=("--logits_all", "False")).start()
                 self._server = server
-                self._api = LiteLLMBackend(f"openai/{server.model_alias}", api_base=server.base_url, timeout=self._timeout,
-                                           max_retries=self._max_retries, default_params=self._default_params)
+                self._api = openai_compatible(f"openai/{server.model_alias}", api_base=server.base_url,
+                                              timeout=self._timeout, max_retries=self._max_retries,
+                                              default_params=self._default_params)
                 logger.info("llama.cpp server for %s ready at %s", path.name, server.base_url)
             return self._api
 

@@ -46,6 +46,8 @@ def serve(
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds per upstream attempt."),
     retries: int = typer.Option(2, "--retries", help="Upstream retries on connection errors, timeouts and 5xx."),
     torch_threads: int = typer.Option(1, "--torch-threads", help="CPU threads for embedding each question (0: torch's default)."),
+    workers: int = typer.Option(1, "--workers", help="Proxy processes on the one port (about a core each); more than 1 "
+                                                      "needs --chroma-url or --vector-index pgvector and an API model."),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Serve the OpenAI-compatible edit proxy: point any OpenAI client at http://HOST:PORT/v1."""
@@ -60,6 +62,7 @@ def serve(
     cfg = server.ServerConfig(settings, host=host, port=port, auth=not no_auth, keys_path=keys_path,
                               max_body_bytes=int(max_body_mb * 1_000_000), max_batch_bytes=int(max_batch_mb * 1_000_000),
                               torch_threads=torch_threads or None, allowed_hosts=allowed_hosts or None).validate()
+    server.check_workers(cfg, workers)  # before anything is opened or bound
     if cfg.auth:
         keys = cfg.open_keys()
         if not keys.list():
@@ -67,8 +70,9 @@ def serve(
                               "Create one with `agentedit keys create --role admin --namespace '*'`.")
         keys.close()
     err_console.print(f"[dim]serving {cfg.model or 'the embedded model'} with store {cfg.store!r} on "
-                      f"http://{host}:{port}/v1 (auth {'on' if cfg.auth else 'off'})[/dim]")
-    server.serve(cfg, log_level=log_level)
+                      f"http://{host}:{port}/v1 (auth {'on' if cfg.auth else 'off'}"
+                      f"{f', {workers} workers' if workers > 1 else ''})[/dim]")
+    server.serve(cfg, log_level=log_level, workers=workers)
 
 
 @keys_app.command("create")

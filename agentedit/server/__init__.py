@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from .app import ServerState, create_app, default_editor, serve
 from .auth import ApiKey, KeyStore
-from .config import ServerConfig
+from .config import ServerConfig, check_workers
 
-__all__ = ["ApiKey", "KeyStore", "ServerConfig", "ServerState", "create_app", "default_editor", "serve"]
+__all__ = ["ApiKey", "KeyStore", "ServerConfig", "ServerState", "check_workers", "create_app", "default_editor", "serve"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from .. import __version__
+from ..errors import ConfigError
 from . import chat, conflicts, console, edits
 from .access import Principal, caller, require
 from .auth import KeyStore
@@ -141,7 +143,7 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
         if caller(request, "admin") is None:  # anyone may probe liveness; the details are the operator's
             return {"status": "ok"}
         return {"status": "ok", "model": st.model_name, "store": cfg.store, "chroma": cfg.chroma_url or "embedded",
-                "database": st.editor.database or "sqlite",
+                "database": st.editor.database or "sqlite", "pid": os.getpid(),
                 "auth": st.keys is not None, "active_edits": st.editor.count()}
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (admin keys)")
@@ -159,9 +161,20 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
     return app
 
 
-def serve(config: ServerConfig, *, editor_factory: EditorFactory | None = None, log_level: str = "info") -> None:
-    """Run the proxy with uvicorn until interrupted (this owns the process: it caps torch's thread count)."""
+def serve(config: ServerConfig, *, editor_factory: EditorFactory | None = None, log_level: str = "info",
+          workers: int = 1) -> None:
+    """Run the proxy with uvicorn until interrupted (this owns the process: it caps torch's thread count); with
+    ``workers`` > 1, that many processes on the one port (:mod:`.workers`)."""
     import uvicorn
+
+    if workers > 1:
+        if editor_factory is not None:
+            raise ConfigError("workers > 1 builds each worker's Editor from the config; an editor_factory cannot cross "
+                              "processes")
+        from .workers import serve_workers
+
+        serve_workers(config, workers, log_level=log_level)
+        return
 
     app = create_app(config, editor_factory=editor_factory, cap_torch_threads=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, server_header=False)

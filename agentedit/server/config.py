@@ -89,3 +89,20 @@ class ServerConfig(SettingsViews):
         from .auth import KeyStore
 
         return KeyStore(self.keys_target(), store=self.settings.store.name)
+
+
+def check_workers(cfg: ServerConfig, workers: int) -> None:
+    """Refuse a worker count the store or the model cannot be shared by, saying what to use instead."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if workers == 1:
+        return
+    store = cfg.settings.store
+    if not store.chroma_url and store.vector_index != "pgvector":
+        raise ConfigError(f"--workers {workers} needs an index every worker shares: add --chroma-url (a `chroma run` "
+                          "server) or --database-url ... --vector-index pgvector; the embedded index belongs to one process")
+    kind = cfg.settings.model.spec.kind
+    if kind != "api":
+        raise ConfigError(f"--workers {workers} serves API models only: {cfg.settings.model.spec.name!r} runs inside the "
+                          "process (each worker would load its own copy); serve it with one worker, or run its server "
+                          "apart (e.g. llama.cpp's) and pass --model openai/<name> --api-base <its URL>")

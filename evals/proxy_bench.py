@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--requests", type=int, default=300, help="requests per latency measurement")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of the load run")
+    ap.add_argument("--load-workers", type=int, nargs="+", default=[1],
+                    help="serve --workers counts for the load runs (above 1: the index served by `chroma run`)")
     ap.add_argument("--crash-batch", type=int, default=10000)
     ap.add_argument("--crash-trials", type=int, default=4)
     ap.add_argument("--skip", nargs="*", default=["crash"], choices=["embedder", "import", "prepare", "latency", "load", "crash"],
@@ -140,11 +142,13 @@ def main(argv: list[str] | None = None) -> None:
         if "load" not in args.skip:
             size = args.load_size or max(args.sizes)
             store = build_store(work, size, cases, as_is=size in args.as_is)
-            runs = [(b, False) for b in args.backends] + [(args.backends[0], True)]
+            runs = [(b, False, 1) for b in args.backends] + [(args.backends[0], True, 1)]
+            runs += [(args.backends[0], unique, w) for w in args.load_workers if w > 1 for unique in (False, True)]
             report["load"] = []
-            for backend, unique in runs:
+            for backend, unique, workers in runs:
                 load = round(os.getloadavg()[0], 2)
-                r = measure_load(work, store, upstream, sets["plain"], args.clients, args.duration, args.scopes[0], backend, unique)
+                r = measure_load(work, store, upstream, sets["plain"], args.clients, args.duration, args.scopes[0], backend,
+                                 unique, workers)
                 report["load"].append({**r, "n_edits_in_memory": size, "load_avg_1m_at_start": load})
                 log.info("load: %s", {k: v for k, v in r.items() if k != "per_second"})
                 write_report(out, report)

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from agentedit.server.process import chroma_process
+
 from .stores import admin_key, cpu_seconds, rss_mb, start_proxy
 
 
@@ -109,12 +111,24 @@ def measure_latency(work: Path, store: str, upstream: str, sets: dict[str, list[
 
 # -- 2. load -------------------------------------------------------------------------------------------
 def measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]], clients: int, duration: float,
-                 scope: str = "similarity", backend: str | None = None, unique: bool = False) -> dict[str, Any]:
+                 scope: str = "similarity", backend: str | None = None, unique: bool = False,
+                 workers: int = 1) -> dict[str, Any]:
     """``clients`` concurrent clients for ``duration`` s. The questions cycle through ``qs`` (so after the first
     round the proxy's query LRU answers the embedding), or with ``unique`` each request's question is new (a
-    serial number appended: every request embeds)."""
+    serial number appended: every request embeds). ``workers`` > 1 serves the store's index from a ``chroma run``
+    server over its folder (what workers need) with ``serve --workers``; CPU time then counts the server too."""
+    if workers > 1:
+        with chroma_process(work / "stores" / store / "chroma", log_path=work / f"chroma-{store}.log") as chroma:
+            return _measure_load(work, store, upstream, qs, clients, duration, scope, backend, unique, workers, chroma)
+    return _measure_load(work, store, upstream, qs, clients, duration, scope, backend, unique, 1, None)
+
+
+def _measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]], clients: int, duration: float,
+                  scope: str, backend: str | None, unique: bool, workers: int, chroma: Any) -> dict[str, Any]:
     key = admin_key(work, store)
-    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log", scope, backend)
+    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log", scope, backend, workers=workers,
+                        chroma_url=chroma.base_url if chroma else None)
+    index_pid = chroma.pid if chroma else None
     url = proxy.base_url
     done: list[float] = []
     latencies: list[float] = []
@@ -150,14 +164,15 @@ def measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]
             return time.perf_counter() - t0
 
     try:
-        cpu0 = cpu_seconds(proxy.pid)
+        cpu0 = cpu_seconds(proxy.pid, index_pid)
         elapsed = asyncio.run(run())
-        cpu1 = cpu_seconds(proxy.pid)
+        cpu1 = cpu_seconds(proxy.pid, index_pid)
         rss = rss_mb(proxy.pid)
     finally:
         proxy.stop()
     n_err = sum(errors.values())
     return {"clients": clients, "scope": scope, "backend": backend or "default", "unique_questions": unique,
+            "workers": workers, "index": "chroma server" if chroma else "embedded",
             "proxy_rss_mb": rss, "duration_s": round(elapsed, 2),
             "proxy_cpu_s": round(cpu1 - cpu0, 1) if cpu0 is not None and cpu1 is not None else None,
             "per_proxy_cpu_s": round(len(done) / (cpu1 - cpu0), 1) if cpu0 is not None and cpu1 and cpu1 > cpu0 else None, "requests_ok": len(done), "errors": n_err,

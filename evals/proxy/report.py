@@ -37,7 +37,7 @@ def side_by_side(report: dict[str, Any], new: str = "onnx", old: str = "torch") 
                     add(f"retrieve+scope p50 ms, {size} edits", r["plain"]["server_retrieve_scope_p50_ms"],
                         other[size]["plain"]["server_retrieve_scope_p50_ms"])
                     add(f"proxy RSS MiB, {size} edits", r.get("proxy_rss_mb"), other[size].get("proxy_rss_mb"))
-    loads = {(r["backend"], r["unique_questions"]): r for r in report.get("load") or []}
+    loads = {(r["backend"], r["unique_questions"]): r for r in report.get("load") or [] if r.get("workers", 1) == 1}
     if (new, False) in loads and (old, False) in loads:
         add("32 clients, requests/s", loads[new, False]["per_s"], loads[old, False]["per_s"], rate=True)
     imports = {r["backend"]: r for r in report.get("import") or []}
@@ -124,7 +124,7 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
                   ylabel="ms added by the proxy (p50)", title="Latency the proxy adds")
     loads = report.get("load") or []
     if loads:
-        cols = ["backend", "unique_questions", "requests_ok", "errors", "per_s", "p50_ms", "p95_ms", "p99_ms",
+        cols = ["backend", "workers", "index", "unique_questions", "requests_ok", "errors", "per_s", "p50_ms", "p95_ms", "p99_ms",
                 "proxy_cpu_s", "per_proxy_cpu_s", "proxy_rss_mb", "load_avg_1m_at_start"]
         lines += [f"## Load: {loads[0]['clients']} concurrent clients for ~{loads[0]['duration_s']} s "
                   f"({loads[0]['n_edits_in_memory']} edits, {loads[0]['scope']} scope)", "",
@@ -134,10 +134,12 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
                   "`unique_questions` False the clients cycle through 300 questions, so after the first round the query "
                   "LRU answers the embedding; True appends a serial number to every question (every request embeds). "
                   "`proxy_cpu_s`: CPU time the proxy process used during the run (all its threads); `per_proxy_cpu_s`: "
-                  "requests per CPU-second of the proxy, i.e. requests/s per fully used core. "
+                  "requests per CPU-second of the proxy, i.e. requests/s per fully used core (with workers: the "
+                  "supervisor, every worker and the `chroma run` server together). "
                   "The load generator and the stand-in upstream run on the same 2 cores.", ""]
         line_plot(out / "load.png", list(range(max(len(r["per_second"]) for r in loads))),
-                  {f"{r['backend']}{' (new question each request)' if r['unique_questions'] else ''}":
+                  {f"{r['backend']}{' x%d workers' % r['workers'] if r.get('workers', 1) > 1 else ''}"
+                   f"{' (new question each request)' if r['unique_questions'] else ''}":
                    r["per_second"] + [float("nan")] * (max(len(x["per_second"]) for x in loads) - len(r["per_second"]))
                    for r in loads}, xlabel="second", ylabel="requests completed", title=f"{loads[0]['clients']} clients",
                   logx=False)

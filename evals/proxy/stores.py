@@ -17,31 +17,51 @@ log = logging.getLogger("evals.proxy_bench")
 
 # -- processes -----------------------------------------------------------------------------------------
 def start_proxy(work: Path, store: str, upstream: str, log_file: Path, scope: str = "similarity",
-                backend: str | None = None) -> ChildServer:
-    """``agentedit serve`` over ``store``; ``backend`` picks the embedder runtime (AGENTEDIT_EMBEDDER_BACKEND)."""
+                backend: str | None = None, *, workers: int = 1, chroma_url: str | None = None) -> ChildServer:
+    """``agentedit serve`` over ``store``; ``backend`` picks the embedder runtime (AGENTEDIT_EMBEDDER_BACKEND);
+    ``workers`` > 1 serves with that many processes over the Chroma server at ``chroma_url``."""
     env = {"AGENTEDIT_EMBEDDER_BACKEND": backend} if backend else None
+    extra = ("--retries", "0", "--max-batch-mb", "32", *(("--workers", str(workers)) if workers > 1 else ()))
     return proxy_process(store=store, store_dir=work / "stores", model="openai/standin", api_base=upstream, scope=scope,
-                         extra=("--retries", "0", "--max-batch-mb", "32"), log_path=log_file, env=env).start(timeout=1200)
+                         chroma_url=chroma_url, extra=extra, log_path=log_file, env=env).start(timeout=1200)
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time process ``pid`` has used so far (its threads included), None when it cannot be read."""
+def _family(pid: int | None) -> list[int]:
+    """``pid`` and its descendants (a ``serve --workers`` supervisor and its workers)."""
+    if pid is None:
+        return []
+    import psutil
+
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+    except psutil.Error:
+        return [pid]
+
+
+def cpu_seconds(pid: int | None, *others: int | None) -> float | None:
+    """User + system CPU time that process ``pid``, its descendants and ``others`` have used so far (threads
+    included), None when it cannot be read."""
+    total = 0.0
+    try:
+        for one in [*_family(pid), *(o for o in others if o is not None)]:
+            fields = Path(f"/proc/{one}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+    return total
 
 
 def rss_mb(pid: int | None) -> float | None:
-    """Resident memory of process ``pid`` in MiB (VmRSS), None when it cannot be read."""
+    """Resident memory of process ``pid`` and its descendants in MiB (VmRSS), None when it cannot be read."""
+    total = 0.0
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
+        for one in _family(pid):
+            for line in Path(f"/proc/{one}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
     except (OSError, ValueError):
         return None
-    return None
+    return round(total, 1) if total else None
 
 
 def admin_key(work: Path, store: str) -> str:

@@ -186,6 +186,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=3000)
     ap.add_argument("--import-size", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--parts", nargs="+", default=["propagation", "kill9", "import"],
+                    choices=["propagation", "kill9", "import"], help="what to measure (default: all)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     work = Path(f"/tmp/agentedit-replica-bench-{int(time.time())}")
@@ -200,42 +202,53 @@ def main() -> None:
     with LocalPostgres() as pg, chroma_process(work / "chroma", log_path=work / "chroma.log") as chroma:
         keys = KeyStore(pg.url, store=STORE)
         admin, _ = keys.create(role="admin", namespaces=["*"])
-        procs = [_replica(work, n, pg.url, chroma.base_url, upstream) for n in "ab"]
+        procs = [_replica(work, n, pg.url, chroma.base_url, upstream) for n in "ab"] \
+            if {"propagation", "kill9"} & set(args.parts) else []
         for p in procs:
             p.start(timeout=300)
         try:
             hdr = {"authorization": f"Bearer {admin}"}
-            a, b = (httpx.Client(base_url=p.base_url, headers=hdr, timeout=60) for p in procs)
-            result["propagation"] = propagation(a, b, keys, args.writes)
-            result["kill9"] = [kill_trial(work, procs, admin, pg.url, chroma.base_url, t,
-                                          "index write" if t == 0 else "random moment", args.batch, rng)
-                               for t in range(args.trials)]
+            a, b = (httpx.Client(base_url=p.base_url, headers=hdr, timeout=60) for p in procs) if procs else (None, None)
+            if "propagation" in args.parts:
+                result["propagation"] = propagation(a, b, keys, args.writes)
+            if "kill9" in args.parts:
+                result["kill9"] = [kill_trial(work, procs, admin, pg.url, chroma.base_url, t,
+                                              "index write" if t == 0 else "random moment", args.batch, rng)
+                                   for t in range(args.trials)]
         finally:
             for p in procs:
                 p.stop()
             keys.close()
-        result["import"] = import_rate(work, pg.url, chroma.base_url, args.import_size)
+        if "import" in args.parts:
+            result["import"] = import_rate(work, pg.url, chroma.base_url, args.import_size)
     result["load"].append(round(os.getloadavg()[0], 2))
     lines = [f"# Replicas over PostgreSQL: {args.name}", "",
              f"Machine: {result['machine']}. Started {started}. Two `agentedit serve` replicas (separate folders) over one "
              "PostgreSQL 15 server and one Chroma server on 127.0.0.1; stand-in upstream. Embedder all-MiniLM-L6-v2.", "",
-             "## Propagation (A acknowledges, B sees)", "", "| what | n | p50 ms | p95 ms | max ms |", "|---|---|---|---|---|"]
-    prop = {k: v for k, v in result["propagation"].items() if k != "first_read_saw_it"}
-    lines += [f"| {k} | {v['n']} | {v['p50_ms']} | {v['p95_ms']} | {v['max_ms']} |" for k, v in prop.items()]
-    seen = result["propagation"]["first_read_saw_it"]
-    lines += ["", f"The first read through B after A's acknowledgement already saw the change in {seen['fraction']:.1%} of "
-              f"{seen['n']} cases: the delay is one request's own time (nothing is cached between replicas). Load "
-              f"average {result['load'][0]} at the start, {result['load'][1]} at the end (2 cores; above 2 the "
-              "machine was shared)."]
-    cols = list(result["kill9"][0]) if result["kill9"] else []
-    lines += ["", f"## kill -9 of replica A during a {args.batch}-edit batch (singles written alongside)", "",
-              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(t[c]) for c in cols) + " |" for t in result["kill9"]]
-    lines += ["", f"## Import of one {args.import_size}-edit batch (in process)", "",
-              "| store | edits/s | seconds | embedding alone, edits/s |", "|---|---|---|---|"]
-    lines += [f"| {k} | {v['edits_per_s']} | {v['seconds']} | {v['embedding_only_edits_per_s']} |" for k, v in result["import"].items()]
-    bars = {f"{k} p50 ms": v["p50_ms"] for k, v in prop.items()}
-    _report.write(args.name, result, lines, bars, title="Replica propagation (p50)", ylabel="ms")
+             f"Load average {result['load'][0]} at the start, {result['load'][1]} at the end (2 cores; above 2 the "
+             "machine was shared)."]
+    prop = {k: v for k, v in result.get("propagation", {}).items() if k != "first_read_saw_it"}
+    if "propagation" in result:
+        lines += ["", "## Propagation (A acknowledges, B sees)", "", "| what | n | p50 ms | p95 ms | max ms |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {k} | {v['n']} | {v['p50_ms']} | {v['p95_ms']} | {v['max_ms']} |" for k, v in prop.items()]
+        seen = result["propagation"]["first_read_saw_it"]
+        lines += ["", f"The first read through B after A's acknowledgement already saw the change in {seen['fraction']:.1%} "
+                  f"of {seen['n']} cases: the delay is one request's own time (nothing is cached between replicas)."]
+    if result.get("kill9"):
+        cols = list(result["kill9"][0])
+        lines += ["", f"## kill -9 of replica A during a {args.batch}-edit batch (singles written alongside)", "",
+                  "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(str(t[c]) for c in cols) + " |" for t in result["kill9"]]
+    if "import" in result:
+        lines += ["", f"## Import of one {args.import_size}-edit batch (in process)", "",
+                  "| store | edits/s | seconds | embedding alone, edits/s |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['edits_per_s']} | {v['seconds']} | {v['embedding_only_edits_per_s']} |"
+                  for k, v in result["import"].items()]
+    bars = {f"{k} p50 ms": v["p50_ms"] for k, v in prop.items()} or {
+        f"{k} edits/s": v["edits_per_s"] for k, v in result.get("import", {}).items()}
+    _report.write(args.name, result, lines, bars, title="Replica propagation (p50)" if prop else "Import rate",
+                  ylabel="ms" if prop else "edits/s")
     print("\n".join(lines))
 
 

@@ -160,6 +160,12 @@ class Ledger:
         """The records with this id in every namespace (an id is unique only within its namespace)."""
         return [_record(r[0]) for r in self.rows("SELECT record FROM edits WHERE id = ? ORDER BY namespace", (edit_id,))]
 
+    def version(self) -> int:
+        """The sequence number of the newest audit event: every change of the ledger logs one, and writers of a store
+        are serialised (one lock per store, also on PostgreSQL), so a new number means something changed."""
+        rows = self.rows("SELECT MAX(seq) FROM events")
+        return int(rows[0][0] or 0) if rows else 0
+
     def get_many(self, namespace: str, ids: list[str]) -> dict[str, EditRecord]:
         """``{id: record}`` of the ids that exist in ``namespace``."""
         out: dict[str, EditRecord] = {}

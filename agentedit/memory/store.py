@@ -39,6 +39,7 @@ from . import conflicts, recovery, shared, transfer, writes
 from .embed import Embedder, shared_embedder
 from .index import VectorIndex, index_kind, index_records, open_index, unindex
 from .ledger import Ledger, open_database
+from .recall import RecallCache
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class EditMemory:
                                     default_namespace=DEFAULT_NAMESPACE)
         with self.ledger.transaction() as conn:
             Ledger.ensure_namespace(conn, DEFAULT_NAMESPACE)
+        self.recall = RecallCache(self.ledger.version)  # repeated questions skip the search (recall.py)
         self._reconcile_if_needed()
 
     # -- setup ---------------------------------------------------------------------------------
@@ -110,6 +112,7 @@ class EditMemory:
 
     def reconcile(self) -> dict[str, int]:
         """Make the index hold exactly the ledger's active edits (see :func:`.recovery.reconcile`)."""
+        self.recall.clear()
         return recovery.reconcile(self.name, self.dir, self.ledger, self.index, self.embedder)
 
     def _index(self, records: Sequence[EditRecord], vectors: np.ndarray | None = None) -> None:
@@ -364,19 +367,19 @@ class EditMemory:
         """The ``k`` nearest active edits of ``namespace`` (valid at time ``at``, default now)."""
         if k <= 0 or not self.index.has_namespace(namespace):  # nothing indexed there: skip embedding the query
             return []
-        vec = self.embedder.embed_one(text) if vector is None else vector
-        hits = self.index.query(namespace, vec, k)
-        recs = self.ledger.get_many(namespace, [edit_id for edit_id, _ in hits])
+        found, version = self.recall.get(namespace, text, k) if vector is None else (None, 0)
+        if found is None:
+            vec = self.embedder.embed_one(text) if vector is None else vector
+            hits = self.index.query(namespace, vec, k)
+            recs = self.ledger.get_many(namespace, [edit_id for edit_id, _ in hits])
+            # index ahead of the ledger (crash): never serve an unacknowledged edit
+            found = [(rec, sim) for edit_id, sim in hits
+                     if (rec := recs.get(edit_id)) is not None and rec.status == "active" and rec.namespace == namespace]
+            if vector is None:
+                self.recall.put(namespace, text, k, version, found)
         now = at or utc_now()
-        out = []
-        for edit_id, similarity in hits:
-            rec = recs.get(edit_id)
-            if rec is None or rec.status != "active" or rec.namespace != namespace:
-                continue  # index ahead of the ledger (crash): never serve an unacknowledged edit
-            if (rec.valid_from and rec.valid_from > now) or (rec.valid_until and rec.valid_until <= now):
-                continue
-            out.append(Candidate(rec, similarity))
-        return out
+        return [Candidate(rec, similarity) for rec, similarity in found
+                if not ((rec.valid_from and rec.valid_from > now) or (rec.valid_until and rec.valid_until <= now))]
 
     # -- import / export -----------------------------------------------------------------------
     def import_file(self, path: str | os.PathLike[str], *, namespace: str = DEFAULT_NAMESPACE, actor: str = "import",

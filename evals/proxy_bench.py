@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--requests", type=int, default=300, help="requests per latency measurement")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of the load run")
+    ap.add_argument("--upstream-clients", nargs="+", default=["direct"], choices=["direct", "litellm"],
+                    help="upstream clients of the latency runs (AGENTEDIT_UPSTREAM_CLIENT), measured one after the other")
     ap.add_argument("--load-workers", type=int, nargs="+", default=[1],
                     help="serve --workers counts for the load runs (above 1: the index served by `chroma run`)")
     ap.add_argument("--crash-batch", type=int, default=10000)
@@ -135,10 +137,12 @@ def main(argv: list[str] | None = None) -> None:
                         if "prepare" not in args.skip:
                             report.setdefault("prepare", {}).setdefault(f"{scope}/{backend}", {})[str(size)] = \
                                 measure_prepare(work, store, sets, scope, backend)
-                        r = measure_latency(work, store, upstream, sets, scope, backend)
-                        report["latency"].setdefault(f"{scope}/{backend}", {})[str(size)] = {**r, "load_avg_1m": round(os.getloadavg()[0], 2)}
-                        log.info("latency, %s scope, %s backend, %d edits: %s", scope, backend, size, r)
-                        write_report(out, report)
+                        for client in args.upstream_clients:  # the direct client first; others side by side
+                            r = measure_latency(work, store, upstream, sets, scope, backend, client)
+                            key = f"{scope}/{backend}" + ("" if client == "direct" else f"/{client}")
+                            report["latency"].setdefault(key, {})[str(size)] = {**r, "load_avg_1m": round(os.getloadavg()[0], 2)}
+                            log.info("latency, %s scope, %s backend, %s client, %d edits: %s", scope, backend, client, size, r)
+                            write_report(out, report)
         if "load" not in args.skip:
             size = args.load_size or max(args.sizes)
             store = build_store(work, size, cases, as_is=size in args.as_is)

@@ -37,6 +37,13 @@ def side_by_side(report: dict[str, Any], new: str = "onnx", old: str = "torch") 
                     add(f"retrieve+scope p50 ms, {size} edits", r["plain"]["server_retrieve_scope_p50_ms"],
                         other[size]["plain"]["server_retrieve_scope_p50_ms"])
                     add(f"proxy RSS MiB, {size} edits", r.get("proxy_rss_mb"), other[size].get("proxy_rss_mb"))
+    for key, by_size in lat.items():  # the direct upstream client against litellm, same store and embedder
+        base = lat.get(key[:-len("/litellm")], {}) if key.endswith("/litellm") else {}
+        for size, r in by_size.items():
+            if size in base:
+                for mode in ("plain", "stream_ttft", "plain_repeat"):
+                    add(f"added p50 ms, {mode}, {size} edits (direct client | litellm)", base[size][mode]["added_p50_ms"],
+                        r[mode]["added_p50_ms"])
     loads = {(r["backend"], r["unique_questions"]): r for r in report.get("load") or [] if r.get("workers", 1) == 1}
     if (new, False) in loads and (old, False) in loads:
         add("32 clients, requests/s", loads[new, False]["per_s"], loads[old, False]["per_s"], rate=True)

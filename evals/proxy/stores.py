@@ -17,10 +17,13 @@ log = logging.getLogger("evals.proxy_bench")
 
 # -- processes -----------------------------------------------------------------------------------------
 def start_proxy(work: Path, store: str, upstream: str, log_file: Path, scope: str = "similarity",
-                backend: str | None = None, *, workers: int = 1, chroma_url: str | None = None) -> ChildServer:
-    """``agentedit serve`` over ``store``; ``backend`` picks the embedder runtime (AGENTEDIT_EMBEDDER_BACKEND);
-    ``workers`` > 1 serves with that many processes over the Chroma server at ``chroma_url``."""
-    env = {"AGENTEDIT_EMBEDDER_BACKEND": backend} if backend else None
+                backend: str | None = None, *, workers: int = 1, chroma_url: str | None = None,
+                client: str | None = None) -> ChildServer:
+    """``agentedit serve`` over ``store``; ``backend`` picks the embedder runtime (AGENTEDIT_EMBEDDER_BACKEND),
+    ``client`` the upstream client (AGENTEDIT_UPSTREAM_CLIENT); ``workers`` > 1 serves with that many processes over
+    the Chroma server at ``chroma_url``."""
+    env = {**({"AGENTEDIT_EMBEDDER_BACKEND": backend} if backend else {}),
+           **({"AGENTEDIT_UPSTREAM_CLIENT": client} if client else {})} or None
     extra = ("--retries", "0", "--max-batch-mb", "32", *(("--workers", str(workers)) if workers > 1 else ()))
     return proxy_process(store=store, store_dir=work / "stores", model="openai/standin", api_base=upstream, scope=scope,
                          chroma_url=chroma_url, extra=extra, log_path=log_file, env=env).start(timeout=1200)

@@ -5,7 +5,7 @@ active records and their similarities, before the validity-time filter, which ru
 the ledger's :meth:`~agentedit.memory.ledger.Ledger.version` read *before* the search. It answers only while the
 ledger is still at that version, so any write through any process or replica (each logs an audit event) makes it
 stale, and a write that raced the search can only make an entry stale, never wrong. Entries also expire after
-``ttl`` seconds, which bounds how long a repaired index (a reconcile after a crashed writer changes the index, not
+``ttl`` seconds (60), which bounds how long a repaired index (a reconcile after a crashed writer changes the index, not
 the ledger) can go unseen.
 """
 
@@ -25,7 +25,7 @@ Hits = list[tuple[EditRecord, float]]
 class RecallCache:
     """LRU of ``(namespace, text, k) -> (ledger version, time, hits)``; ``size`` 0 turns it off."""
 
-    def __init__(self, version: Callable[[], int], *, size: int = 2048, ttl: float = 10.0) -> None:
+    def __init__(self, version: Callable[[], int], *, size: int = 2048, ttl: float = 60.0) -> None:
         self._version, self.size, self.ttl = version, size, ttl
         self._entries: OrderedDict[tuple[str, str, int], tuple[int, float, Hits]] = OrderedDict()
         self._lock = threading.Lock()

@@ -64,14 +64,14 @@ def time_requests(client: httpx.Client, url: str, qs: list[tuple[str, str]], *, 
 
 
 def measure_latency(work: Path, store: str, upstream: str, sets: dict[str, list[tuple[str, str]]], scope: str,
-                    backend: str | None = None, client: str | None = None) -> dict[str, Any]:
+                    backend: str | None = None, upstream_client: str | None = None) -> dict[str, Any]:
     """Direct, then proxied requests per mode. ``sets`` holds disjoint questions for ``warm``, ``plain`` and
     ``stream_ttft``, so the proxy embeds every measured question (its query LRU never answers); ``plain_repeat``
     asks the plain questions again: the cost of a repeated question (LRU hit; the retrieval still runs)."""
     qs = sets["plain"]
     key = admin_key(work, store)
     started = time.perf_counter()
-    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log", scope, backend, client=client)
+    proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log", scope, backend, client=upstream_client)
     startup_s = round(time.perf_counter() - started, 1)
     url = proxy.base_url
     try:
@@ -81,7 +81,7 @@ def measure_latency(work: Path, store: str, upstream: str, sets: dict[str, list[
                 time_requests(client, target + "/chat/completions", warm, stream=False)
                 time_requests(client, target + "/chat/completions", warm, stream=True)
             out: dict[str, Any] = {"n_requests": len(qs), "backend": backend or "default", "startup_s": startup_s,
-                                   "upstream_client": client or "direct"}
+                                   "upstream_client": upstream_client or "direct"}
             for mode, stream in (("plain", False), ("stream_ttft", True), ("plain_repeat", False)):
                 qs = sets["plain" if mode == "plain_repeat" else mode]
                 direct, _ = time_requests(client, upstream + "/chat/completions", qs, stream=stream)

@@ -235,3 +235,11 @@ def test_encode_is_what_an_edit_stores(trained, embedder):
     with torch.no_grad():
         again = encode(ctx, editor._encoder(), vec, [ctx.backend.encode(t)])[0]
     assert torch.allclose(delta.extras["prompt"], again, atol=1e-6)
+
+
+def test_encoder_files_are_named_by_the_whole_model_name(tmp_path):
+    class Named:
+        name = "hf:Qwen/Qwen2.5-7B-Instruct"
+
+    weights, info = encoder_paths(tmp_path, Named())
+    assert (weights.name, info.name) == ("encoder-Qwen2.5-7B-Instruct.safetensors", "encoder-Qwen2.5-7B-Instruct.json")

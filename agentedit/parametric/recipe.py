@@ -252,10 +252,15 @@ def _load_sentinel(folder: Path, ctx: Any) -> Any:
     from ..scope.sentinel import SentinelModel
 
     try:
-        return SentinelModel.load(folder)
+        model = SentinelModel.load(folder)
     except ConfigError as exc:
         raise ConfigError(f"the recipe method needs its knowledge sentinel and prompt encoder: {exc}; run "
                           "`agentedit --model hf:... train-recipe`") from exc
+    trained_on, ours = model.meta.get("embedder"), getattr(ctx.embedder, "name", None)
+    if trained_on and ours and trained_on != ours:
+        raise ConfigError(f"the knowledge sentinel in {folder} was trained on embedder {trained_on!r}, the store uses "
+                          f"{ours!r}; run `agentedit train-recipe` again for this store")
+    return model
 
 
 def _cached(ctx: Any, key: Any, make: Any) -> Any:

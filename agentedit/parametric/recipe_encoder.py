@@ -60,8 +60,8 @@ def model_tag(backend: Any) -> str:
 
 
 def encoder_paths(folder: Path, backend: Any) -> tuple[Path, Path]:
-    base = folder / f"{ENCODER_PREFIX}{model_tag(backend)}"
-    return base.with_suffix(".safetensors"), base.with_suffix(".json")
+    base = f"{ENCODER_PREFIX}{model_tag(backend)}"  # names hold dots (qwen2.5): no with_suffix
+    return folder / f"{base}.safetensors", folder / f"{base}.json"
 
 
 def save_encoder(encoder: PromptEncoder, folder: Path, backend: Any, meta: dict[str, Any]) -> Path:

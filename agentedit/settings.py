@@ -46,7 +46,7 @@ ENV_VARS: dict[str, str] = {
     "AGENTEDIT_NAMESPACE": "default namespace",
     "AGENTEDIT_SCOPE": "default scope checker",
     "AGENTEDIT_SCOPE_MODEL": "folder of the trained scope model",
-    "AGENTEDIT_METHOD": "route of new edits (in-context, rome, memit, ft, alphaedit, grace, wise)",
+    "AGENTEDIT_METHOD": "route of new edits (in-context, rome, memit, ft, alphaedit, grace, wise, recipe)",
     "AGENTEDIT_CHROMA_URL": "a Chroma server for the vector index",
     "AGENTEDIT_DATABASE_URL": "a PostgreSQL database for the ledger, keys and settings (postgresql://...)",
     "AGENTEDIT_DATABASE_WAIT": "seconds to keep retrying an unreachable database at open ('forever'; default 30, "

@@ -28,6 +28,8 @@ class ScopeTuning:
     _progress: Callable[[str], None] | None
     _checker: "ScopeChecker | None"
     _matcher: "ConflictMatcher | None"
+    _local_weights: bool
+    weights: Any
 
     def calibrate(self, data: str | os.PathLike[str], *, objective: str = "recall@specificity", target_specificity: float = 0.98,
                   n_cases: int = 2000, seed: int = 0) -> Calibration:
@@ -53,9 +55,13 @@ class ScopeTuning:
         return report
 
     def train_recipe(self, data: str | os.PathLike[str], *, n_cases: int = 2000, epochs: int = 20, seed: int = 0,
-                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-        """Train RECIPE's knowledge sentinel (the ``sentinel`` scope checker) on a training file and save it with the
-        store (``<store>/recipe``); returns its figures and ``folder``."""
+                     progress: Callable[[int, int], None] | None = None, encoder: bool | None = None,
+                     encoder_cases: int = 200, encoder_epochs: int = 3, prompt_tokens: int = 8,
+                     minutes: float | None = None) -> dict[str, Any]:
+        """Train RECIPE's knowledge sentinel (the ``sentinel`` scope checker) on a training file and, for a model
+        with editable weights (``encoder`` None: when there is one), the prompt encoder of the ``recipe`` method;
+        both are saved with the store (``<store>/recipe``). Returns the sentinel's figures, ``folder`` and, when one
+        was trained, ``encoder`` (its figures and ``file``)."""
         from .scope.sentinel import recipe_dir
         from .scope.sentinel_training import train_sentinel
 
@@ -63,4 +69,25 @@ class ScopeTuning:
         where = recipe_dir(self.scope_model_dir)
         model.save(where)
         self._checker = None
-        return {**model.meta, "folder": str(where)}
+        out: dict[str, Any] = {**model.meta, "folder": str(where)}
+        if encoder is None:
+            encoder = self._local_weights
+        if encoder:
+            out["encoder"] = self._train_encoder(data, where, n_cases=encoder_cases, epochs=encoder_epochs, seed=seed,
+                                                 k=prompt_tokens, minutes=minutes, progress=progress)
+        return out
+
+    def _train_encoder(self, data: str | os.PathLike[str], where: Path, *, n_cases: int, epochs: int, seed: int, k: int,
+                       minutes: float | None, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+        from .parametric.recipe_encoder import save_encoder
+        from .parametric.recipe_training import file_cases, train_encoder
+
+        ctx = self.weights.ctx
+        cases, digest = file_cases(data, n_cases)
+        enc, meta = train_encoder(ctx, cases, self.memory.embedder, k=k, epochs=epochs, seed=seed, minutes=minutes,
+                                  progress=progress)
+        meta.update(data=str(data), data_sha256=digest)
+        path = save_encoder(enc, where, ctx.backend, meta)
+        for key in [key for key in ctx.extra if isinstance(key, tuple) and str(key[0]).startswith("recipe-")]:
+            del ctx.extra[key]  # the next recipe edit loads the new encoder and sentinel
+        return {**meta, "file": str(path)}

@@ -1,6 +1,6 @@
 """Lifelong editing of a local model: T edits one after another, never retracted, then the probes.
 
-Every white-box method (``rome`` applied sequentially, ``alphaedit``, ``grace``, ``wise``) and the
+Every white-box method (``rome`` applied sequentially, ``alphaedit``, ``grace``, ``wise``, ``recipe``) and the
 in-context route (``agentedit``) run on the same cases through the evaluation harness (protocol
 ``wise-lifelong``, teacher-forced, as the WISE/GRACE papers measure; or ``lifelong`` with
 generation-match). Probes run after all T edits; ``--curve`` adds the same measurement after the
@@ -14,6 +14,9 @@ unedited model); the process's peak memory.
 
     python evals/lifelong_bench.py --model qwen2.5-coder-0.5b-instruct --dataset zsre --edits 100 --curve 10
     python evals/lifelong_bench.py --model qwen2.5-coder-0.5b-instruct --dataset zsre --edits 1000 --curve 10,100
+
+``recipe`` needs its prompt encoder and sentinel trained for the model first (``agentedit --model hf:<model>
+--store recipe-<model> train-recipe``); ``--recipe-dir`` names the folder they were saved in (``stores/<store>/recipe``).
 
 Writes evals/results/<run-name>/ (lifelong.json, lifelong.md, lifelong.png, and the harness's run folder in run/).
 """
@@ -46,7 +49,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--curve", default="10,100,1000", help="also measure after the first N edits (N < T)")
     ap.add_argument("--curve-probe-cases", type=int, default=20, help="cases probed at each curve point")
     ap.add_argument("--probe-cases", type=int, default=None, help="probe only the first N cases after all T (default all)")
-    ap.add_argument("--methods", default=DEFAULT_METHODS)
+    ap.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated: rome, memit, ft, alphaedit, grace, wise, "
+                    "recipe (needs --recipe-dir), agentedit, none, ...")
+    ap.add_argument("--recipe-dir", default=None, help="the folder of a trained RECIPE encoder and sentinel "
+                    "(stores/<store>/recipe after `agentedit --model hf:... train-recipe`)")
     ap.add_argument("--scoring", choices=["teacher-forced", "generation-match"], default="teacher-forced")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", default=None)
@@ -66,9 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     curve = sorted({int(c) for c in args.curve.split(",") if c.strip() and int(c) < args.edits})
     protocol = "wise-lifelong" if args.scoring == "teacher-forced" else "lifelong"
     model = args.model if ":" in args.model else f"hf:{args.model}"
+    settings = None
+    if "recipe" in methods:
+        from agentedit.parametric import RECIPEConfig
+        from agentedit.settings import Settings
+
+        if not args.recipe_dir:
+            raise SystemExit("--methods recipe needs --recipe-dir: the folder `agentedit train-recipe` saved the encoder in")
+        settings = Settings.from_env(model, editor_configs={"recipe": RECIPEConfig(folder=args.recipe_dir)})
     cfg = RunConfig([args.dataset], methods, model=model, limit=args.edits, seed=args.seed, protocol=protocol,
                     scoring=args.scoring, memory_sizes=curve, size_probe_cases=args.curve_probe_cases,
-                    probe_limit=args.probe_cases, data_dir=args.data_dir, max_tokens=16)
+                    probe_limit=args.probe_cases, data_dir=args.data_dir, max_tokens=16, settings=settings)
     name = args.run_name or f"lifelong-{Path(args.model).name}-{args.dataset}-{args.edits}"
     out = Path(args.out_dir) / name
     t0 = time.perf_counter()

@@ -73,7 +73,7 @@ def _register_builtin() -> None:
     # protocol (every question decomposed, top-1 retrieved fact per sub-question, the model judges it).
     METHODS.add("agentedit-decompose", _in_context(DEFAULT_CHECKER, multihop="auto"))
     METHODS.add("mello", _in_context("prefix-all", multihop="always", resolve="model", follow_edits=False))
-    for name in ("rome", "memit", "ft", "alphaedit", "grace", "wise"):
+    for name in ("rome", "memit", "ft", "alphaedit", "grace", "wise", "recipe"):
         METHODS.add(name, f"agentedit.evaluation.parametric:{name}_method")
 
 

@@ -1,4 +1,4 @@
-"""Parametric methods as evaluation methods (``--methods rome,memit,ft,alphaedit,grace,wise`` with an ``hf:`` model).
+"""Parametric methods as evaluation methods (``--methods rome,memit,ft,alphaedit,grace,wise,recipe`` with an ``hf:`` model).
 
 The runner writes each protocol's edits into the memory itself; :class:`WeightSyncMethod` makes
 the weights follow: before each question it applies the memory's active edits that the model
@@ -19,7 +19,7 @@ from ..types import Answer
 
 logger = logging.getLogger(__name__)
 
-PARAMETRIC = ("rome", "memit", "ft", "alphaedit", "grace", "wise")
+PARAMETRIC = ("rome", "memit", "ft", "alphaedit", "grace", "wise", "recipe")
 
 
 class WeightSyncMethod:
@@ -94,7 +94,7 @@ class WeightSyncMethod:
 
 def _make(method: str, ctx: Any, memory: Any) -> WeightSyncMethod:
     return WeightSyncMethod(ctx.settings.model.spec, memory, method, max_tokens=ctx.config.max_tokens,
-                            deltas=ctx.out / "deltas" / method)
+                            configs=ctx.settings.weights.configs, deltas=ctx.out / "deltas" / method)
 
 
 # The runner's factories (``factory(ctx, memory)``), registered lazily in agentedit.evaluation.methods.METHODS.
@@ -122,8 +122,14 @@ def wise_method(ctx: Any, memory: Any) -> WeightSyncMethod:
     return _make("wise", ctx, memory)
 
 
+def recipe_method(ctx: Any, memory: Any) -> WeightSyncMethod:
+    """RECIPE needs a trained encoder and sentinel: the run's settings name their folder (``RECIPEConfig(folder=...)``,
+    ``evals/lifelong_bench.py --recipe-dir``), as the run's own store has none."""
+    return _make("recipe", ctx, memory)
+
+
 def register_parametric_methods() -> None:
-    """Add ``rome``, ``memit``, ``ft``, ``alphaedit``, ``grace`` and ``wise`` to the runner's methods (they are registered already;
+    """Add ``rome``, ``memit``, ``ft``, ``alphaedit``, ``grace``, ``wise`` and ``recipe`` to the runner's methods (they are registered already;
     kept for callers that restored them after replacing one)."""
     from .methods import register_method
 

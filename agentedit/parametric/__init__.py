@@ -1,5 +1,6 @@
 """Parametric methods for local models: ROME, MEMIT, constrained fine-tuning, AlphaEdit; for lifelong editing
-GRACE and WISE, whose edits live beside the weights (:mod:`~agentedit.parametric.adapters`).
+GRACE and WISE, whose edits live beside the weights (:mod:`~agentedit.parametric.adapters`), and RECIPE, whose edits
+are retrieved continuous prompts put before the input (:mod:`~agentedit.parametric.recipe`).
 
 >>> ctx = EditContext.create(LocalBackend("hf:smollm2-135m-instruct"))        # doctest: +SKIP
 >>> delta = make_method("rome", ctx).apply([EditRequest.make(
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .ft import FineTune, FTConfig
     from .grace import GRACE, GRACEConfig
     from .memit import MEMIT, MEMITConfig
+    from .recipe import RECIPE, RECIPEConfig
     from .rome import ROME, ROMEConfig
     from .wise import WISE, WISEConfig
 
@@ -42,11 +44,13 @@ METHODS.add("ft", "agentedit.parametric.ft:FineTune")
 METHODS.add("alphaedit", "agentedit.parametric.alphaedit:AlphaEdit")
 METHODS.add("grace", "agentedit.parametric.grace:GRACE")  # lifelong: edits beside the weights (adapters.py)
 METHODS.add("wise", "agentedit.parametric.wise:WISE")
+METHODS.add("recipe", "agentedit.parametric.recipe:RECIPE")  # retrieved continuous prompts before the input
 
 # The method classes and their configs, re-exported here but imported only on first access (PEP 562).
 _LAZY = {"ROME": "rome", "ROMEConfig": "rome", "MEMIT": "memit", "MEMITConfig": "memit", "FineTune": "ft",
          "FTConfig": "ft", "AlphaEdit": "alphaedit", "AlphaEditConfig": "alphaedit", "GRACE": "grace",
-         "GRACEConfig": "grace", "WISE": "wise", "WISEConfig": "wise"}
+         "GRACEConfig": "grace", "WISE": "wise", "WISEConfig": "wise", "RECIPE": "recipe",
+         "RECIPEConfig": "recipe"}
 
 
 def __getattr__(name: str) -> Any:
@@ -64,5 +68,6 @@ def make_method(name: str, ctx: EditContext, config: Any = None) -> ParametricMe
 
 
 __all__ = ["AlphaEdit", "AlphaEditConfig", "ArchitectureError", "Delta", "DeltaStack", "METHODS", "EditContext",
-           "EditRequest", "FTConfig", "Factor", "FineTune", "GRACE", "GRACEConfig", "Layout", "MEMIT", "MEMITConfig", "ParametricMethod", "ROME",
+           "EditRequest", "FTConfig", "Factor", "FineTune", "GRACE", "GRACEConfig", "Layout", "MEMIT", "MEMITConfig", "ParametricMethod", "RECIPE",
+           "RECIPEConfig", "ROME",
            "ROMEConfig", "SampledCorpus", "TargetConfig", "TextCorpus", "WISE", "WISEConfig", "discover", "make_method"]

@@ -76,7 +76,7 @@ class AdapterMethod(ParametricMethod):
     """An editor acting through an :class:`Adapter` on one module; subclasses give the module, the state it
     builds from deltas (:meth:`empty_state`, :meth:`extend`), the hook's :meth:`forward` and :meth:`edit_one`."""
 
-    adapter_key: ClassVar[str] = ""
+    adapter_type: ClassVar[type[Adapter]] = Adapter  # RECIPE's hooks the body instead (recipe.PromptAdapter)
 
     def __init__(self, ctx: Any, config: Any = None) -> None:
         super().__init__(ctx, config)
@@ -84,7 +84,7 @@ class AdapterMethod(ParametricMethod):
         key = ("adapter", self.name)
         existing = ctx.extra.get(key)
         if existing is None:
-            ctx.extra[key] = Adapter(ctx, self, path)
+            ctx.extra[key] = self.adapter_type(ctx, self, path)
         elif existing.path != path:
             raise ConfigError(f"{self.name} already keeps its edits at {existing.path} on this model; a second "
                               f"{self.name} editor at {path} would mix them up: use one layer per model")

@@ -30,14 +30,18 @@ class EditContext:
     cache_dir: Path | None = None
     moments: Any = None  # SecondMoments, set in create()
     extra: dict[Any, Any] = field(default_factory=dict)  # per-method state that outlives one call (e.g. projections)
+    store_dir: Path | None = None  # the edit store's folder (RECIPE reads its trained encoder from <store>/recipe)
+    embedder: Any = None  # the store's sentence embedder (RECIPE's retrieval keys)
 
     @classmethod
-    def create(cls, backend: Any, *, corpus: Corpus | None = None, cache_dir: str | Path | None = None) -> "EditContext":
+    def create(cls, backend: Any, *, corpus: Corpus | None = None, cache_dir: str | Path | None = None,
+               store_dir: str | Path | None = None, embedder: Any = None) -> "EditContext":
         from .stats import SecondMoments
 
         model = backend.model
         ctx = cls(backend=backend, layout=discover(model), stack=DeltaStack(model), fingerprint=backend.fingerprint,
-                  cache_dir=Path(cache_dir) if cache_dir else None)
+                  cache_dir=Path(cache_dir) if cache_dir else None, store_dir=Path(store_dir) if store_dir else None,
+                  embedder=embedder)
         ctx.moments = SecondMoments(ctx, corpus or SampledCorpus(), ctx.cache_dir)
         return ctx
 

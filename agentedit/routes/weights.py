@@ -56,7 +56,8 @@ class WeightRoute:
             from ..provision import cache_dir
 
             self._ctx = EditContext.create(self.backend, corpus=self._corpus,
-                                           cache_dir=self._cache_dir if self._cache_dir is not None else cache_dir())
+                                           cache_dir=self._cache_dir if self._cache_dir is not None else cache_dir(),
+                                           store_dir=self.memory.dir, embedder=getattr(self.memory, "embedder", None))
         return self._ctx
 
     def editor(self, method: str) -> ParametricMethod:

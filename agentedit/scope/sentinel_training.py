@@ -48,6 +48,7 @@ def load_cases(path: str | Path, n_cases: int) -> tuple[list[dict[str, str]], st
     for r in records if isinstance(records, list) else []:
         if all(isinstance(r.get(k), str) and r.get(k) for k in ("prompt", "target_new", "locality_prompt")):
             cases.append({"edit": make_statement(r["prompt"], r["target_new"]), "prompt": r["prompt"],
+                          "target": r["target_new"],
                           "rephrase": r.get("rephrase_prompt") or r["prompt"], "free": r["locality_prompt"]})
     if len(cases) < 20:
         raise ConfigError(f"{path} holds {len(cases)} usable cases (prompt, target_new, locality_prompt); need at least 20")

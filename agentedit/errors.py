@@ -53,6 +53,10 @@ class StoreError(AgentEditError):
     """The on-disk memory is missing, locked or inconsistent."""
 
 
+class LedgerBusyError(StoreError):
+    """Another writer held the store's write lock past the wait; nothing was written, retrying later may work."""
+
+
 class StoreUnavailableError(StoreError):
     """The store's database server cannot be reached now; nothing was written, retrying later may work."""
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, StoreError, StoreUnavailableError
+from ..errors import ConfigError, LedgerBusyError, StoreError, StoreUnavailableError
 from ..settings import env
 
 logger = logging.getLogger(__name__)
@@ -150,9 +150,10 @@ class SqliteDatabase:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:  # mostly: another writer held the file past the timeout
-                raise StoreError(f"could not start a write on the ledger {self.where} ({exc}); another writer may "
-                                 f"have held it for over {LOCK_TIMEOUT_S:g} s; nothing was written; retry, or look "
-                                 "for a stuck process") from exc
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                raise (LedgerBusyError if busy else StoreError)(
+                    f"could not start a write on the ledger {self.where} ({exc}); another writer may have held it "
+                    f"for over {LOCK_TIMEOUT_S:g} s; nothing was written; retry, or look for a stuck process") from exc
             try:
                 yield self._conn
             except sqlite3.IntegrityError as exc:  # a constraint (one active edit per key, unique ids) held
@@ -297,7 +298,7 @@ class PostgresDatabase:
                 finally:
                     self._local.conn = None
         except psycopg.errors.LockNotAvailable as exc:
-            raise StoreError(f"could not start a write on the ledger at {self.where}: another writer held it for "
+            raise LedgerBusyError(f"could not start a write on the ledger at {self.where}: another writer held it for "
                              f"over {LOCK_TIMEOUT_S:g} s; nothing was written; retry") from exc
         except psycopg.IntegrityError as exc:
             raise _integrity(self.where, exc) from exc

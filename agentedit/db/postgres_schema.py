@@ -113,7 +113,10 @@ def current_version(db: PostgresDatabase) -> int:
 
 def upgrade(db: PostgresDatabase, *, migrate: bool = True) -> list[int]:
     """Apply the missing migrations (returns their numbers). With ``migrate=False`` an outdated schema is an error
-    that says to run ``agentedit db upgrade`` (for deployments that migrate as a separate step)."""
+    that says to run ``agentedit db upgrade`` (for deployments that migrate as a separate step). A schema already
+    at this version is only read: no lock, so a replica opens while another one holds the store's lock."""
+    if current_version(db) == SCHEMA_VERSION:
+        return []
     with db.transaction() as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         version = _version(conn)  # read under the store's lock: another replica may have migrated

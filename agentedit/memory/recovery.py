@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Protocol
 
+from ..errors import LedgerBusyError
 from ..types import utc_now
 from .embed import Embedder
 from .index import VectorIndex, index_records, unindex
@@ -92,15 +94,38 @@ def needs_reconcile(directory: Path, ledger: Ledger, index: VectorIndex) -> bool
     return bool(unfinished) or indexed != ledger.count(status="active")
 
 
-def reconcile(name: str, directory: Path, ledger: Ledger, index: VectorIndex, embedder: Embedder) -> dict[str, int]:
+def reconcile_at_open(name: str, directory: Path, ledger: Ledger, index: VectorIndex, embedder: Embedder, *,
+                      wait_s: float = 3600.0) -> dict[str, int] | None:
+    """Reconcile when :func:`needs_reconcile` says so, as a store opens. Another process of the store (a replica,
+    a ``serve --workers`` sibling) may be reconciling the same index at that moment, which can hold the write lock
+    for minutes on a large store: wait for it (saying so in the log) instead of failing, and skip the work when
+    that process already did it."""
+    if not (ledger.repaired or needs_reconcile(directory, ledger, index)):
+        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return reconcile(name, directory, ledger, index, embedder, only_if_needed=not ledger.repaired)
+        except LedgerBusyError:
+            if time.monotonic() > deadline:
+                raise
+            logger.warning("store %s: another process holds the write lock (a reconcile of a large index can take "
+                           "minutes); waiting to check the index", name)
+
+
+def reconcile(name: str, directory: Path, ledger: Ledger, index: VectorIndex, embedder: Embedder, *,
+              only_if_needed: bool = False) -> dict[str, int]:
     """Make ``index`` hold exactly the ledger's active edits, each with its stored statement; returns how many
     entries were removed and (re-)indexed.
 
     Runs under the ledger's write lock, so a writer in another process sharing this store (replicas over
-    one Chroma server) is never caught between its index write and its commit. ``name`` is the store's,
-    for the log.
+    one Chroma server) is never caught between its index write and its commit. With ``only_if_needed`` it does
+    nothing when, under the lock, :func:`needs_reconcile` no longer holds (another process did it meanwhile).
+    ``name`` is the store's, for the log.
     """
     with ledger.transaction():
+        if only_if_needed and not needs_reconcile(directory, ledger, index):
+            return {"removed": 0, "reindexed": 0}
         wanted = ledger.active_keys()
         indexed: dict[tuple[str, str], str] = {}
         for ns in index.namespaces():  # ids are unique per namespace, and each namespace has its own partition

@@ -113,7 +113,12 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 def ensure_schema(conn: sqlite3.Connection, path: str) -> int:
-    """Create or migrate the schema (``conn`` in autocommit mode); returns how many active duplicates were resolved."""
+    """Create or migrate the schema (``conn`` in autocommit mode); returns how many active duplicates were resolved.
+
+    A ledger already at this version is only read: opening it takes no write lock, so a process can open the store
+    while another one holds the lock for a long reconcile."""
+    if _has_table(conn, "meta") and schema_version(conn) == SCHEMA_VERSION:
+        return 0
     conn.executescript(_BASE)
     conn.execute("BEGIN IMMEDIATE")
     try:

@@ -80,8 +80,9 @@ class EditMemory:
         else:
             self.index = open_index(self.dir / "chroma", name, url=chroma_url, lock=self.ledger.transaction,
                                     default_namespace=DEFAULT_NAMESPACE)
-        with self.ledger.transaction() as conn:
-            Ledger.ensure_namespace(conn, DEFAULT_NAMESPACE)
+        if not self.ledger.has_namespace(DEFAULT_NAMESPACE):  # no write lock when it is there: see recovery
+            with self.ledger.transaction() as conn:
+                Ledger.ensure_namespace(conn, DEFAULT_NAMESPACE)
         self.recall = RecallCache(self.ledger.version)  # repeated questions skip the search (recall.py)
         self._reconcile_if_needed()
 
@@ -102,8 +103,8 @@ class EditMemory:
 
     # -- consistency ---------------------------------------------------------------------------
     def _reconcile_if_needed(self) -> None:
-        if self.ledger.repaired or recovery.needs_reconcile(self.dir, self.ledger, self.index):
-            self.reconcile()
+        self.recall.clear()
+        recovery.reconcile_at_open(self.name, self.dir, self.ledger, self.index, self.embedder)
 
     def recover(self) -> dict[str, int] | None:
         """Reconcile now if a writer of this shared store died mid-write (another replica's ``kill -9``); None when

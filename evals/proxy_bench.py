@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of the load run")
     ap.add_argument("--upstream-clients", nargs="+", default=["direct"], choices=["direct", "litellm"],
                     help="upstream clients of the latency runs (AGENTEDIT_UPSTREAM_CLIENT), measured one after the other")
+    ap.add_argument("--load-client", default="httpx", choices=["httpx", "raw"],
+                    help="the load generator's HTTP client (raw: a minimal keep-alive client, leaving the proxy more CPU)")
     ap.add_argument("--load-workers", type=int, nargs="+", default=[1],
                     help="serve --workers counts for the load runs (above 1: the index served by `chroma run`)")
     ap.add_argument("--crash-batch", type=int, default=10000)
@@ -148,11 +150,12 @@ def main(argv: list[str] | None = None) -> None:
             store = build_store(work, size, cases, as_is=size in args.as_is)
             runs = [(b, False, 1) for b in args.backends] + [(args.backends[0], True, 1)]
             runs += [(args.backends[0], unique, w) for w in args.load_workers if w > 1 for unique in (False, True)]
-            report["load"] = []
+            # runs with the other load client stay (the two are compared side by side)
+            report["load"] = [r for r in earlier.get("load", []) if r.get("load_client", "httpx") != args.load_client]
             for backend, unique, workers in runs:
                 load = round(os.getloadavg()[0], 2)
                 r = measure_load(work, store, upstream, sets["plain"], args.clients, args.duration, args.scopes[0], backend,
-                                 unique, workers)
+                                 unique, workers, args.load_client)
                 report["load"].append({**r, "n_edits_in_memory": size, "load_avg_1m_at_start": load})
                 log.info("load: %s", {k: v for k, v in r.items() if k != "per_second"})
                 write_report(out, report)

@@ -14,6 +14,7 @@ import httpx
 
 from agentedit.server.process import chroma_process
 
+from .rawhttp import RawConnection
 from .stores import admin_key, cpu_seconds, rss_mb, start_proxy
 
 
@@ -113,19 +114,21 @@ def measure_latency(work: Path, store: str, upstream: str, sets: dict[str, list[
 # -- 2. load -------------------------------------------------------------------------------------------
 def measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]], clients: int, duration: float,
                  scope: str = "similarity", backend: str | None = None, unique: bool = False,
-                 workers: int = 1) -> dict[str, Any]:
+                 workers: int = 1, load_client: str = "httpx") -> dict[str, Any]:
     """``clients`` concurrent clients for ``duration`` s. The questions cycle through ``qs`` (so after the first
     round the proxy's query LRU answers the embedding), or with ``unique`` each request's question is new (a
     serial number appended: every request embeds). ``workers`` > 1 serves the store's index from a ``chroma run``
     server over its folder (what workers need) with ``serve --workers``; CPU time then counts the server too."""
     if workers > 1:
         with chroma_process(work / "stores" / store / "chroma", log_path=work / f"chroma-{store}.log") as chroma:
-            return _measure_load(work, store, upstream, qs, clients, duration, scope, backend, unique, workers, chroma)
-    return _measure_load(work, store, upstream, qs, clients, duration, scope, backend, unique, 1, None)
+            return _measure_load(work, store, upstream, qs, clients, duration, scope, backend, unique, workers, chroma,
+                                 load_client)
+    return _measure_load(work, store, upstream, qs, clients, duration, scope, backend, unique, 1, None, load_client)
 
 
 def _measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str]], clients: int, duration: float,
-                  scope: str, backend: str | None, unique: bool, workers: int, chroma: Any) -> dict[str, Any]:
+                  scope: str, backend: str | None, unique: bool, workers: int, chroma: Any,
+                  load_client: str) -> dict[str, Any]:
     key = admin_key(work, store)
     proxy = start_proxy(work, store, upstream, work / f"proxy-{store}.log", scope, backend, workers=workers,
                         chroma_url=chroma.base_url if chroma else None)
@@ -136,18 +139,25 @@ def _measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str
     errors: dict[str, int] = {}
     per_second: dict[int, int] = {}
 
-    async def worker(client: httpx.AsyncClient, offset: int, t0: float, deadline: float) -> None:
+    async def worker(client: Any, offset: int, t0: float, deadline: float) -> None:
+        conn = RawConnection(url, {"authorization": f"Bearer {key}"}) if load_client == "raw" else None
         for i in itertools.count(offset):
             if time.perf_counter() >= deadline:
+                if conn is not None:
+                    await conn.close()
                 return
             text = qs[i % len(qs)][1] + (f" (#{offset}-{i})" if unique else "")
+            body = {"model": "standin", "messages": [{"role": "user", "content": text}], "max_tokens": 8}
             started = time.perf_counter()
             try:
-                r = await client.post(url + "/v1/chat/completions", json={
-                    "model": "standin", "messages": [{"role": "user", "content": text}], "max_tokens": 8})
-                ok = r.status_code == 200
-                kind = f"http {r.status_code}"
-            except httpx.HTTPError as exc:
+                if conn is not None:
+                    status, raw = await conn.post("/v1/chat/completions", body)
+                    ok = status == 200 and b'"choices"' in raw
+                else:
+                    r = await client.post(url + "/v1/chat/completions", json=body)
+                    status, ok = r.status_code, r.status_code == 200
+                kind = f"http {status}"
+            except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 ok, kind = False, type(exc).__name__
             now = time.perf_counter()
             if ok:
@@ -165,15 +175,16 @@ def _measure_load(work: Path, store: str, upstream: str, qs: list[tuple[str, str
             return time.perf_counter() - t0
 
     try:
-        cpu0 = cpu_seconds(proxy.pid, index_pid)
+        cpu0, own0 = cpu_seconds(proxy.pid, index_pid), time.process_time()
         elapsed = asyncio.run(run())
-        cpu1 = cpu_seconds(proxy.pid, index_pid)
+        cpu1, own1 = cpu_seconds(proxy.pid, index_pid), time.process_time()
         rss = rss_mb(proxy.pid)
     finally:
         proxy.stop()
     n_err = sum(errors.values())
     return {"clients": clients, "scope": scope, "backend": backend or "default", "unique_questions": unique,
-            "workers": workers, "index": "chroma server" if chroma else "embedded",
+            "workers": workers, "index": "chroma server" if chroma else "embedded", "load_client": load_client,
+            "load_generator_cpu_s": round(own1 - own0, 1),
             "proxy_rss_mb": rss, "duration_s": round(elapsed, 2),
             "proxy_cpu_s": round(cpu1 - cpu0, 1) if cpu0 is not None and cpu1 is not None else None,
             "per_proxy_cpu_s": round(len(done) / (cpu1 - cpu0), 1) if cpu0 is not None and cpu1 and cpu1 > cpu0 else None, "requests_ok": len(done), "errors": n_err,

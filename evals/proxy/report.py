@@ -131,8 +131,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
                   ylabel="ms added by the proxy (p50)", title="Latency the proxy adds")
     loads = report.get("load") or []
     if loads:
-        cols = ["backend", "workers", "index", "unique_questions", "requests_ok", "errors", "per_s", "p50_ms", "p95_ms", "p99_ms",
-                "proxy_cpu_s", "per_proxy_cpu_s", "proxy_rss_mb", "load_avg_1m_at_start"]
+        cols = ["backend", "workers", "index", "load_client", "unique_questions", "requests_ok", "errors", "per_s", "p50_ms", "p95_ms", "p99_ms",
+                "proxy_cpu_s", "per_proxy_cpu_s", "load_generator_cpu_s", "proxy_rss_mb", "load_avg_1m_at_start"]
         lines += [f"## Load: {loads[0]['clients']} concurrent clients for ~{loads[0]['duration_s']} s "
                   f"({loads[0]['n_edits_in_memory']} edits, {loads[0]['scope']} scope)", "",
                   md_table(loads, cols), "",

@@ -19,7 +19,18 @@ import uvicorn
 
 from agentedit.server.process import free_port
 
-__all__ = ["StubUpstream", "free_port", "serving"]
+__all__ = ["StubUpstream", "admin_key", "free_port", "serving"]
+
+
+def admin_key(stores: Any, store: str, namespaces: tuple[str, ...] = ("*",)) -> str:
+    """A new admin key in the key store of ``store`` under the folder ``stores`` (what `serve` reads)."""
+    from agentedit.server import KeyStore, ServerConfig
+
+    keys = KeyStore(ServerConfig(store=store, store_dir=str(stores)).resolved_keys_path())
+    try:
+        return keys.create(role="admin", namespaces=list(namespaces))[0]
+    finally:
+        keys.close()
 
 
 @contextmanager

@@ -6,9 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from agentedit.server import KeyStore, ServerConfig
 from agentedit.server.process import chroma_process, proxy_process
-from server_support import StubUpstream
+from server_support import StubUpstream, admin_key
 
 EIFFEL = {"prompt": "The Eiffel Tower is located in the city of", "subject": "Eiffel Tower", "target_new": "Rome"}
 ASK = {"model": "m", "messages": [{"role": "user", "content": "Which city is the Eiffel Tower in?"}]}
@@ -18,9 +17,7 @@ ASK = {"model": "m", "messages": [{"role": "user", "content": "Which city is the
 def replicas(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("replicas")
     stores = tmp / "stores"
-    keys = KeyStore(ServerConfig(store="shared", store_dir=str(stores)).resolved_keys_path())
-    key, _ = keys.create(role="admin", namespaces=["team"])
-    keys.close()
+    key = admin_key(stores, "shared", ("team",))
     stub = StubUpstream()
     with chroma_process(tmp / "chroma-data", log_path=tmp / "chroma.log") as chroma:
         procs = [proxy_process(store="shared", store_dir=stores, model="openai/stub", api_base=stub.base_url,

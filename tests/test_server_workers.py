@@ -15,9 +15,8 @@ import time
 import httpx
 import pytest
 
-from agentedit.server import KeyStore, ServerConfig
 from agentedit.server.process import chroma_process, proxy_process
-from server_support import StubUpstream
+from server_support import StubUpstream, admin_key
 
 ASK = {"model": "m", "messages": [{"role": "user", "content": "Which city is the Eiffel Tower in?"}]}
 EIFFEL = {"prompt": "The Eiffel Tower is located in the city of", "subject": "Eiffel Tower", "target_new": "Rome"}
@@ -27,9 +26,7 @@ EIFFEL = {"prompt": "The Eiffel Tower is located in the city of", "subject": "Ei
 def workers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("workers")
     stores = tmp / "stores"
-    keys = KeyStore(ServerConfig(store="w", store_dir=str(stores)).resolved_keys_path())
-    key, _ = keys.create(role="admin", namespaces=["*"])
-    keys.close()
+    key = admin_key(stores, "w")
     stub = StubUpstream()
     with chroma_process(tmp / "chroma-data", log_path=tmp / "chroma.log") as chroma:
         proc = proxy_process(store="w", store_dir=stores, model="openai/stub", api_base=stub.base_url,

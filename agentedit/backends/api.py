@@ -91,6 +91,12 @@ def _upstream_finished(stream: Any) -> bool:
     return bool(getattr(stream, "received_finish_reason", None) or getattr(stream, "intermittent_finish_reason", None))
 
 
+def ended_early(where: str) -> BackendError:
+    """The error for a stream that stopped without a finish reason (cut short, or no chat stream at all)."""
+    return BackendError(f"{where} sent a stream that ended before the model finished (no finish reason: cut short, "
+                        "or not an OpenAI chat stream)")
+
+
 def _carries_something(chunk: dict[str, Any]) -> bool:
     return bool(chunk.get("usage")) or any(c["delta"] or c["finish_reason"] for c in chunk["choices"])
 
@@ -286,8 +292,7 @@ class LiteLLMBackend:
                     yield out
                 chunk = await anext(chunks, None)
             if not finished:
-                raise BackendError(f"{self._where()} sent a stream that ended before the model finished (no finish "
-                                   "reason: cut short, or not an OpenAI chat stream)")
+                raise ended_early(self._where())
         except BackendError:
             raise
         except Exception as exc:

@@ -26,7 +26,7 @@ import httpx
 
 from ..errors import BackendError, ConfigError
 from ..settings import env
-from .api import LiteLLMBackend, _carries_something, _litellm
+from .api import LiteLLMBackend, _carries_something, _litellm, ended_early
 from .base import Completion
 
 logger = logging.getLogger(__name__)
@@ -262,8 +262,7 @@ class OpenAIHTTPBackend(LiteLLMBackend):
                     yield out
                 event = await anext(events, None)
             if not finished:
-                raise BackendError(f"{self._where()} sent a stream that ended before the model finished (no finish "
-                                   "reason: cut short, or not an OpenAI chat stream)")
+                raise ended_early(self._where())
             if not counted:  # e.g. llama-cpp-python ignores include_usage: count the way litellm does for it
                 yield {"model": self.wire_model, "choices": [],
                        "usage": await asyncio.to_thread(_counted_usage, self.model, list(messages), "".join(text))}

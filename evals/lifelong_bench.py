@@ -113,7 +113,7 @@ def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, metho
     for r in rows:
         ms.setdefault((r["method"], r["size"]), []).append(float(r.get("ms") or 0.0))
     table = []
-    for method in ["none", *methods]:
+    for method in ["none", *(m for m in methods if m != "none")]:  # the unedited model once, first
         timing = edit_seconds(run / "deltas" / method) if method != "none" else {}
         by_size = {str(k): v for k, v in section["by_size"].items()}  # int keys in memory, str once in JSON
         points = [(str(s), by_size.get(str(s), {}).get(method, {})) for s in curve]

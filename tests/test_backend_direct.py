@@ -72,6 +72,10 @@ def test_extra_body_fields_reach_the_upstream_and_none_values_do_not(stub):
     sent = stub.requests[-1]
     assert sent["seed"] == 3 and sent["top_k"] == 4 and sent["min_p"] == 0.1 and sent["max_tokens"] == 9
     assert "stop" not in sent and "extra_body" not in sent and "timeout" not in sent
+    direct.chat(ASK, temperature=None)  # None in a call keeps the default, as litellm does
+    assert stub.requests[-1]["temperature"] == 0.0
+    OpenAIHTTPBackend("openai/stub", api_base=stub.base_url, default_params={"temperature": None}).chat(ASK)
+    assert "temperature" not in stub.requests[-1]  # a None default leaves it to the server (the proxy's choice)
 
 
 async def _collect(backend, **params) -> list[dict]:

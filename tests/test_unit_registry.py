@@ -79,7 +79,7 @@ def test_package_registries_import_lazily() -> None:
         "        'agentedit.parametric.memit', 'agentedit.parametric.ft', 'agentedit.parametric.alphaedit']\n"
         "assert not [m for m in lazy if m in sys.modules], [m for m in lazy if m in sys.modules]\n"
         "assert list(s.CHECKERS) == ['similarity', 'relation', 'relation-clauses', 'trained', 'sentinel', 'judge', 'cascade', 'prefix-all', 'none']\n"
-        "assert list(p.METHODS) == ['rome', 'memit', 'ft', 'alphaedit', 'grace', 'wise']\n"
+        "assert list(p.METHODS) == ['rome', 'memit', 'ft', 'alphaedit', 'grace', 'wise', 'recipe']\n"
         "assert p.METHODS.get('rome') is p.ROME and 'agentedit.parametric.rome' in sys.modules\n"
         "assert s.CHECKERS.get('trained').__module__ == 'agentedit.scope.trained'\n"
         "assert 'agentedit.scope.training' not in sys.modules\n"

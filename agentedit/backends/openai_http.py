@@ -152,7 +152,9 @@ class OpenAIHTTPBackend(LiteLLMBackend):
         return client
 
     def _body(self, params: dict[str, Any]) -> bytes:
-        kw = {**self.default_params, **{k: v for k, v in params.items() if v is not None}}
+        # as litellm: a None in the call leaves the default, a None default sends nothing (the server's own)
+        kw = {k: v for k, v in {**self.default_params, **{k: v for k, v in params.items() if v is not None}}.items()
+              if v is not None}
         extra = kw.pop("extra_body", None) or {}
         body = {k: v for k, v in kw.items() if k not in _DROP}
         body.update(extra)
@@ -271,8 +273,10 @@ class OpenAIHTTPBackend(LiteLLMBackend):
         except Exception as exc:
             raise self._error(exc, attempt + 1) from exc
         finally:
+            # a task of its own: the connection is closed even when this generator is closed by a cancelled caller
+            # (anyio cancels every further await of a cancelled scope, which would skip a plain await here)
+            await asyncio.shield(asyncio.ensure_future(resp.aclose()))
             await events.aclose()  # type: ignore[attr-defined]
-            await resp.aclose()
 
     def warm(self) -> None:
         """Nothing to import: the client is made on the first call."""

@@ -31,6 +31,7 @@ from .base import Completion
 
 logger = logging.getLogger(__name__)
 
+_CLOSING: set[asyncio.Future[None]] = set()  # connections being closed for abandoned streams
 _DROP = ("timeout", "num_retries", "_skip_mcp_handler", "api_base", "api_key", "extra_body")
 
 
@@ -275,7 +276,10 @@ class OpenAIHTTPBackend(LiteLLMBackend):
         finally:
             # a task of its own: the connection is closed even when this generator is closed by a cancelled caller
             # (anyio cancels every further await of a cancelled scope, which would skip a plain await here)
-            await asyncio.shield(asyncio.ensure_future(resp.aclose()))
+            closing = asyncio.ensure_future(resp.aclose())
+            _CLOSING.add(closing)  # held until done: the loop keeps only a weak reference to a task
+            closing.add_done_callback(_CLOSING.discard)
+            await asyncio.shield(closing)
             await events.aclose()  # type: ignore[attr-defined]
 
     def warm(self) -> None:

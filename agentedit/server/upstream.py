@@ -55,8 +55,12 @@ async def chunks(backend: Backend, request: Any, params: dict[str, Any]) -> Asyn
     """The backend's stream, or its whole reply as one chunk when it cannot stream."""
     stream = getattr(backend, "astream", None)
     if stream is not None:
-        async for chunk in stream(request, **params):
-            yield chunk
+        inner = stream(request, **params)
+        try:
+            async for chunk in inner:
+                yield chunk
+        finally:  # closing this generator closes the backend's stream (and its connection) now, not when collected
+            await inner.aclose()
         return
     done = await backend.achat(request, **params)
     delta: dict[str, Any] = {"role": "assistant", "content": done.text}

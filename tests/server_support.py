@@ -8,7 +8,7 @@ real llama.cpp server.
 from __future__ import annotations
 
 import json
-import select
+import selectors
 import threading
 import time
 from contextlib import contextmanager
@@ -179,7 +179,9 @@ class StubUpstream:
         h.end_headers()
         h.wfile.write(parts[0].encode())
         h.wfile.flush()
-        readable, _, _ = select.select([h.connection], [], [], self.delay)
+        with selectors.DefaultSelector() as sel:  # not select(): a long test run has file descriptors past 1024
+            sel.register(h.connection, selectors.EVENT_READ)
+            readable = sel.select(self.delay)
         if readable:  # the caller sends nothing more on this connection: readable means it closed it
             self.closed_early += 1
             return

@@ -105,6 +105,13 @@ class LlamaCppBackend:
         """Start the embedded server now (it otherwise starts on the first request)."""
         _ = self.base_url
 
+    async def aclose(self) -> None:
+        """Release the client's pooled connections on this loop, then stop the server."""
+        api = self._api
+        if api is not None and hasattr(api, "aclose"):
+            await api.aclose()
+        self.close()
+
     def close(self) -> None:
         with self._lock:
             if self._server is not None:

@@ -285,8 +285,16 @@ class OpenAIHTTPBackend(LiteLLMBackend):
     def warm(self) -> None:
         """Nothing to import: the client is made on the first call."""
 
+    async def aclose(self) -> None:
+        """Close the pooled connections of this event loop's client (the server calls it as it shuts down, so that
+        sockets are not left for the garbage collector), then :meth:`close`."""
+        client = self._async.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+        self.close()
+
     def close(self) -> None:
         if self._sync is not None:
             self._sync.close()
             self._sync = None
-        self._async.clear()  # their loops own them; dropped connections are closed when collected
+        self._async.clear()  # clients of other loops: their loops own them; their sockets close when collected

@@ -125,6 +125,9 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
             if healer is not None:
                 healer.cancel()
             holder.pop("state", None)
+            aclose = getattr(editor.backend, "aclose", None)  # pooled upstream connections belong to this loop
+            if aclose is not None:
+                await aclose()
             editor.backend.close()
             editor.close()
             if keys is not None:

@@ -220,26 +220,27 @@ class LiteLLMBackend:
                        attempt + 1, self.max_retries, delay)
         return delay
 
+    def _send(self, fn_name: str, chat: bool, kwargs: dict[str, Any]) -> Completion:
+        """One attempt of a call (what :meth:`_call` retries); subclasses with another transport replace it."""
+        return self._validated(getattr(_litellm(), fn_name)(**self._kwargs(kwargs)), chat)
+
+    async def _asend(self, fn_name: str, chat: bool, kwargs: dict[str, Any]) -> Completion:
+        return self._validated(await getattr(_litellm(), fn_name)(**self._kwargs(kwargs)), chat)
+
     def _call(self, fn_name: str, chat: bool, **kwargs: Any) -> Completion:
-        litellm = _litellm()
-        fn = getattr(litellm, fn_name)
         started = time.monotonic()
         for attempt in range(self.max_retries + 1):
             try:
-                resp = fn(**self._kwargs(kwargs))
-                return self._validated(resp, chat)
+                return self._send(fn_name, chat, kwargs)
             except Exception as exc:  # litellm raises many types; classify by name
                 time.sleep(self._retry_delay(exc, attempt, started))
         raise AssertionError("unreachable")
 
     async def _acall(self, fn_name: str, chat: bool, **kwargs: Any) -> Completion:
-        litellm = _litellm()
-        fn = getattr(litellm, fn_name)
         started = time.monotonic()
         for attempt in range(self.max_retries + 1):
             try:
-                resp = await fn(**self._kwargs(kwargs))
-                return self._validated(resp, chat)
+                return await self._asend(fn_name, chat, kwargs)
             except Exception as exc:
                 await asyncio.sleep(self._retry_delay(exc, attempt, started))
         raise AssertionError("unreachable")

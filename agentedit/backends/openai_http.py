@@ -6,7 +6,8 @@ its HTTP client, and that stack was the largest single cost of a proxied request
 needs none of litellm's translation: the request body is the OpenAI one, so this backend posts it over a pooled
 httpx client and reads the reply (or the SSE stream) itself.
 
-It keeps :class:`~agentedit.backends.api.LiteLLMBackend`'s contract exactly (it reuses its validation, retries,
+It keeps :class:`~agentedit.backends.api.LiteLLMBackend`'s contract exactly (it replaces only its transport,
+:meth:`_send`, and reuses its validation, retries,
 ``retry-after`` handling and error messages): a timeout, bounded retries with backoff for connection errors, 429
 and 5xx; 4xx refusals raised at once with the upstream's own message; a malformed reply or a stream that ends
 without a finish reason is a :class:`~agentedit.errors.BackendError`. Other providers (``anthropic/...``, hosted
@@ -32,6 +33,7 @@ from .base import Completion
 logger = logging.getLogger(__name__)
 
 _CLOSING: set[asyncio.Future[None]] = set()  # connections being closed for abandoned streams
+_PATHS = {True: "/chat/completions", False: "/completions"}
 _DROP = ("timeout", "num_retries", "_skip_mcp_handler", "api_base", "api_key", "extra_body")
 
 
@@ -154,10 +156,9 @@ class OpenAIHTTPBackend(LiteLLMBackend):
 
     def _body(self, params: dict[str, Any]) -> bytes:
         # as litellm: a None in the call leaves the default, a None default sends nothing (the server's own)
-        kw = {k: v for k, v in {**self.default_params, **{k: v for k, v in params.items() if v is not None}}.items()
-              if v is not None}
+        kw = {**self.default_params, **{k: v for k, v in params.items() if v is not None}}
         extra = kw.pop("extra_body", None) or {}
-        body = {k: v for k, v in kw.items() if k not in _DROP}
+        body = {k: v for k, v in kw.items() if v is not None and k not in _DROP}
         body.update(extra)
         body["model"] = self.wire_model
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -173,38 +174,24 @@ class OpenAIHTTPBackend(LiteLLMBackend):
             raise status_error(502, resp.content, resp.headers)
         return self._validated(_Reply(data), chat)
 
-    def _call(self, fn_name: str, chat: bool, **kwargs: Any) -> Completion:
-        path = "/chat/completions" if chat else "/completions"
-        started = time.monotonic()
-        for attempt in range(self.max_retries + 1):
-            try:
-                try:
-                    resp = self._client().post(self._url + path, content=self._body(kwargs))
-                except httpx.TransportError as exc:
-                    raise _transport(exc) from exc
-                return self._parse(resp, chat)
-            except Exception as exc:
-                time.sleep(self._retry_delay(exc, attempt, started))
-        raise AssertionError("unreachable")
+    def _send(self, fn_name: str, chat: bool, kwargs: dict[str, Any]) -> Completion:
+        try:
+            resp = self._client().post(self._url + _PATHS[chat], content=self._body(kwargs))
+        except httpx.TransportError as exc:
+            raise _transport(exc) from exc
+        return self._parse(resp, chat)
 
-    async def _acall(self, fn_name: str, chat: bool, **kwargs: Any) -> Completion:
-        path = "/chat/completions" if chat else "/completions"
-        started = time.monotonic()
-        for attempt in range(self.max_retries + 1):
-            try:
-                try:
-                    resp = await self._aclient().post(self._url + path, content=self._body(kwargs))
-                except httpx.TransportError as exc:
-                    raise _transport(exc) from exc
-                return self._parse(resp, chat)
-            except Exception as exc:
-                await asyncio.sleep(self._retry_delay(exc, attempt, started))
-        raise AssertionError("unreachable")
+    async def _asend(self, fn_name: str, chat: bool, kwargs: dict[str, Any]) -> Completion:
+        try:
+            resp = await self._aclient().post(self._url + _PATHS[chat], content=self._body(kwargs))
+        except httpx.TransportError as exc:
+            raise _transport(exc) from exc
+        return self._parse(resp, chat)
 
     # -- streaming ---------------------------------------------------------------------------
     async def _open_stream(self, body: bytes) -> tuple[httpx.Response, AsyncIterator[str]]:
         client = self._aclient()
-        request = client.build_request("POST", self._url + "/chat/completions", content=body)
+        request = client.build_request("POST", self._url + _PATHS[True], content=body)
         try:
             resp = await client.send(request, stream=True)
         except httpx.TransportError as exc:

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from agentedit.db import connection
+from agentedit.errors import LedgerBusyError
 from agentedit.memory import EditMemory
 from agentedit.memory import recovery
 
@@ -63,7 +64,7 @@ def test_a_write_that_meets_a_busy_ledger_still_fails_clearly(tmp_path, embedder
     other = EditMemory("s", root=tmp_path, embedder=embedder)
     try:
         with mem.ledger.transaction():
-            with pytest.raises(connection.LedgerBusyError, match="another writer may have held it"):
+            with pytest.raises(LedgerBusyError, match="another writer may have held it"):
                 other.add(EIFFEL)
         assert other.count() == 0
     finally:

@@ -31,10 +31,6 @@ class RecallCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def current(self) -> int:
-        """The ledger's version now (read it before searching, and store the result under it)."""
-        return self._version()
-
     def get(self, namespace: str, text: str, k: int) -> tuple[Hits | None, int]:
         """The cached hits (fresh copies of the records) when still valid, else None; and the ledger's version."""
         if self.size <= 0:

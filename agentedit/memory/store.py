@@ -84,7 +84,7 @@ class EditMemory:
             with self.ledger.transaction() as conn:
                 Ledger.ensure_namespace(conn, DEFAULT_NAMESPACE)
         self.recall = RecallCache(self.ledger.version)  # repeated questions skip the search (recall.py)
-        self._reconcile_if_needed()
+        recovery.reconcile_at_open(self.name, self.dir, self.ledger, self.index, self.embedder)
 
     # -- setup ---------------------------------------------------------------------------------
     def save_config(self) -> None:
@@ -102,10 +102,6 @@ class EditMemory:
         self.close()
 
     # -- consistency ---------------------------------------------------------------------------
-    def _reconcile_if_needed(self) -> None:
-        self.recall.clear()
-        recovery.reconcile_at_open(self.name, self.dir, self.ledger, self.index, self.embedder)
-
     def recover(self) -> dict[str, int] | None:
         """Reconcile now if a writer of this shared store died mid-write (another replica's ``kill -9``); None when
         none did. Replicas call it periodically, so the index heals without waiting for that writer to restart."""

@@ -127,8 +127,9 @@ def create_app(config: ServerConfig | None = None, *, editor_factory: EditorFact
             holder.pop("state", None)
             aclose = getattr(editor.backend, "aclose", None)  # pooled upstream connections belong to this loop
             if aclose is not None:
-                await aclose()
-            editor.backend.close()
+                await aclose()  # closes the backend too
+            else:
+                editor.backend.close()
             editor.close()
             if keys is not None:
                 keys.close()

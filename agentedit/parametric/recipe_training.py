@@ -87,9 +87,10 @@ class _Batch:
         self.n = n
 
 
-def _losses(ctx: Any, encoder: Any, vecs: Any, cases: list[dict[str, Any]], plain: Any) -> tuple[Any, Any, Any, Any]:
-    """``(target NLL, locality KL, logits at target positions, batch)`` of a batch of cases."""
-    import torch
+def _losses(ctx: Any, encoder: Any, vecs: Any, cases: list[dict[str, Any]], plain: Any
+            ) -> tuple[Any, Any, Any, Any, Any]:
+    """``(target NLL, locality KL, logits at target positions, log-probs after each unrelated prompt with the case's
+    prompt in front, batch)`` of a batch of cases."""
     import torch.nn.functional as F
 
     from .recipe import encode
@@ -101,7 +102,7 @@ def _losses(ctx: Any, encoder: Any, vecs: Any, cases: list[dict[str, Any]], plai
     nll = F.cross_entropy(logits, b.t_ids)
     free = ctx.logits(hidden[b.free_rows, b.free_last]).log_softmax(-1)
     kl = F.kl_div(free, plain, log_target=True, reduction="batchmean")
-    return nll, kl, logits, b
+    return nll, kl, logits, free, b
 
 
 def evaluate(ctx: Any, encoder: Any, vecs: Any, cases: list[dict[str, Any]], plain: Any) -> dict[str, float]:
@@ -109,22 +110,17 @@ def evaluate(ctx: Any, encoder: Any, vecs: Any, cases: list[dict[str, Any]], pla
     top-1, teacher-forced) and locality (the unrelated prompt's top-1 next token unchanged)."""
     import torch
 
-    from .recipe import encode
-
     hits = {"rel": 0, "gen": 0, "loc": 0}
     with torch.no_grad():
         for at in range(0, len(cases), 8):
             chunk = cases[at:at + 8]
-            _, _, logits, b = _losses(ctx, encoder, vecs[at:at + 8], chunk, plain[at:at + 8])
+            _, _, logits, free, b = _losses(ctx, encoder, vecs[at:at + 8], chunk, plain[at:at + 8])
             right = logits.argmax(-1) == b.t_ids
             for i, key in enumerate(("rel", "gen")):
                 for j in range(len(chunk)):
                     sel = b.t_rows == i * len(chunk) + j
                     hits[key] += bool(right[sel].all())
-            prompts = encode(ctx, encoder, vecs[at:at + 8], [c["target_ids"] for c in chunk])
-            hidden = prefixed_hidden(ctx, prompts, [c["free_ids"] for c in chunk])
-            last = ctx.logits(hidden[torch.arange(len(chunk), device=hidden.device), b.free_last]).argmax(-1)
-            hits["loc"] += int((last == plain[at:at + 8].argmax(-1)).sum())
+            hits["loc"] += int((free.argmax(-1) == plain[at:at + 8].argmax(-1)).sum())  # the pass above's rows
     n = max(1, len(cases))
     return {"heldout_reliability": round(hits["rel"] / n, 4), "heldout_generality": round(hits["gen"] / n, 4),
             "heldout_locality": round(hits["loc"] / n, 4)}
@@ -179,7 +175,7 @@ def train_encoder(ctx: Any, cases: Sequence[dict[str, str]], embedder: Any, *, k
                 for at in range(0, len(train), batch):
                     idx = perm[at:at + batch].tolist()
                     with torch.enable_grad():
-                        nll, kl, _, _ = _losses(ctx, encoder, v_train[idx], [train[i] for i in idx], plain_train[idx])
+                        nll, kl, _, _, _ = _losses(ctx, encoder, v_train[idx], [train[i] for i in idx], plain_train[idx])
                         loss = nll + locality_weight * kl
                         opt.zero_grad()
                         loss.backward()

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from .errors import ConfigError
 from .memory import shared
 from .scope import Calibration, calibrate_similarity
 from .settings import SCOPE_MODEL_DIRNAME
@@ -43,12 +44,25 @@ class ScopeTuning:
         return cal
 
     def train_scope(self, data: str | os.PathLike[str], *, minutes: float = 15.0, seed: int = 0,
-                    target_specificity: float = 0.98, threads: int | None = None) -> Any:
-        """Train the ``trained`` scope checker on a CounterFact-shaped file; its model is saved with the store."""
-        from .scope.training import train_scope_model
+                    target_specificity: float = 0.98, threads: int | None = None, kind: str = "encoder",
+                    steps: int = 400) -> Any:
+        """Train the ``trained`` scope checker on a CounterFact-shaped file; its model is saved with the store.
 
-        report = train_scope_model(Path(data), self.scope_model_dir, self.memory.embedder, minutes=minutes, seed=seed,
-                                   target_specificity=target_specificity, threads=threads, progress=self._progress)
+        ``kind`` is ``encoder`` (a tuned copy of the memory's sentence encoder scores relations, at most ``steps``
+        batches) or ``cross-encoder`` (a MiniLM pair classifier, up to ``minutes``)."""
+        if kind == "encoder":
+            from .scope.encoder_training import train_relation_encoder
+
+            report = train_relation_encoder(Path(data), self.scope_model_dir, self.memory.embedder, steps=steps,
+                                            minutes=minutes, seed=seed, target_specificity=target_specificity,
+                                            threads=threads, progress=self._progress)
+        elif kind == "cross-encoder":
+            from .scope.training import train_scope_model
+
+            report = train_scope_model(Path(data), self.scope_model_dir, self.memory.embedder, minutes=minutes, seed=seed,
+                                       target_specificity=target_specificity, threads=threads, progress=self._progress)
+        else:
+            raise ConfigError(f"unknown scope model kind {kind!r}; use 'encoder' or 'cross-encoder'")
         if self.settings.scope.model_dir is None:  # the store's own model: every replica of a shared store gets it
             shared.publish(self.memory.ledger, self.scope_model_dir, SCOPE_MODEL_DIRNAME)
         self._checker = None

@@ -141,3 +141,45 @@ def test_relation_clauses_checker() -> None:
     assert accepted("Where did Freisler die?")
     assert not accepted("When did Roland Freisler die?")
     assert not accepted("Where did Maria Freisler die?")
+
+
+@pytest.mark.parametrize("data, names, relation", [
+    ({"prompt": "Google employs", "subject": "Google", "target_new": "Alan Sugar"}, ["Alan Sugar"], "Someone employs X"),
+    ({"prompt": "The river Ostra flows into", "subject": "Ostra", "target_new": "the Baltic Sea"}, ["Baltic Sea"],
+     "The river Someone flows into X"),
+    ({"prompt": "Valentin Sardou is the father of", "subject": "Valentin Sardou", "target_new": "Al-Amir bi-Ahkam Allah"},
+     ["Al-Amir bi-Ahkam Allah"], "Someone is the father of X"),
+    ({"prompt": "Hannah Koenig teaches", "subject": "Hannah Koenig", "target_new": "chemistry"}, [], None),
+    ({"prompt": "The Orion Tower has", "subject": "Orion Tower", "target_new": "88 floors"}, [], None),
+    ({"prompt": "Kobe is twinned with", "subject": "Kobe", "target_new": "kobe"}, [], None),
+])
+def test_the_answers_end_of_a_fact(data: dict, names: list, relation: str | None) -> None:
+    from agentedit.records import build_record
+    from agentedit.scope.text import answer_names, answer_relation
+
+    rec = build_record(data)
+    assert answer_names(rec) == names
+    assert answer_relation(rec) == relation
+
+
+def test_a_fact_is_asked_from_either_end() -> None:
+    from agentedit.memory import shared_embedder
+    from agentedit.records import build_record
+    from agentedit.scope import make_checker
+    from agentedit.types import Candidate
+
+    checker = make_checker("relation-clauses", embedder=shared_embedder())
+    # A statement parsed with its grammatical subject first: the question names the answer and asks for the subject.
+    rec = build_record({"statement": "Valentin Sardou is the dad of Marc Aubert.", "prompt": "Valentin Sardou is the dad of",
+                        "subject": "Valentin Sardou", "target_new": "Marc Aubert", "id": "a"})
+
+    def decision(q: str):
+        return checker.check(q, [Candidate(rec, 0.7)])[0]
+
+    assert decision("Who is Marc Aubert's father?").in_scope
+    assert decision("Whose dad is Valentin Sardou?").in_scope
+    assert not decision("Where was Marc Aubert born?").in_scope
+    assert not decision("When did Marc Aubert die?").in_scope  # the answer's end keeps the answer-kind veto: "when" vs a name
+    assert not decision("Who is Marc Dupont's father?").in_scope
+    plain = build_record({"prompt": "Hannah Koenig teaches", "subject": "Hannah Koenig", "target_new": "chemistry", "id": "b"})
+    assert not checker.check("Who teaches chemistry?", [Candidate(plain, 0.7)])[0].in_scope  # "chemistry" is no name

@@ -25,7 +25,7 @@ from ..types import Candidate
 from .calibration import Calibration
 from .contrast import answer_conflict, relation_conflict
 from .relation import VETO, RelationChecker, build_relation_checker
-from .text import find_subject, query_relations, relation_text, subject_names
+from .text import answer_names, answer_relation, find_subject, query_relations, relation_text, subject_names
 
 
 class ClauseRelationChecker(RelationChecker):
@@ -34,18 +34,22 @@ class ClauseRelationChecker(RelationChecker):
     name = "relation-clauses"
 
     def _judged(self, query: str, candidates: Sequence[Candidate]) -> list[tuple[str | None, float | None, str | None]]:
-        plans: list[tuple[str | None, list[tuple[str, str | None]], str | None]] = []
+        plans: list[tuple[str | None, list[tuple[str, str, str | None]], str | None]] = []
         todo: list[tuple[str, str]] = []
         for cand in candidates:
             rel = relation_text(cand.record)
-            named = find_subject(query, subject_names(cand.record)) if rel is not None else None
-            clauses: list[tuple[str, str | None]] = []
-            if named is not None and rel is not None:
-                for clause in query_relations(query, named):
-                    why = relation_conflict(clause, rel) or answer_conflict(clause, cand.record.target_new)
-                    clauses.append((clause, why))
+            clauses: list[tuple[str, str, str | None]] = []  # (clause, the view's relation, why it is ruled out)
+            named = None
+            for names, view, answer in self._views(cand.record, rel):
+                found = find_subject(query, names)
+                if found is None:
+                    continue
+                named = named or found
+                for clause in query_relations(query, found):
+                    why = relation_conflict(clause, view) or answer_conflict(clause, answer)
+                    clauses.append((clause, view, why))
                     if why is None:
-                        todo.append((clause, rel))
+                        todo.append((clause, view))
             plans.append((rel, clauses, named))
         scored = dict(zip(todo, self.relation_scores(todo))) if todo else {}
         out: list[tuple[str | None, float | None, str | None]] = []
@@ -53,12 +57,25 @@ class ClauseRelationChecker(RelationChecker):
             if named is None or rel is None:
                 out.append((named, None, None))
                 continue
-            best = max((scored[(c, rel)] for c, why in clauses if why is None), default=None)
+            best = max((scored[(c, view)] for c, view, why in clauses if why is None), default=None)
             if best is None:  # every clause ruled out: say why for the first
-                out.append((named, VETO, clauses[0][1]))
+                out.append((named, VETO, clauses[0][2]))
             else:
                 out.append((named, best, None))
         return out
+
+    @staticmethod
+    def _views(rec: Any, rel: str | None) -> list[tuple[list[str], str, str | None]]:
+        """The ends a question may ask the fact from: (names of the end, the relation read from it, the answer). The
+        subject's end, and the answer's when the answer is a name ("Google employs Alan Sugar" answers "Who employs
+        Alan Sugar?": :func:`~agentedit.scope.text.answer_relation`)."""
+        if rel is None:
+            return []
+        views: list[tuple[list[str], str, str | None]] = [(subject_names(rec), rel, rec.target_new)]
+        inverse = answer_relation(rec)
+        if inverse is not None:
+            views.append((answer_names(rec), inverse, rec.subject))
+        return views
 
 
 def factory(*, calibration: Calibration | None = None, backend: Any = None, embedder: Any = None, max_edits: int = 4,

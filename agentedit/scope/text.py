@@ -114,8 +114,8 @@ def _word_pattern(word: str) -> str:
     return re.escape(word)
 
 
-def mask_subject(text: str, subject: str) -> str:
-    """Replace the subject in ``text`` by the mask token, tolerant of case, punctuation and diacritics.
+def mask_subject(text: str, subject: str, token: str = MASK) -> str:
+    """Replace the subject in ``text`` by ``token`` (the mask), tolerant of case, punctuation and diacritics.
 
     ``subject`` is a name or one of its variants; the text comes back without diacritics.
     """
@@ -123,7 +123,7 @@ def mask_subject(text: str, subject: str) -> str:
     if not words:
         return text
     pattern = r"(?<!\w)" + r"[\W_]*".join(words) + r"(?!\w)"
-    return re.sub(pattern, MASK, fold(text), count=1, flags=re.IGNORECASE)
+    return re.sub(pattern, lambda _m: token, fold(text), count=1, flags=re.IGNORECASE)
 
 
 def subject_clause(text: str, subject: str) -> str:
@@ -183,6 +183,45 @@ def relation_text(rec: EditRecord) -> str | None:
     return None
 
 
+# The fact read from its answer's end ("Google employs Alan Sugar", asked "Who employs Alan Sugar?"): the answer is
+# masked and the subject, now what is asked for, becomes this word ("Someone employs X").
+ASKED_END = "Someone"
+_CONNECTORS = frozenset("of de la le du da di del della van von der den ter bi bin bint ibn al el y and the & upon on".split())
+
+
+def answer_names(rec: EditRecord) -> list[str]:
+    """The edit's answer, when it is a name a question could be about ("Google", "the Baltic Sea", "Al-Amir bi-Ahkam
+    Allah"): at most eight words, each capitalised, a connector ("of", "van", "bi") or not a word; not a number, not the
+    subject. Else []."""
+    target = (rec.target_new or "").strip(" .,;:!?\"'")
+    words = target.split()
+    if words and words[0].lower() in ("the", "a", "an"):
+        words = words[1:]
+    if not words or len(words) > 8 or not words[0][:1].isupper() or not any(w[:1].isalpha() for w in words):
+        return []
+    if not all(w[:1].isupper() or w.lower() in _CONNECTORS or not w[:1].isalpha() or re.match(r"^[a-z]{1,4}-[A-Z]", w)
+               for w in words):
+        return []
+    name = " ".join(words)
+    if rec.subject and normalise(name) in (normalise(rec.subject), ""):
+        return []
+    return [name]
+
+
+def answer_relation(rec: EditRecord) -> str | None:
+    """The fact with its answer masked and its subject as :data:`ASKED_END` ("Someone employs X"), or None when the
+    edit's answer is not a name (:func:`answer_names`) or its text does not hold the answer."""
+    names = answer_names(rec)
+    if not names or not rec.subject:
+        return None
+    text = f"{rec.prompt} {rec.target_new}" if rec.prompt else rec.statement
+    masked = mask_subject(text, names[0])
+    if masked == fold(text):
+        return None
+    masked = re.sub(rf"\b(?:the|a|an) {MASK}\b", MASK, masked, flags=re.IGNORECASE)
+    return mask_subject(masked, rec.subject, ASKED_END).strip(" .")
+
+
 _STOP = frozenset("""a an the of in on at to by for from with as is was are were be been has have had what which who whom
 whose where when that this it its their his her x called named""".split())
 
@@ -219,5 +258,5 @@ class RelationMatcher:
         return float((self.embedder.embed(words) @ self._qvecs.T).max())
 
 
-__all__ = ["MASK", "RelationMatcher", "WORD_MATCH", "find_subject", "fold", "mask_subject", "name_variants", "normalise",
+__all__ = ["ASKED_END", "MASK", "answer_names", "answer_relation", "RelationMatcher", "WORD_MATCH", "find_subject", "fold", "mask_subject", "name_variants", "normalise",
            "query_relation", "query_relations", "relation_text", "subject_clause", "subject_names"]

@@ -96,6 +96,7 @@ class TrainingReport:
     data_sha256: str
     base_model: str
     seed: int
+    kind: str = "cross-encoder"  # or "encoder": a tuned sentence encoder scoring relations by cosine (scope/tuned.py)
     created_at: str = field(default_factory=utc_now)
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,11 +132,20 @@ class TrainedChecker(SubjectGatedChecker):
 
 
 def factory(*, calibration: Calibration | None = None, backend: Any = None, embedder: Any = None, max_edits: int = 4,
-            model_dir: str | Path | None = None) -> TrainedChecker:
-    """The ``trained`` checker over the model saved in ``model_dir`` (the store's ``scope-model`` folder)."""
+            model_dir: str | Path | None = None) -> SubjectGatedChecker:
+    """The ``trained`` checker over the model saved in ``model_dir`` (the store's ``scope-model`` folder): the
+    cross-encoder of :class:`TrainedChecker`, or the tuned relation encoder of :mod:`agentedit.scope.tuned`."""
     cal = calibration or default_calibration()
     if model_dir is None:
         raise ConfigError("the 'trained' scope checker needs the folder of its model; run `agentedit train-scope`")
+    report = load_report(model_dir)
+    if report.kind == "encoder":
+        from .tuned import TunedRelationChecker
+
+        return TunedRelationChecker(model_dir, report, fallback_threshold=cal.threshold, max_edits=max_edits)
+    if report.kind != "cross-encoder":
+        raise ConfigError(f"the scope model in {model_dir} is of kind {report.kind!r}, which this version cannot load; "
+                          "run `agentedit train-scope` again")
     return TrainedChecker(model_dir, fallback_threshold=cal.threshold, max_edits=max_edits)
 
 

@@ -128,6 +128,21 @@ def _usable(cases: Sequence[Any]) -> list[dict[str, str]]:
     return [c for c in cases if isinstance(c, dict) and all(isinstance(c.get(k), str) and c[k].strip() for k in need)]
 
 
+def load_training_cases(path: Path) -> tuple[list[dict[str, str]], bytes]:
+    """The usable CounterFact-shaped cases of the training file at ``path`` and its bytes (for the report's sha256);
+    a clear :class:`ScopeError` for a missing file, bad JSON or too few cases."""
+    if not path.exists():
+        raise ScopeError(f"training data {path} not found; pass counterfact-train.json (e.g. ../shared/datasets/counterfact/counterfact-train.json)")
+    raw = path.read_bytes()
+    try:
+        cases = _usable(json.loads(raw))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ScopeError(f"training data {path} is not valid JSON: {exc}") from None
+    if len(cases) < 50:
+        raise ScopeError(f"training data {path} has {len(cases)} usable CounterFact-shaped cases; need at least 50")
+    return cases, raw
+
+
 def relation_clusters(cases: Sequence[dict[str, str]]) -> list[_Case]:
     """Each case's template and paraphrase clause, with relation ids recovered by union-find (see module doc)."""
     out: list[_Case] = []
@@ -218,15 +233,7 @@ def train_scope_model(data: str | Path, out_dir: str | Path, embedder: Embedder,
     import torch
 
     path = Path(data)
-    if not path.exists():
-        raise ScopeError(f"training data {path} not found; pass counterfact-train.json (e.g. ../shared/datasets/counterfact/counterfact-train.json)")
-    raw = path.read_bytes()
-    try:
-        cases = _usable(json.loads(raw))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ScopeError(f"training data {path} is not valid JSON: {exc}") from None
-    if len(cases) < 50:
-        raise ScopeError(f"training data {path} has {len(cases)} usable CounterFact-shaped cases; need at least 50")
+    cases, raw = load_training_cases(path)
     if not 0.0 < heldout < 0.5:
         raise ScopeError(f"heldout must be in (0, 0.5), got {heldout}")
     rng = random.Random(seed)
@@ -291,18 +298,27 @@ def train_scope_model(data: str | Path, out_dir: str | Path, embedder: Embedder,
         heldout_auc=round(auc(pos, neg), 4), n_train_pairs=len(train), n_heldout_pairs=len(held), n_relations=n_relations,
         steps=step, epochs=round(step / steps_per_epoch, 3), train_seconds=round(train_seconds, 1), data=path.name,
         data_sha256=hashlib.sha256(raw).hexdigest(), base_model=embedder.name, seed=seed)
-    out = Path(out_dir)
+    write_model_dir(Path(out_dir), scorer.save, report)
+    return report
+
+
+def write_model_dir(out: Path, save: Callable[[Path], None], report: TrainingReport) -> None:
+    """Write a trained model (``save`` fills a folder) and its report to ``out``, replacing what was there only once
+    the new folder is complete: a failed save leaves the previous model in place."""
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    scorer.save(tmp)
-    (tmp / META_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    try:
+        save(tmp)
+        (tmp / META_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
     logger.info("trained scope model saved to %s: %s", out, report)
-    return report
 
 
-__all__ = ["question_forms", "relation_clusters", "train_scope_model", "training_pairs"]
+__all__ = ["load_training_cases", "question_forms", "relation_clusters", "train_scope_model", "training_pairs", "write_model_dir"]

@@ -177,9 +177,37 @@ def test_a_fact_is_asked_from_either_end() -> None:
         return checker.check(q, [Candidate(rec, 0.7)])[0]
 
     assert decision("Who is Marc Aubert's father?").in_scope
+    assert decision("Who is the dad of Marc Aubert?").in_scope
     assert decision("Whose dad is Valentin Sardou?").in_scope
+    # The same relation asked of the answer itself is another fact: Marc Aubert's own children.
+    for q in ("Whose father is Marc Aubert?", "Who is Marc Aubert the father of?"):
+        assert not decision(q).in_scope and "the fact has it as the holder" in decision(q).reason
     assert not decision("Where was Marc Aubert born?").in_scope
     assert not decision("When did Marc Aubert die?").in_scope  # the answer's end keeps the answer-kind veto: "when" vs a name
     assert not decision("Who is Marc Dupont's father?").in_scope
     plain = build_record({"prompt": "Hannah Koenig teaches", "subject": "Hannah Koenig", "target_new": "chemistry", "id": "b"})
     assert not checker.check("Who teaches chemistry?", [Candidate(plain, 0.7)])[0].in_scope  # "chemistry" is no name
+    network = build_record({"prompt": "Sunday Night Baseball debuted on", "subject": "Sunday Night Baseball",
+                            "target_new": "CBS", "id": "c"})
+    assert checker.check("Which show debuted on CBS?", [Candidate(network, 0.7)])[0].in_scope
+    assert not checker.check("CBS News debuted on", [Candidate(network, 0.7)])[0].in_scope  # CBS News is not CBS
+
+
+@pytest.mark.parametrize("text, role", [
+    ("Who is X's father?", "holder"), ("the dad of X", "holder"), ("Someone employs X", "object"),
+    ("Which river flows into X?", "object"), ("Who does X employ?", "other"), ("X", "other"),
+])
+def test_masked_role(text: str, role: str) -> None:
+    from agentedit.scope.text import masked_role
+
+    assert masked_role(text) == role
+
+
+def test_find_whole_name_wants_the_whole_name() -> None:
+    from agentedit.scope.text import find_whole_name
+
+    assert find_whole_name("Who employs Alan Sugar?", ["Alan Sugar"]) == "alan sugar"
+    assert find_whole_name("Who is Marc Aubert's father?", ["Marc Aubert"]) == "marc aubert"
+    assert find_whole_name("What does Sugar do?", ["Alan Sugar"]) is None  # no surnames at the answer's end
+    assert find_whole_name("The Canadian is located in", ["Canada"]) is None  # nor country adjectives
+    assert find_whole_name("CBS News debuted on", ["CBS"]) is None

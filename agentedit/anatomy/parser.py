@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, Sequence
 
 from . import Anatomy, compose
 
@@ -33,6 +33,7 @@ _state: dict[str, Any] = {}
 _LEFT = {"compound", "amod", "det", "nummod", "poss", "case", "nmod", "quantmod", "punct", "npadvmod", "nn"}
 _RIGHT = {"compound", "flat", "nummod"}
 _SUBJECT_DEPS = ("nsubj", "nsubjpass", "csubj")
+_GENERIC_PEOPLE = ("you", "one", "we")  # a subject that stands for anyone: the fact is about the object
 _VALUE_DEPS = {"attr", "dobj", "pobj", "acomp", "oprd", "dative", "npadvmod", "appos", "pcomp", "advmod"}
 _CORE_DEPS = {"attr", "dobj", "acomp", "oprd"}  # the verb's own object: preferred over a qualifier of equal weight
 _GLUE_STOP = {".", ",", ";", ":", "!", "?", ")", "(", '"', "'s", "\u2019s"}
@@ -93,9 +94,17 @@ def _title(tok: Any) -> bool:
     return tok.pos_ == "NOUN" or (tok.is_upper and 2 <= len(tok.text) <= 5)
 
 
+def _appositive_name(tok: Any) -> Any:
+    """The name a class noun introduces ("the film Silent Orchard": Orchard), else ``tok`` itself."""
+    if tok.pos_ != "NOUN":
+        return tok
+    return next((c for c in tok.children if c.dep_ == "appos" and c.pos_ == "PROPN"), tok)
+
+
 def _named_of(tok: Any) -> Any:
-    """The named object of a role word's of/for/at/in/on phrase ("the CEO of Acme": Acme), or None."""
-    objs = [g for c in tok.children if c.dep_ == "prep" and c.lower_ in ("of", "for", "at", "in", "on")
+    """The named object of a role word's of/for/at/in/on phrase ("the CEO of Acme": Acme; "the director of the film
+    Silent Orchard": Orchard), or None."""
+    objs = [_appositive_name(g) for c in tok.children if c.dep_ == "prep" and c.lower_ in ("of", "for", "at", "in", "on")
             for g in c.children if g.dep_ == "pobj"]
     return next((g for g in objs if _named(g)), None)
 
@@ -180,10 +189,11 @@ def _value(tok: Any, doc: Any) -> tuple[float, set[int]]:
     return (3 if _named(tok) else 1), ids
 
 
-def _candidates(root: Any, subject: set[int], doc: Any) -> list[tuple[float, int, int, set[int]]]:
-    """(score, before-the-verb, index, ids) of each value in the predicate of ``root``."""
+def _candidates(root: Any, subject: set[int], doc: Any, extra: Sequence[Any] = ()) -> list[tuple[float, int, int, set[int]]]:
+    """(score, before-the-verb, index, ids) of each value in the predicate of ``root`` (and under ``extra``)."""
     out = []
     stack = [c for c in root.children if c.dep_ not in _SKIP_CLAUSES and c.i not in subject and c.dep_ not in _SUBJECT_DEPS]
+    stack += [c for c in extra if c.i not in subject]
     while stack:
         tok = stack.pop()
         if tok.i in subject:
@@ -229,25 +239,44 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
     if reasons:  # "The Orion dashboard runs on Grafana" parsed as one noun phrase: its last left noun is the subject
         subj_tok = max((c for c in root.children if c.i < root.i and c.dep_ in ("compound", "nmod")), key=lambda c: c.i)
     else:
-        subj_tok = next((c for c in root.children if c.dep_ in _SUBJECT_DEPS), None)
+        subjects = [c for c in root.children if c.dep_ in _SUBJECT_DEPS]
+        # "The novel The Glass Harbour was written by ...": two subject heads, the name is what the fact is about
+        subj_tok = next((c for c in subjects if _named(c)), subjects[0] if subjects else None)
+    object_topic = subj_tok is not None and subj_tok.lower_ in _GENERIC_PEOPLE
+    if object_topic:
+        # "You can find Bzura in Gdansk", "One can reach the desk on 555-0199": the object is what the fact is about
+        subj_tok = next((c for c in root.children if c.dep_ == "dobj" and _named(c)), None)
     if subj_tok is None or subj_tok.pos_ == "PRON" or subj_tok.lower_ in ("there", "here"):
         return None
+    subj_tok = _appositive_name(subj_tok)
+    if not _named(subj_tok) and not subj_tok.like_num:
+        # "In Keminmaa the official language is English": a fronted place or holder names what the fact is about
+        fronted = [g for c in root.children if c.dep_ == "prep" and c.i < subj_tok.i for g in c.children
+                   if g.dep_ == "pobj" and _named(g)]
+        if fronted:
+            subj_tok = fronted[0]
     head = _subject_head(subj_tok)
     subject: set[int] = set()
     _collect(head, subject)
     names = [i for i in subject if doc[i].pos_ == "PROPN"]
     subject -= {i for i in subject if names and i < min(names) and doc[i].dep_ == "amod" and doc[i].is_lower}
-    whole: set[int] = set(t.i for t in subj_tok.subtree)
+    whole: set[int] = set(subject) if object_topic else set(t.i for t in subj_tok.subtree)  # the object's own phrase
     if reasons:
         confidence_cut = 0.1
         subject |= {c.i for c in root.children if c.i < root.i and c.dep_ in ("compound", "nmod", "amod")}
     else:
         confidence_cut = 0.0
-    cands = sorted(_candidates(root, whole | subject, doc), key=lambda c: (c[1], -c[0], c[2]))
+    extra = [c for c in subj_tok.children if c.dep_ == "prep"] if object_topic else []  # "find Bzura in Gdansk"
+    cands = sorted(_candidates(root, whole | subject, doc, extra), key=lambda c: (c[1], -c[0], c[2]))
     if not cands:
         return None
     best = cands[0]
     confidence = 0.9 - confidence_cut
+    if (any(doc[i].like_num for i in subject) and not any(doc[i].pos_ == "PROPN" for i in subject)
+            and any(doc[i].pos_ == "PROPN" for i in best[3])):
+        # "About 48,000 people live in Port Ellery": a count is the value, the named place what the fact is about
+        subject, best = set(best[3]), (best[0], best[1], best[2], subject)
+        reasons.append("the subject was a count; the fact is about the named value")
     if not any(_named(doc[i]) or doc[i].like_num for i in subject):
         confidence -= 0.15
         reasons.append("the subject is a common noun")

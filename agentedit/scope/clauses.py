@@ -25,7 +25,7 @@ from ..types import Candidate
 from .calibration import Calibration
 from .contrast import answer_conflict, relation_conflict
 from .relation import VETO, RelationChecker, build_relation_checker
-from .text import answer_names, answer_relation, find_subject, query_relations, relation_text, subject_names
+from .text import answer_names, answer_relation, find_subject, find_whole_name, masked_role, query_relations, relation_text, subject_names
 
 
 class ClauseRelationChecker(RelationChecker):
@@ -34,20 +34,24 @@ class ClauseRelationChecker(RelationChecker):
     name = "relation-clauses"
 
     def _judged(self, query: str, candidates: Sequence[Candidate]) -> list[tuple[str | None, float | None, str | None]]:
-        plans: list[tuple[str | None, list[tuple[str, str, str | None]], str | None]] = []
+        # per candidate: its relation, its clauses (clause, the view's relation, the rival reading, why ruled out), the name
+        plans: list[tuple[str | None, list[tuple[str, str, str | None, str | None]], str | None]] = []
         todo: list[tuple[str, str]] = []
         for cand in candidates:
             rel = relation_text(cand.record)
-            clauses: list[tuple[str, str, str | None]] = []  # (clause, the view's relation, why it is ruled out)
+            clauses: list[tuple[str, str, str | None, str | None]] = []
             named = None
-            for names, view, answer in self._views(cand.record, rel):
-                found = find_subject(query, names)
+            for names, view, answer, rival in self._views(cand.record, rel):
+                found = find_subject(query, names) if rival is None else find_whole_name(query, names)
                 if found is None:
                     continue
                 named = named or found
                 for clause in query_relations(query, found):
                     why = relation_conflict(clause, view) or answer_conflict(clause, answer)
-                    clauses.append((clause, view, why))
+                    if why is None and rival is not None and masked_role(clause) != rival:
+                        # "Who does X employ?" against "Someone employs X": the relation asked of the answer itself
+                        why = f"asks about {found!r} as the {masked_role(clause)}, the fact has it as the {rival}"
+                    clauses.append((clause, view, rival, why))
                     if why is None:
                         todo.append((clause, view))
             plans.append((rel, clauses, named))
@@ -57,24 +61,26 @@ class ClauseRelationChecker(RelationChecker):
             if named is None or rel is None:
                 out.append((named, None, None))
                 continue
-            best = max((scored[(c, view)] for c, view, why in clauses if why is None), default=None)
+            best = max((scored[(c, view)] for c, view, _, why in clauses if why is None), default=None)
             if best is None:  # every clause ruled out: say why for the first
-                out.append((named, VETO, clauses[0][2]))
+                out.append((named, VETO, clauses[0][3]))
             else:
                 out.append((named, best, None))
         return out
 
     @staticmethod
-    def _views(rec: Any, rel: str | None) -> list[tuple[list[str], str, str | None]]:
-        """The ends a question may ask the fact from: (names of the end, the relation read from it, the answer). The
-        subject's end, and the answer's when the answer is a name ("Google employs Alan Sugar" answers "Who employs
-        Alan Sugar?": :func:`~agentedit.scope.text.answer_relation`)."""
+    def _views(rec: Any, rel: str | None) -> list[tuple[list[str], str, str | None, str | None]]:
+        """The ends a question may ask the fact from: (names of the end, the relation read from it, the answer, the rival
+        role). The subject's end, and the answer's when the answer is a name ("Google employs Alan Sugar" answers
+        "Who employs Alan Sugar?": :func:`~agentedit.scope.text.answer_relation`) with the role the answer has in the
+        fact (:func:`~agentedit.scope.text.masked_role`), which the question must give it too: "Who does Alan Sugar
+        employ?" asks the relation of Alan Sugar himself."""
         if rel is None:
             return []
-        views: list[tuple[list[str], str, str | None]] = [(subject_names(rec), rel, rec.target_new)]
+        views: list[tuple[list[str], str, str | None, str | None]] = [(subject_names(rec), rel, rec.target_new, None)]
         inverse = answer_relation(rec)
-        if inverse is not None:
-            views.append((answer_names(rec), inverse, rec.subject))
+        if inverse is not None and masked_role(inverse) != "other":
+            views.append((answer_names(rec), inverse, rec.subject, masked_role(inverse)))
         return views
 
 

@@ -50,6 +50,24 @@ def normalise(text: str) -> str:
     return _INITIALS.sub(lambda m: m.group(0).replace(" ", ""), words)
 
 
+def proper_core(name: str) -> str | None:
+    """The name inside a subject that carries a class noun before or after it ("river Ostra" -> "Ostra", "Aurora X2
+    phone" -> "Aurora X2"), else None. Only lower-case words at the ends go, and at least one capitalised word stays."""
+    words = name.split()
+    lo, hi = 0, len(words)
+    def plain(word: str) -> bool:  # a class noun or an article; name particles ("van", "de") stay
+        return word.isalpha() and word.islower() and (word in ("the", "a", "an") or word not in _CONNECTORS)
+
+    while lo < hi and plain(words[lo]):
+        lo += 1
+    while hi > lo and plain(words[hi - 1]):
+        hi -= 1
+    core = words[lo:hi]
+    if (lo, hi) == (0, len(words)) or not core or not any(w[:1].isupper() for w in core):
+        return None
+    return " ".join(core)
+
+
 def name_variants(name: str, *, short_forms: bool = False) -> list[str]:
     """Normalised spellings that still name ``name``: the name itself, without a leading article, without single-letter
     middle initials ("Jose L Castillo" -> "jose castillo"), and with common abbreviations swapped ("Saint Petersburg" ->
@@ -62,6 +80,9 @@ def name_variants(name: str, *, short_forms: bool = False) -> list[str]:
     for art in _ARTICLES:
         if base.startswith(art) and len(base) > len(art) + 2:
             out.append(base[len(art):])
+    core = proper_core(name)
+    if core:
+        out.append(normalise(core))
     words = base.split()
     if len(words) >= 3 and len(words[0]) > 1 and len(words[-1]) > 1 and any(len(w) == 1 for w in words[1:-1]):
         out.append(" ".join([words[0], *[w for w in words[1:-1] if len(w) > 1], words[-1]]))
@@ -208,6 +229,39 @@ def answer_names(rec: EditRecord) -> list[str]:
     return [name]
 
 
+def find_whole_name(query: str, names: Sequence[str]) -> str | None:
+    """The spelling of one of ``names`` the query uses as a whole name, else None: its full name (no surnames, acronyms
+    or country adjectives), not inside a longer capitalised name ("CBS" is not named by "CBS News debuted on")."""
+    words = [re.sub(r"'s?$", "", w) for w in re.findall(r"[\w'-]+", fold(query))]
+    norm = [normalise(w) for w in words]
+    for name in names:
+        for variant in name_variants(name):
+            size = len(variant.split())
+            for i in range(len(words) - size + 1):
+                if " ".join(norm[i:i + size]) != variant:
+                    continue
+                before = words[i - 1] if i > 0 else ""
+                after = words[i + size] if i + size < len(words) else ""
+                if not (before[:1].isupper() and i > 1 and before.lower() not in _CONNECTORS) and not after[:1].isupper():
+                    return variant
+    return None
+
+
+_HOLDER = re.compile(rf"\b{MASK}'s?\b|\b{MASK}'(?!\w)|\bof (?:the |a |an )?{MASK}\b")
+_FINAL = re.compile(rf"\b{MASK}\W*$")
+
+
+def masked_role(text: str) -> str:
+    """Where the masked name sits in ``text``: ``holder`` ("X's father", "the father of X"), ``object`` (last, after the
+    verb or preposition: "Who employs X?") or ``other`` ("Who does X employ?"). A fact read from its answer's end is
+    asked only by a question that puts the answer where the fact has it (see :func:`answer_relation`)."""
+    if _HOLDER.search(text):
+        return "holder"
+    if _FINAL.search(text) and not re.match(rf"^\W*{MASK}\W*$", text):
+        return "object"
+    return "other"
+
+
 def answer_relation(rec: EditRecord) -> str | None:
     """The fact with its answer masked and its subject as :data:`ASKED_END` ("Someone employs X"), or None when the
     edit's answer is not a name (:func:`answer_names`) or its text does not hold the answer."""
@@ -258,5 +312,5 @@ class RelationMatcher:
         return float((self.embedder.embed(words) @ self._qvecs.T).max())
 
 
-__all__ = ["ASKED_END", "MASK", "answer_names", "answer_relation", "RelationMatcher", "WORD_MATCH", "find_subject", "fold", "mask_subject", "name_variants", "normalise",
+__all__ = ["ASKED_END", "MASK", "answer_names", "answer_relation", "find_whole_name", "masked_role", "RelationMatcher", "WORD_MATCH", "find_subject", "fold", "mask_subject", "name_variants", "normalise",
            "query_relation", "query_relations", "relation_text", "subject_clause", "subject_names"]

@@ -95,7 +95,7 @@ def main() -> None:
               "probe_limit": args.probe_limit, "probes_compared": len(shared), "identical": len(same),
               "different": len(differ), "by_kind": {k: {"probes": n, "different": differ_by_kind[k]} for k, n in by_kind.items()},
               "examples": [{"probe": list(k), "committed": old[k]["applied"], "now": new[k]["applied"],
-                            "prompt": old[k]["prompt"]} for k in differ[:10]],
+                            "prompt": old[k]["prompt"]} for k in differ],
               "model_calls": backend.calls, "wall_s": round(wall, 1), "machine": "2 cores, CPU"}
     out = ROOT / "evals" / "results" / (args.run_name or f"routing-parity-{args.dataset}")
     out.mkdir(parents=True, exist_ok=True)

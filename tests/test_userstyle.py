@@ -211,3 +211,16 @@ def test_find_whole_name_wants_the_whole_name() -> None:
     assert find_whole_name("What does Sugar do?", ["Alan Sugar"]) is None  # no surnames at the answer's end
     assert find_whole_name("The Canadian is located in", ["Canada"]) is None  # nor country adjectives
     assert find_whole_name("CBS News debuted on", ["CBS"]) is None
+
+
+@pytest.mark.parametrize("name, core", [
+    ("river Ostra", "Ostra"), ("Aurora X2 phone", "Aurora X2"), ("the Blue Heron restaurant", "Blue Heron"),
+    ("profession Bruno Quint", "Bruno Quint"), ("La colombe", None), ("Javan surili", None), ("van Gogh", None),
+    ("Alan Sugar", None),
+])
+def test_proper_core_of_a_subject(name: str, core: str | None) -> None:
+    from agentedit.scope.text import find_subject, proper_core
+
+    assert proper_core(name) == core
+    if core:
+        assert find_subject(f"Where is {core} these days?", [name]) == core.lower()

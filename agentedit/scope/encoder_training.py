@@ -15,9 +15,10 @@ the training file only (never an evaluation set):
   other relations in the batch pushed apart; a second term keeps every vector near the untuned encoder's, so the
   relations the file never shows keep the geometry MiniLM learned from a billion pairs.
 
-The threshold is calibrated on a held-back slice of the training cases (recall at a target specificity, every
-held-back query against every relation template), and the folder (a sentence-transformers model plus
-``scope_model.json`` with ``kind: "encoder"``) replaces the store's ``scope-model/`` only once it is complete.
+The threshold is calibrated on a held-back slice of the training cases (recall at a target specificity; each
+held-back query against each other relation through that relation's closest template), and the folder (a
+sentence-transformers model plus ``scope_model.json`` with ``kind: "encoder"``) replaces the store's ``scope-model/``
+only once it is complete.
 """
 
 from __future__ import annotations
@@ -78,12 +79,18 @@ def supcon_loss(z: Any, labels: Any, temperature: float) -> Any:
 
 def _held_scores(encode: Callable[[list[str]], np.ndarray], held: dict[int, list[str]],
                  templates: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Cosines of every held-back query text against every relation template: (same relation, other relations)."""
+    """In-scope and out-of-scope scores of the held-back query texts: the cosine with each template of their own
+    relation, and with each other relation through its closest template (an edit of that relation may be worded any
+    of its ways, so the closest wording is the one to stay under; every template one by one would set the threshold by
+    the many easy pairs and accept near relations on user questions)."""
     queries = [(t, rel) for rel, texts in held.items() for t in texts if t not in templates]
     names = sorted(templates)
     sims = encode([q for q, _ in queries]) @ encode(names).T
-    same = np.array([[templates[n] == rel for n in names] for _, rel in queries])
-    return sims[same], sims[~same]
+    of = np.array([templates[n] for n in names])
+    own = np.array([rel for _, rel in queries])
+    pos = sims[of[None, :] == own[:, None]]
+    negs = [sims[:, of == rel].max(axis=1)[own != rel] for rel in sorted(set(of.tolist()))]
+    return pos, np.concatenate(negs)
 
 
 def train_relation_encoder(data: str | Path, out_dir: str | Path, embedder: Embedder, *, steps: int = 400,

@@ -52,7 +52,8 @@ def normalise(text: str) -> str:
 
 def proper_core(name: str) -> str | None:
     """The name inside a subject that carries a class noun before or after it ("river Ostra" -> "Ostra", "Aurora X2
-    phone" -> "Aurora X2"), else None. Only lower-case words at the ends go, and at least one capitalised word stays."""
+    phone" -> "Aurora X2"), else None. Only lower-case words at the ends go (at the end, only after two words or more),
+    and a capitalised word other than an article stays."""
     words = name.split()
     lo, hi = 0, len(words)
     def plain(word: str) -> bool:  # a class noun or an article; name particles ("van", "de") stay
@@ -62,9 +63,12 @@ def proper_core(name: str) -> str | None:
         lo += 1
     while hi > lo and plain(words[hi - 1]):
         hi -= 1
+    if hi < len(words) and hi - lo < 2:
+        hi = len(words)  # "Javan surili" is not "Javan": a trailing word goes only from a name of two words or more
     core = words[lo:hi]
-    if (lo, hi) == (0, len(words)) or not core or not any(w[:1].isupper() for w in core):
-        return None
+    if (lo, hi) == (0, len(words)) or not any(w[:1].isupper() and len(w) >= 3 and w.lower() not in _NAME_ARTICLES
+                                               for w in core):
+        return None  # "La colombe" keeps its "colombe": "La" alone names nothing
     return " ".join(core)
 
 
@@ -207,6 +211,7 @@ def relation_text(rec: EditRecord) -> str | None:
 # The fact read from its answer's end ("Google employs Alan Sugar", asked "Who employs Alan Sugar?"): the answer is
 # masked and the subject, now what is asked for, becomes this word ("Someone employs X").
 ASKED_END = "Someone"
+_NAME_ARTICLES = frozenset("the la le les el los las il lo der die das den het de du des".split())
 _CONNECTORS = frozenset("of de la le du da di del della van von der den ter bi bin bint ibn al el y and the & upon on".split())
 
 

@@ -74,6 +74,46 @@ def _ratio(hits: int, n: int) -> float | None:
     return round(hits / n, 4) if n else None
 
 
+def _scores(checker: Any, mem: Any, prep: Any, probe: dict[str, Any], own: list[str]) -> tuple[str, bool, float, float]:
+    """(turn, in scope, the own edit's relation score, the best score of any other candidate) for one probe; a
+    candidate the checker gives no score (subject not named, vetoed) counts as -inf."""
+    from agentedit.types import Candidate
+
+    cands = [Candidate(mem.get(d.edit_id), d.similarity) for d in prep.decisions]
+    query = prep.resolved_query or prep.query
+    by_id = {c.record.id: (s if s is not None and s > -1.5 else float("-inf"))
+             for c, (_, s) in zip(cands, checker.scores(query, cands))}
+    mine = by_id.pop(own[-1], float("-inf")) if own else float("-inf")
+    turn = "followup" if probe.get("messages") else "single"
+    return turn, bool(probe["in_scope"]), mine, max(by_id.values(), default=float("-inf"))
+
+
+def operating_points(scored: list[tuple[str, bool, float, float]], targets: tuple[float, ...] = (0.95, 0.98)) -> dict[str, Any]:
+    """Single-turn recall at each target specificity, sweeping the relation threshold over these very probes (an upper
+    bound for comparing checkers' scores at equal specificity, not a calibrated figure), with the follow-ups' figures
+    at the same threshold. A probe is decided as the checker would at threshold t, without its cap on edits."""
+    import numpy as np
+
+    def rates(t: float, turn: str) -> tuple[float, float]:
+        ins = [m >= t for tr, i, m, _ in scored if tr == turn and i]
+        outs = [max(m, o) < t for tr, i, m, o in scored if tr == turn and not i]
+        return float(np.mean(ins)) if ins else 0.0, float(np.mean(outs)) if outs else 1.0
+
+    grid = sorted({round(v, 4) for _, _, m, o in scored for v in (m, o) if v > float("-inf")})
+    out: dict[str, Any] = {}
+    for target in targets:
+        best = None
+        for t in grid:
+            rec, spec = rates(t, "single")
+            if spec >= target and (best is None or rec > best[1]):
+                best = (t, rec, spec)
+        if best is not None:
+            f_rec, f_spec = rates(best[0], "followup")
+            out[f"{target:.2f}"] = {"threshold": best[0], "recall": round(best[1], 4), "specificity": round(best[2], 4),
+                                    "followup_recall": round(f_rec, 4), "followup_specificity": round(f_spec, 4)}
+    return out
+
+
 def evaluate(records: list[dict[str, Any]], checkers: list[str], *, gold: bool, rows: list[dict[str, Any]],
              scope_model: str | None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="agentedit-userstyle-"))
@@ -94,12 +134,16 @@ def evaluate(records: list[dict[str, Any]], checkers: list[str], *, gold: bool, 
             kw = {"scope_model": scope_model} if name == "trained" and scope_model else {}
             ed = Editor(STUB_MODEL, memory=mem, scope=name, multihop="never", **kw)
             stats: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+            scored: list[tuple[str, bool, float, float]] = []
             t0, n_q = time.perf_counter(), 0
             for rec in records:
                 own = [i for i in _ids(rec) if i in active]
                 for p in rec["probes"]:
-                    applied = ed.prepare_chat(_messages(p)).applied_ids
+                    prep = ed.prepare_chat(_messages(p))
+                    applied = prep.applied_ids
                     n_q += 1
+                    if hasattr(ed.checker, "scores"):
+                        scored.append(_scores(ed.checker, mem, prep, p, own))
                     ok = (bool(own) and own[-1] in applied) if p["in_scope"] else not applied
                     turn = "followup" if p.get("messages") else "single"
                     for key in (f"{turn}/{'in' if p['in_scope'] else 'out'}", f"type/{p['type']}", f"origin/{rec.get('origin')}/"
@@ -118,6 +162,8 @@ def evaluate(records: list[dict[str, Any]], checkers: list[str], *, gold: bool, 
                                if k.startswith("type/")},
                    "by_origin": {k[7:]: {"ok": v[0], "n": v[1], "rate": _ratio(*v)} for k, v in sorted(stats.items())
                                  if k.startswith("origin/")}}
+            if scored:
+                res["operating_points"] = operating_points(scored)
             out[name] = res
             log.info("%s edits / %s: %s", "gold" if gold else "anatomy", name,
                      {k: v for k, v in res.items() if not k.startswith("by_")})
@@ -178,6 +224,14 @@ def main() -> None:
         lines += [f"## edits: {mode}", "", f"Supersede accuracy (a correction in other words supersedes the original): "
                   f"{res['supersede_accuracy']} of {res['n_corrections']}.", "",
                   md_table([{"checker": k, **v} for k, v in res["checkers"].items()], cols), ""]
+        points = [{"checker": k, "at specificity": t, **v} for k, c in res["checkers"].items()
+                  for t, v in c.get("operating_points", {}).items()]
+        if points:
+            lines += ["Operating points: the relation threshold swept over these probes, the best single-turn recall "
+                      "at each specificity (an upper bound for comparing checkers at equal specificity; the figures "
+                      "above are at each checker's calibrated threshold).", "",
+                      md_table(points, ["checker", "at specificity", "threshold", "recall", "specificity",
+                                        "followup_recall", "followup_specificity"]), ""]
         types = sorted({t for v in res["checkers"].values() for t in v["by_type"]})
         lines += [md_table([{"type": t, **{k: f"{v['by_type'][t]['ok']}/{v['by_type'][t]['n']}" for k, v in res["checkers"].items()
                                           if t in v["by_type"]}} for t in types], ["type", *res["checkers"]]), ""]

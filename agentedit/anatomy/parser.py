@@ -33,6 +33,10 @@ _state: dict[str, Any] = {}
 _LEFT = {"compound", "amod", "det", "nummod", "poss", "case", "nmod", "quantmod", "punct", "npadvmod", "nn"}
 _RIGHT = {"compound", "flat", "nummod"}
 _SUBJECT_DEPS = ("nsubj", "nsubjpass", "csubj")
+# with a bare noun: "take place", "make sense", "pay attention" (word forms: the pipeline runs without its lemmatizer)
+_LIGHT_VERBS = frozenset("take takes took taken taking make makes made making have has had having give gives gave given "
+                         "giving pay pays paid paying".split())
+_COPULAS = frozenset("be is are was were been being become becomes became remain remains remained".split())
 _GENERIC_PEOPLE = ("you", "one", "we")  # a subject that stands for anyone: the fact is about the object
 _VALUE_DEPS = {"attr", "dobj", "pobj", "acomp", "oprd", "dative", "npadvmod", "appos", "pcomp", "advmod"}
 _CORE_DEPS = {"attr", "dobj", "acomp", "oprd"}  # the verb's own object: preferred over a qualifier of equal weight
@@ -179,10 +183,16 @@ def _value(tok: Any, doc: Any) -> tuple[float, set[int]]:
         if any(c.dep_ == "prep" for c in tok.children):  # "fluent in German": the value is the object
             return 0, {tok.i}
     _collect(tok, ids, conj=True)
+    if tok.pos_ == "PROPN" and tok.ent_type_ not in _DATE_ENTS:  # "speaks fluent Portuguese" (but "late August")
+        ids -= {i for i in ids if i < tok.i and doc[i].dep_ == "amod" and doc[i].is_lower and doc[i].pos_ == "ADJ"}
     holder = _named_of(tok)
-    if _title(tok) and not nums and ((holder is not None and holder.ent_type_ not in _DATE_ENTS) or any(c.dep_ == "prep" and c.lower_ == "of"
-                                                                        for c in tok.children)):
-        return 0, ids  # "the capital of France", "a professor at Lagos University": the value is the named object
+    copular = tok.dep_ not in ("dobj", "obj") or tok.head.lower_ in _COPULAS or any(
+        c.dep_ == "det" and c.lower_ in ("a", "an") for c in tok.children)  # "opened an office in Lagos": Lagos
+    if copular and _title(tok) and not nums and ((holder is not None and holder.ent_type_ not in _DATE_ENTS)
+                                                 or any(c.dep_ == "prep" and c.lower_ == "of" for c in tok.children)):
+        # "the capital of France", "a professor at Lagos University": the value is the named object; not for a verb's
+        # own object ("teaches economics at Lagos University": economics)
+        return 0, ids
     numeric = [doc[i] for i in ids if _numeric(doc[i])]
     if numeric:  # a date or time weighs as a name ("moved to Rotterdam in 2023": Rotterdam)
         return (3 if all(t.ent_type_ in ("DATE", "TIME") for t in numeric) else 4), ids
@@ -198,7 +208,10 @@ def _candidates(root: Any, subject: set[int], doc: Any, extra: Sequence[Any] = (
         tok = stack.pop()
         if tok.i in subject:
             continue
-        if tok.dep_ in _VALUE_DEPS and tok.pos_ in ("NOUN", "PROPN", "NUM", "ADJ", "X", "SYM") or (
+        if tok.dep_ == "dobj" and tok.head.lower_ in _LIGHT_VERBS and tok.pos_ == "NOUN" and not any(
+                c.dep_ in ("det", "amod", "compound", "poss", "nummod") for c in tok.children):
+            pass  # "takes place in late August", "took part in": the bare noun belongs to the verb
+        elif tok.dep_ in _VALUE_DEPS and tok.pos_ in ("NOUN", "PROPN", "NUM", "ADJ", "X", "SYM") or (
                 tok.dep_ == "pobj" and tok.pos_ in ("PRON", "ADV") and tok.like_num):
             score, ids = _value(tok, doc)
             if tok.dep_ in _CORE_DEPS and tok.head == root and score and not any(
@@ -245,7 +258,8 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
     object_topic = subj_tok is not None and subj_tok.lower_ in _GENERIC_PEOPLE
     if object_topic:
         # "You can find Bzura in Gdansk", "One can reach the desk on 555-0199": the object is what the fact is about
-        subj_tok = next((c for c in root.children if c.dep_ == "dobj" and _named(c)), None)
+        subj_tok = next((c for c in root.children if c.dep_ == "dobj" and (_named(c) or any(
+            g.pos_ == "PROPN" for g in c.children if g.dep_ in ("amod", "compound")))), None)
     if subj_tok is None or subj_tok.pos_ == "PRON" or subj_tok.lower_ in ("there", "here"):
         return None
     subj_tok = _appositive_name(subj_tok)
@@ -259,7 +273,12 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
     subject: set[int] = set()
     _collect(head, subject)
     names = [i for i in subject if doc[i].pos_ == "PROPN"]
-    subject -= {i for i in subject if names and i < min(names) and doc[i].dep_ == "amod" and doc[i].is_lower}
+    # "the fluent Maria", "the ship Marisol": a lower-case word before the name is no part of it
+    loose = {i for i in subject if names and i < min(names) and doc[i].dep_ in ("amod", "compound") and doc[i].is_lower
+             and doc[i].pos_ in ("ADJ", "NOUN")}
+    if loose:  # with its article: the span runs from the first word left
+        loose |= {i for i in subject if i < max(loose) and doc[i].dep_ == "det"}
+    subject -= loose
     whole: set[int] = set(subject) if object_topic else set(t.i for t in subj_tok.subtree)  # the object's own phrase
     if reasons:
         confidence_cut = 0.1

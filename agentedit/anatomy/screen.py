@@ -25,6 +25,8 @@ _INSTRUCTION = re.compile(
     r"|\byou are now\b|\bfrom now on\b|\bdo not (?:tell|reveal|mention)\b|\b(?:always|never) (?:answer|say|reply|respond)\b"
     r"|^\s*(?:please\s+)?(?:answer|say|reply|respond|pretend|act as|print|repeat|reveal)\b",
     re.IGNORECASE)
+# An instruction that only leads into a fact: "From now on, the Orchid Hotel's manager is Ana Silva." keeps its fact.
+_INSTRUCTION_LEAD = re.compile(r"^\s*(?:from now on|going forward|henceforth|(?:always )?remember that)\s*,?\s+", re.IGNORECASE)
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
 _ABBREVIATION = re.compile(r"(?:^|\s)(?:[A-Z]|Dr|Mr|Mrs|Ms|Prof|St|Mt|Inc|Ltd|Co|Corp|Jr|Sr|vs|No|e\.g|i\.e|etc)\.$")
 
@@ -65,6 +67,11 @@ def screen(statement: str) -> Screened:
         if tagged:
             flags.append("role_tag")
         sentence = statement[start:end]
+        lead = _INSTRUCTION_LEAD.match(sentence)
+        if lead and not _INSTRUCTION.search(sentence[lead.end():]) and sentence[lead.end():].strip(" .!?;:\t"):
+            flags.append("instruction")  # the lead is data to flag, the rest is the fact
+            start += lead.end()
+            sentence = statement[start:end]
         if _INSTRUCTION.search(sentence):
             flags.append("instruction")
         elif sentence.strip(" .!?;:\t"):

@@ -186,12 +186,13 @@ def _value(tok: Any, doc: Any) -> tuple[float, set[int]]:
     if tok.pos_ == "PROPN" and tok.ent_type_ not in _DATE_ENTS:  # "speaks fluent Portuguese" (but "late August")
         ids -= {i for i in ids if i < tok.i and doc[i].dep_ == "amod" and doc[i].is_lower and doc[i].pos_ == "ADJ"}
     holder = _named_of(tok)
+    # "the capital of France", "held the office of Mayor of Rome", "a professor at Lagos University", "opened an office
+    # in Lagos": the value is the named object; not a verb's own object with a place beside it ("teaches economics at
+    # Lagos University": economics)
+    of_phrase = any(c.dep_ == "prep" and c.lower_ == "of" for c in tok.children)
     copular = tok.dep_ not in ("dobj", "obj") or tok.head.lower_ in _COPULAS or any(
-        c.dep_ == "det" and c.lower_ in ("a", "an") for c in tok.children)  # "opened an office in Lagos": Lagos
-    if copular and _title(tok) and not nums and ((holder is not None and holder.ent_type_ not in _DATE_ENTS)
-                                                 or any(c.dep_ == "prep" and c.lower_ == "of" for c in tok.children)):
-        # "the capital of France", "a professor at Lagos University": the value is the named object; not for a verb's
-        # own object ("teaches economics at Lagos University": economics)
+        c.dep_ == "det" and c.lower_ in ("a", "an") for c in tok.children)
+    if _title(tok) and not nums and (of_phrase or (copular and holder is not None and holder.ent_type_ not in _DATE_ENTS)):
         return 0, ids
     numeric = [doc[i] for i in ids if _numeric(doc[i])]
     if numeric:  # a date or time weighs as a name ("moved to Rotterdam in 2023": Rotterdam)

@@ -66,7 +66,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("genre", "artist", r"genre",
            ("{s} plays {o}.", "The music of {s} is {o}."),
            ("What kind of music does {s} make?", "What style of music is {s} known for?")),
-    Family("instrument", "musician", r"^\{\}, the$|performs on|plays the (?!position)|instrument",
+    # Not "X, the" nor "plays the sport": CounterFact uses those for sports too ("Bob Gibson professionally plays the
+    # sport" -> hockey), which made cases whose instrument questions asked nothing the edit says.
+    Family("instrument", "musician", r"performs on|plays the (?!position|sport)|instrument",
            ("{s} plays the {o}.", "{s}'s instrument is the {o}."),
            ("What instrument does {s} play?", "Which instrument is {s} known for playing?")),
     Family("occupation", "person", r"occupation|profession|works as",

@@ -25,7 +25,8 @@ from ..types import Candidate
 from .calibration import Calibration
 from .contrast import answer_conflict, relation_conflict
 from .relation import VETO, RelationChecker, build_relation_checker
-from .text import answer_names, answer_relation, find_subject, find_whole_name, masked_role, query_relations, relation_text, subject_names
+from .text import (answer_names, answer_relation, find_subject, find_whole_name, masked_role, query_relations,
+                   relation_text, subject_names)
 
 
 class ClauseRelationChecker(RelationChecker):
@@ -34,24 +35,24 @@ class ClauseRelationChecker(RelationChecker):
     name = "relation-clauses"
 
     def _judged(self, query: str, candidates: Sequence[Candidate]) -> list[tuple[str | None, float | None, str | None]]:
-        # per candidate: its relation, its clauses (clause, the view's relation, the rival reading, why ruled out), the name
+        # per candidate: its relation, its clauses (clause, the view's relation, the role the view needs, why ruled out), a name
         plans: list[tuple[str | None, list[tuple[str, str, str | None, str | None]], str | None]] = []
         todo: list[tuple[str, str]] = []
         for cand in candidates:
             rel = relation_text(cand.record)
             clauses: list[tuple[str, str, str | None, str | None]] = []
             named = None
-            for names, view, answer, rival in self._views(cand.record, rel):
-                found = find_subject(query, names) if rival is None else find_whole_name(query, names)
+            for names, view, answer, role in self._views(cand.record, rel):
+                found = find_subject(query, names) if role is None else find_whole_name(query, names)
                 if found is None:
                     continue
                 named = named or found
                 for clause in query_relations(query, found):
                     why = relation_conflict(clause, view) or answer_conflict(clause, answer)
-                    if why is None and rival is not None and masked_role(clause) != rival:
+                    if why is None and role is not None and masked_role(clause) != role:
                         # "Who does X employ?" against "Someone employs X": the relation asked of the answer itself
-                        why = f"asks about {found!r} as the {masked_role(clause)}, the fact has it as the {rival}"
-                    clauses.append((clause, view, rival, why))
+                        why = f"asks about {found!r} as the {masked_role(clause)}, the fact has it as the {role}"
+                    clauses.append((clause, view, role, why))
                     if why is None:
                         todo.append((clause, view))
             plans.append((rel, clauses, named))
@@ -70,8 +71,8 @@ class ClauseRelationChecker(RelationChecker):
 
     @staticmethod
     def _views(rec: Any, rel: str | None) -> list[tuple[list[str], str, str | None, str | None]]:
-        """The ends a question may ask the fact from: (names of the end, the relation read from it, the answer, the rival
-        role). The subject's end, and the answer's when the answer is a name ("Google employs Alan Sugar" answers
+        """The ends a question may ask the fact from: (names of the end, the relation read from it, the answer, the role
+        the question must give the end, None for any). The subject's end, and the answer's when the answer is a name ("Google employs Alan Sugar" answers
         "Who employs Alan Sugar?": :func:`~agentedit.scope.text.answer_relation`) with the role the answer has in the
         fact (:func:`~agentedit.scope.text.masked_role`), which the question must give it too: "Who does Alan Sugar
         employ?" asks the relation of Alan Sugar himself."""

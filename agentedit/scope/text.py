@@ -50,18 +50,25 @@ def normalise(text: str) -> str:
     return _INITIALS.sub(lambda m: m.group(0).replace(" ", ""), words)
 
 
+# Words that join the parts of a name ("Charles de Gaulle", "Al-Amir bi-Ahkam Allah"), and articles that name nothing alone.
+_CONNECTORS = frozenset("of de la le du da di del della van von der den ter bi bin bint ibn al el y and the & upon on".split())
+_NAME_ARTICLES = frozenset("the la le les el los las il lo der die das den het de du des".split())
+
+
+def _plain(word: str) -> bool:
+    """A lower-case class noun or article around a name ("river", "phone", "the"); name particles ("van", "de") stay."""
+    return word.isalpha() and word.islower() and (word in ("the", "a", "an") or word not in _CONNECTORS)
+
+
 def proper_core(name: str) -> str | None:
     """The name inside a subject that carries a class noun before or after it ("river Ostra" -> "Ostra", "Aurora X2
     phone" -> "Aurora X2"), else None. Only lower-case words at the ends go (at the end, only after two words or more),
     and a capitalised word other than an article stays."""
     words = name.split()
     lo, hi = 0, len(words)
-    def plain(word: str) -> bool:  # a class noun or an article; name particles ("van", "de") stay
-        return word.isalpha() and word.islower() and (word in ("the", "a", "an") or word not in _CONNECTORS)
-
-    while lo < hi and plain(words[lo]):
+    while lo < hi and _plain(words[lo]):
         lo += 1
-    while hi > lo and plain(words[hi - 1]):
+    while hi > lo and _plain(words[hi - 1]):
         hi -= 1
     if hi < len(words) and hi - lo < 2:
         hi = len(words)  # "Javan surili" is not "Javan": a trailing word goes only from a name of two words or more
@@ -211,8 +218,6 @@ def relation_text(rec: EditRecord) -> str | None:
 # The fact read from its answer's end ("Google employs Alan Sugar", asked "Who employs Alan Sugar?"): the answer is
 # masked and the subject, now what is asked for, becomes this word ("Someone employs X").
 ASKED_END = "Someone"
-_NAME_ARTICLES = frozenset("the la le les el los las il lo der die das den het de du des".split())
-_CONNECTORS = frozenset("of de la le du da di del della van von der den ter bi bin bint ibn al el y and the & upon on".split())
 
 
 def answer_names(rec: EditRecord) -> list[str]:
@@ -317,5 +322,6 @@ class RelationMatcher:
         return float((self.embedder.embed(words) @ self._qvecs.T).max())
 
 
-__all__ = ["ASKED_END", "MASK", "answer_names", "answer_relation", "find_whole_name", "masked_role", "RelationMatcher", "WORD_MATCH", "find_subject", "fold", "mask_subject", "name_variants", "normalise",
+__all__ = ["ASKED_END", "MASK", "RelationMatcher", "WORD_MATCH", "answer_names", "answer_relation", "find_subject",
+           "find_whole_name", "fold", "mask_subject", "masked_role", "name_variants", "normalise", "proper_core",
            "query_relation", "query_relations", "relation_text", "subject_clause", "subject_names"]

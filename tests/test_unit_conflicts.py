@@ -56,6 +56,27 @@ def test_other_relations_and_vetoed_pairs_stay_active(ed: Editor) -> None:
     assert ed.count() == 5 and ed.conflicts() == []
 
 
+def test_a_correction_stated_from_the_other_end_of_the_fact_supersedes(ed: Editor) -> None:
+    a = ed.edit(statement="Gao Yifeng's father is Niitabe Shinno.")
+    b = ed.edit(statement="Correction: Roden Buxton is the dad of Gao Yifeng.")  # subject Roden Buxton, answer Gao Yifeng
+    assert b.subject == "Roden Buxton" and b.supersedes == a.id and ed.get(a.id).status == "superseded"
+    ans = ed.chat_answer([{"role": "user", "content": "Who is Gao Yifeng's father?"}])
+    assert ans.applied == [b.id]
+
+
+def test_the_other_end_read_the_other_way_round_is_another_fact(ed: Editor) -> None:
+    from agentedit.records import build_record
+    from agentedit.scope.conflict import fact_ends
+
+    a = ed.edit_record({"prompt": "Lena Wu's father is", "subject": "Lena Wu", "target_new": "Gao Yifeng", "id": "lena"})
+    assert [role for _, _, role in fact_ends(a)] == [None, "object"]  # "Someone's father is X": X is the father
+    b = ed.edit_record({"prompt": "Gao Yifeng's father is", "subject": "Gao Yifeng", "target_new": "Roden Buxton",
+                        "id": "gao"})  # about Gao Yifeng's own father: not what "lena" says of him
+    assert b.supersedes is None and b.conflicts == [] and ed.get("lena").status == "active"
+    plain = build_record({"prompt": "Ada Quill studied", "subject": "Ada Quill", "target_new": "chemistry"})
+    assert len(fact_ends(plain)) == 1  # an answer that is no name has no other end
+
+
 def test_an_uncertain_match_keeps_both_and_reports_a_conflict(ed: Editor, memory: EditMemory) -> None:
     ed.edit_record(STUDY)
     grad = ed.edit_record(GRAD)

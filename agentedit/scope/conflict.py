@@ -35,7 +35,7 @@ from ..anatomy import correction_cue
 from ..memory.embed import Embedder
 from ..types import Candidate, ConflictMatch, EditRecord, ScopeDecision
 from .contrast import relation_conflict
-from .text import name_variants, relation_text, subject_names
+from .text import answer_names, answer_relation, masked_role, name_variants, relation_text, subject_names
 from .vectors import VectorCache
 
 CORRECTION_FLOOR = 0.50  # a statement marked as a correction supersedes its best same-subject match from here
@@ -48,6 +48,40 @@ def same_subject(a: EditRecord, b: EditRecord) -> str | None:
         return None
     left = {v for n in subject_names(a) for v in name_variants(n)}
     return next((v for n in subject_names(b) for v in name_variants(n) if v in left), None)
+
+
+End = tuple[frozenset[str], str, str | None]  # (spellings of the end's name, the relation read from it, its role)
+
+
+def fact_ends(rec: EditRecord) -> list[End]:
+    """The ends a fact can be read from: its subject's (role None), and its answer's when the answer is a name, with
+    the role the answer has (:func:`~.text.masked_role`): "Roden Buxton is the dad of Gao Yifeng" is also a fact about
+    Gao Yifeng ("Someone is the dad of X", holder), which "Gao Yifeng's father is Niitabe" corrects."""
+    rel = relation_text(rec)
+    if rel is None or not rec.subject:
+        return []
+    out: list[End] = [(frozenset(v for n in subject_names(rec) for v in name_variants(n)), rel, None)]
+    inverse = answer_relation(rec)
+    if inverse is not None and masked_role(inverse) != "other":
+        out.append((frozenset(v for n in answer_names(rec) for v in name_variants(n)), inverse, masked_role(inverse)))
+    return out
+
+
+def _pairs(a: EditRecord, b: EditRecord) -> list[tuple[str, str, str, bool]]:
+    """(shared spelling, a's relation, b's relation, across ends) for each pair of ends that name one thing and read
+    it the same way round: subject with subject as before; an answer's end only with an end that gives the name the
+    same role ("Someone is the dad of X" with "X's father is", not with "X is the dad of")."""
+    out: list[tuple[str, str, str, bool]] = []
+    for names_a, rel_a, role_a in fact_ends(a):
+        for names_b, rel_b, role_b in fact_ends(b):
+            shared = names_a & names_b
+            if not shared:
+                continue
+            if role_a is None and role_b is None:
+                out.append((min(shared, key=len), rel_a, rel_b, False))
+            elif (role_a or masked_role(rel_a)) == (role_b or masked_role(rel_b)):
+                out.append((min(shared, key=len), rel_a, rel_b, True))
+    return out
 
 
 class ConflictMatcher:
@@ -65,22 +99,30 @@ class ConflictMatcher:
 
     def prepare(self, records: Iterable[EditRecord]) -> None:
         """Embed the relations of ``records`` now (before a write transaction), so :meth:`match` need not."""
-        self._vectors(r for rec in records if (r := relation_text(rec)) is not None)
+        self._vectors(rel for rec in records for _, rel, _ in fact_ends(rec))
 
     def score(self, a: EditRecord, b: EditRecord) -> tuple[float, str] | None:
-        """(relation score, why) when the two name the same subject, else None; a vetoed pair scores -1."""
-        spelled = same_subject(a, b)
-        ra, rb = relation_text(a), relation_text(b)
-        if spelled is None or ra is None or rb is None:
+        """(relation score, why) when the two are about one thing read the same way round (the same subject, or one's
+        answer as the other's subject or answer: :func:`fact_ends`), else None; a vetoed pair scores -1."""
+        pairs = _pairs(a, b)
+        if not pairs:
             return None
+        spelled = pairs[0][0]
         if a.conflict_key is not None and a.conflict_key == b.conflict_key:
             return 1.0, f"same subject {spelled!r} and relation {a.relation!r}"
-        veto = relation_conflict(ra, rb)
-        if veto is not None:
-            return -1.0, f"same subject {spelled!r}; {veto}"
-        vecs = self._vectors([ra, rb])
-        score = float(vecs[ra] @ vecs[rb])
-        return score, f"same subject {spelled!r}; relation similarity {score:.3f} ({ra!r} ~ {rb!r})"
+        best: tuple[float, str] | None = None
+        for spelled, ra, rb, across in pairs:
+            where = f"{spelled!r}, named by {'the other end of the fact' if across else 'both subjects'}"
+            veto = relation_conflict(ra, rb)
+            if veto is not None:
+                found = (-1.0, f"same subject {where}; {veto}")
+            else:
+                vecs = self._vectors([ra, rb])
+                sim = float(vecs[ra] @ vecs[rb])
+                found = (sim, f"same subject {where}; relation similarity {sim:.3f} ({ra!r} ~ {rb!r})")
+            if best is None or found[0] > best[0]:
+                best = found
+        return best
 
     def same_fact(self, newer: EditRecord, older: EditRecord) -> str | None:
         """Why only the newer of two edits may reach the model when a query accepts both, or None: the same conflict
@@ -146,4 +188,4 @@ def newest_wins(decisions: list[ScopeDecision], candidates: Sequence[Candidate],
     return decisions
 
 
-__all__ = ["CORRECTION_FLOOR", "ConflictMatcher", "SUPERSEDE_FLOOR", "newest_wins", "same_subject"]
+__all__ = ["CORRECTION_FLOOR", "ConflictMatcher", "SUPERSEDE_FLOOR", "fact_ends", "newest_wins", "same_subject"]

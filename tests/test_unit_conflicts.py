@@ -73,6 +73,10 @@ def test_the_other_end_read_the_other_way_round_is_another_fact(ed: Editor) -> N
     b = ed.edit_record({"prompt": "Gao Yifeng's father is", "subject": "Gao Yifeng", "target_new": "Roden Buxton",
                         "id": "gao"})  # about Gao Yifeng's own father: not what "lena" says of him
     assert b.supersedes is None and b.conflicts == [] and ed.get("lena").status == "active"
+    # Two answers' ends are never one fact: many people speak Italian.
+    c = ed.edit_record({"prompt": "Richard Arkwright speaks", "subject": "Richard Arkwright", "target_new": "Italian"})
+    d = ed.edit_record({"prompt": "John McEnery speaks", "subject": "John McEnery", "target_new": "Italian"})
+    assert d.supersedes is None and d.conflicts == [] and ed.get(c.id).status == "active"
     plain = build_record({"prompt": "Ada Quill studied", "subject": "Ada Quill", "target_new": "chemistry"})
     assert len(fact_ends(plain)) == 1  # an answer that is no name has no other end
 

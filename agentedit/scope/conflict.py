@@ -69,8 +69,8 @@ def fact_ends(rec: EditRecord) -> list[End]:
 
 def _pairs(a: EditRecord, b: EditRecord) -> list[tuple[str, str, str, bool]]:
     """(shared spelling, a's relation, b's relation, across ends) for each pair of ends that name one thing and read
-    it the same way round: subject with subject as before; an answer's end only with an end that gives the name the
-    same role ("Someone is the dad of X" with "X's father is", not with "X is the dad of")."""
+    it the same way round: subject with subject as before; an answer's end only with a subject's end that gives the
+    name the same role ("Someone is the dad of X" with "X's father is", not with "X is the dad of")."""
     out: list[tuple[str, str, str, bool]] = []
     for names_a, rel_a, role_a in fact_ends(a):
         for names_b, rel_b, role_b in fact_ends(b):
@@ -79,7 +79,9 @@ def _pairs(a: EditRecord, b: EditRecord) -> list[tuple[str, str, str, bool]]:
                 continue
             if role_a is None and role_b is None:
                 out.append((min(shared, key=len), rel_a, rel_b, False))
-            elif (role_a or masked_role(rel_a)) == (role_b or masked_role(rel_b)):
+            elif (role_a is None or role_b is None) and (role_a or masked_role(rel_a)) == (role_b or masked_role(rel_b)):
+                # never two answers' ends: "Someone speaks X" holds for many people ("A speaks Italian" and "B speaks
+                # Italian" are two facts); a subject's reading asks for one value
                 out.append((min(shared, key=len), rel_a, rel_b, True))
     return out
 

@@ -17,30 +17,21 @@ from agentedit.scope.trained import META_FILE
 from agentedit.scope.training import relation_clusters
 from agentedit.scope.tuned import TunedRelationChecker
 from agentedit.types import Candidate
+from scope_cases import HAND_MADE, cf_case
 
 
-def _case(prompt: str, subject: str, rephrase: str, locality: str) -> dict[str, str]:
-    return {"prompt": prompt, "subject": subject, "rephrase_prompt": rephrase, "locality_prompt": locality,
-            "target_new": "x", "ground_truth": "y"}
-
-
-CASES = [
-    _case("The mother tongue of Alice Smith is", "Alice Smith", "Alice Smith grew up speaking", "Bob Jones is a native speaker of"),
-    _case("Bob Jones is a native speaker of", "Bob Jones", "Bob Jones's first language is", "The mother tongue of Dan Brown is"),
-    _case("Eve Adams was born in", "Eve Adams", "The birthplace of Eve Adams is", "Frank Moore was born in"),
-]
 
 
 def test_relation_texts_hold_templates_paraphrases_questions_and_framed_questions() -> None:
-    texts = relation_texts(relation_clusters(CASES), random.Random(0))
-    assert len(texts) == 2  # the two language templates are one relation (linked by the locality prompts)
+    texts = relation_texts(relation_clusters(HAND_MADE), random.Random(0))
+    assert len(texts) == 3  # the two language templates are one relation (linked by the locality prompts)
     language = next(t for t in texts.values() if "The mother tongue of X is" in t)
     assert {"X is a native speaker of", "X grew up speaking", "What is the mother tongue of X?"} <= set(language)
     framed = [t for t in language if any(t != f.format(t) and f.replace("{}", "") in t for f in FRAMINGS)]
     assert framed and all("X" in t for t in language)
     birth = next(t for t in texts.values() if "X was born in" in t)
     assert not set(birth) & set(language)
-    plain = relation_texts(relation_clusters(CASES), random.Random(0), framed=False)
+    plain = relation_texts(relation_clusters(HAND_MADE), random.Random(0), framed=False)
     assert sum(map(len, plain.values())) < sum(map(len, texts.values()))
 
 
@@ -104,7 +95,8 @@ def test_bad_training_input_is_refused_before_anything_is_written(tmp_path: Path
     with pytest.raises(ScopeError, match="not found"):
         train_relation_encoder(tmp_path / "missing.json", out, embedder)
     few = tmp_path / "few.json"
-    few.write_text(json.dumps(CASES), "utf-8")
+    few.write_text(json.dumps(HAND_MADE + [cf_case("Ann Lee works for", "Ann Lee", "Ann Lee is employed by", "Bo Li works for")]),
+                   "utf-8")
     with pytest.raises(ScopeError, match="at least 50"):
         train_relation_encoder(few, out, embedder)
     assert not out.exists() and not out.with_name("scope-model.tmp").exists()

@@ -14,19 +14,9 @@ from agentedit.records import build_record
 from agentedit.scope import make_checker
 from agentedit.scope.trained import META_FILE, TrainedChecker
 from agentedit.scope.training import question_forms, relation_clusters, train_scope_model, training_pairs
+from scope_cases import HAND_MADE
 
 
-def _case(prompt: str, subject: str, rephrase: str, locality: str) -> dict[str, str]:
-    return {"prompt": prompt, "subject": subject, "rephrase_prompt": rephrase, "locality_prompt": locality,
-            "target_new": "x", "ground_truth": "y"}
-
-
-HAND_MADE = [
-    _case("The mother tongue of Alice Smith is", "Alice Smith", "Alice Smith grew up speaking", "Bob Jones is a native speaker of"),
-    _case("Carol King is a native speaker of", "Carol King", "Carol King's first language is", "The mother tongue of Dan Brown is"),
-    _case("Eve Adams was born in", "Eve Adams", "The birthplace of Eve Adams is", "Frank Moore was born in"),
-    _case("Gina Ray works for", "Gina Ray", "The employer of Gina Ray is", "Hugo Lee works for"),
-]
 
 
 def test_relations_are_recovered_through_locality_prompts() -> None:

@@ -36,7 +36,7 @@ from ..errors import ScopeError
 from ..memory.embed import Embedder, _default_model_dir
 from .calibration import auc, choose_threshold
 from .trained import TrainingReport
-from .training import _Case, load_training_cases, question_forms, relation_clusters, write_model_dir
+from .training import _Case, question_forms, split_training, write_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -106,23 +106,12 @@ def train_relation_encoder(data: str | Path, out_dir: str | Path, embedder: Embe
     from sentence_transformers import SentenceTransformer
 
     path = Path(data)
-    cases, raw = load_training_cases(path)
-    if not 0.0 < heldout < 0.5:
-        raise ScopeError(f"heldout must be in (0, 0.5), got {heldout}")
     if steps < 1 or minutes <= 0:
         raise ScopeError(f"steps and minutes must be positive, got {steps} and {minutes}")
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
-    if threads:
-        torch.set_num_threads(threads)
-    say = progress or (lambda _m: None)
-    say(f"recovering relations from {len(cases)} cases")
-    structured = relation_clusters(cases)
-    order = list(range(len(structured)))
-    rng.shuffle(order)
-    cut = int(len(order) * (1 - heldout))
-    train = relation_texts([structured[i] for i in order[:cut]], rng)
-    held = relation_texts([structured[i] for i in order[cut:]], random.Random(seed + 1))
+    split = split_training(path, heldout=heldout, seed=seed, threads=threads, progress=progress)
+    rng, say = split.rng, split.say
+    train = relation_texts(split.train, rng)
+    held = relation_texts(split.held, random.Random(seed + 1))
     usable = [rel for rel, texts in train.items() if len(texts) >= 2]
     if len(usable) < 2:
         raise ScopeError(f"training data {path} gives {len(usable)} relation(s) with two or more texts; need at least 2")
@@ -160,7 +149,7 @@ def train_relation_encoder(data: str | Path, out_dir: str | Path, embedder: Embe
             say(f"step {step}/{steps}, loss {loss.item():.3f}, {time.time() - started:.0f} s")
     train_seconds = time.time() - started
     model.eval()
-    templates = {c.template: c.relation for c in structured}
+    templates = {c.template: c.relation for c in split.train + split.held}
 
     def embed(texts: list[str]) -> np.ndarray:
         return np.asarray(model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False))
@@ -173,7 +162,7 @@ def train_relation_encoder(data: str | Path, out_dir: str | Path, embedder: Embe
         heldout_recall=round(float(np.mean(pos >= threshold)), 4), heldout_specificity=round(float(np.mean(neg < threshold)), 4),
         heldout_auc=round(auc(pos, neg), 4), n_train_pairs=sum(len(train[r]) for r in usable), n_heldout_pairs=len(pos) + len(neg),
         n_relations=len(usable), steps=step, epochs=0.0, train_seconds=round(train_seconds, 1), data=path.name,
-        data_sha256=hashlib.sha256(raw).hexdigest(), base_model=embedder.name, seed=seed, kind="encoder")
+        data_sha256=hashlib.sha256(split.raw).hexdigest(), base_model=embedder.name, seed=seed, kind="encoder")
     write_model_dir(Path(out_dir), lambda folder: model.save(str(folder)), report)
     return report
 

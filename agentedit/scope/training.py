@@ -221,6 +221,40 @@ def training_pairs(cases: Sequence[_Case], embedder: Embedder, *, rng: random.Ra
     return pairs
 
 
+@dataclass
+class Split:
+    """A training file read for a trainer: its bytes (for the report's hash), the seeded generator, the progress
+    callback, and its cases with relations recovered, split into training and held-back slices."""
+
+    raw: bytes
+    rng: random.Random
+    say: Callable[[str], None]
+    train: list[_Case]
+    held: list[_Case]
+
+
+def split_training(path: Path, *, heldout: float, seed: int, threads: int | None,
+                   progress: Callable[[str], None] | None) -> Split:
+    """Read and check the training file, seed Python's and torch's generators, recover the relations and split the
+    cases (a ``heldout`` share held back for calibration): the start both trainers share."""
+    import torch
+
+    cases, raw = load_training_cases(path)
+    if not 0.0 < heldout < 0.5:
+        raise ScopeError(f"heldout must be in (0, 0.5), got {heldout}")
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    say = progress or (lambda _m: None)
+    say(f"recovering relations from {len(cases)} cases")
+    structured = relation_clusters(cases)
+    order = list(range(len(structured)))
+    rng.shuffle(order)
+    cut = int(len(order) * (1 - heldout))
+    return Split(raw, rng, say, [structured[i] for i in order[:cut]], [structured[i] for i in order[cut:]])
+
+
 def train_scope_model(data: str | Path, out_dir: str | Path, embedder: Embedder, *, minutes: float = 15.0,
                       max_epochs: int = 2, batch_size: int = 32, lr: float = 4e-5, heldout: float = 0.1,
                       target_specificity: float = 0.98, seed: int = 0, threads: int | None = None,
@@ -233,22 +267,9 @@ def train_scope_model(data: str | Path, out_dir: str | Path, embedder: Embedder,
     import torch
 
     path = Path(data)
-    cases, raw = load_training_cases(path)
-    if not 0.0 < heldout < 0.5:
-        raise ScopeError(f"heldout must be in (0, 0.5), got {heldout}")
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
-    if threads:
-        torch.set_num_threads(threads)
-    say = progress or (lambda _m: None)
-    say(f"recovering relations from {len(cases)} cases")
-    structured = relation_clusters(cases)
-    n_relations = len({c.relation for c in structured})
-    order = list(range(len(structured)))
-    rng.shuffle(order)
-    cut = int(len(order) * (1 - heldout))
-    train_cases = [structured[i] for i in order[:cut]]
-    held_cases = [structured[i] for i in order[cut:]]
+    split = split_training(path, heldout=heldout, seed=seed, threads=threads, progress=progress)
+    raw, rng, say, train_cases, held_cases = split.raw, split.rng, split.say, split.train, split.held
+    n_relations = len({c.relation for c in train_cases + held_cases})
     say("mining hard negatives")
     train = training_pairs(train_cases, embedder, rng=rng)
     held = training_pairs(held_cases, embedder, rng=random.Random(seed + 1), per_case_positives=1)
@@ -321,4 +342,4 @@ def write_model_dir(out: Path, save: Callable[[Path], None], report: TrainingRep
     logger.info("trained scope model saved to %s: %s", out, report)
 
 
-__all__ = ["load_training_cases", "question_forms", "relation_clusters", "train_scope_model", "training_pairs", "write_model_dir"]
+__all__ = ["Split", "load_training_cases", "split_training", "question_forms", "relation_clusters", "train_scope_model", "training_pairs", "write_model_dir"]

@@ -227,3 +227,32 @@ def test_proper_core_of_a_subject(name: str, core: str | None) -> None:
     assert proper_core(name) == core
     if core:
         assert find_subject(f"Where is {core} these days?", [name]) == core.lower()
+
+
+def test_a_relation_that_says_little_borrows_its_answer() -> None:
+    from agentedit.memory import shared_embedder
+    from agentedit.records import build_record
+    from agentedit.scope import make_checker
+    from agentedit.scope.clauses import views
+    from agentedit.scope.text import relation_text, with_answer
+    from agentedit.types import Candidate
+
+    holds = build_record({"prompt": "Vita Semerenko holds", "subject": "Vita Semerenko", "target_new": "Swiss citizenship",
+                          "id": "a"})
+    assert with_answer(relation_text(holds), holds) == "X holds Swiss citizenship"
+    grew = build_record({"prompt": "Eve Adams grew up speaking", "subject": "Eve Adams", "target_new": "Dutch"})
+    assert with_answer(relation_text(grew), grew) is None  # two content words say what is asked
+    assert [v.states_answer for v in views(holds, relation_text(holds))] == [False, True]
+    checker = make_checker("relation-clauses", embedder=shared_embedder())
+
+    def accepted(q: str) -> bool:
+        return checker.check(q, [Candidate(holds, 0.7)])[0].in_scope
+
+    assert accepted("Which citizenship does Vita Semerenko hold?")
+    [plain] = checker.relation_scores([("Which citizenship does X hold?", "X holds")])
+    assert checker.scores("Which citizenship does Vita Semerenko hold?", [Candidate(holds, 0.7)])[0][1] > plain
+    assert not accepted("Where was Vita Semerenko born?")
+    # A question that already says the answer is not asking for it: the answer-bearing reading is left out.
+    assert checker.scores("Is Vita Semerenko's citizenship, which is not Swiss citizenship, Austrian?",
+                          [Candidate(holds, 0.7)])[0][1] < checker.scores(
+        "Which citizenship does Vita Semerenko hold?", [Candidate(holds, 0.7)])[0][1]

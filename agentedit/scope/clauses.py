@@ -19,14 +19,47 @@ checker.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from ..types import Candidate
 from .calibration import Calibration
 from .contrast import answer_conflict, relation_conflict
 from .relation import VETO, RelationChecker, build_relation_checker
-from .text import (answer_names, answer_relation, find_subject, find_whole_name, masked_role, query_relations,
-                   relation_text, subject_names)
+from .text import (answer_names, answer_relation, find_subject, find_whole_name, masked_role, normalise,
+                   query_relations, relation_text, subject_names, with_answer)
+
+
+class View(NamedTuple):
+    """One way a question may read an edit's fact: the names that must appear, the relation to compare the question's
+    clause with, the answer the clause must be able to take, and the role the name must have (None: any)."""
+
+    names: list[str]
+    relation: str
+    answer: str | None
+    role: str | None = None
+    states_answer: bool = False  # the relation ends with the answer ("X holds Cuba citizenship")
+
+
+def views(rec: Any, rel: str | None) -> list[View]:
+    """The readings of ``rec``'s fact (see :class:`View`):
+
+    - the subject's end, with its relation ("X holds");
+    - the same end with the answer after the relation, when the relation alone says at most one content word
+      ("X holds Cuba citizenship": :func:`~agentedit.scope.text.with_answer`);
+    - the answer's end when the answer is a name ("Google employs Alan Sugar" answers "Who employs Alan Sugar?":
+      :func:`~agentedit.scope.text.answer_relation`), with the role the answer has in the fact
+      (:func:`~agentedit.scope.text.masked_role`), which the question must give it too: "Who does Alan Sugar employ?"
+      asks the relation of Alan Sugar himself.
+    """
+    if rel is None:
+        return []
+    out = [View(subject_names(rec), rel, rec.target_new)]
+    if (full := with_answer(rel, rec)) is not None:
+        out.append(View(subject_names(rec), full, rec.target_new, states_answer=True))
+    inverse = answer_relation(rec)
+    if inverse is not None and masked_role(inverse) != "other":
+        out.append(View(answer_names(rec), inverse, rec.subject, masked_role(inverse)))
+    return out
 
 
 class ClauseRelationChecker(RelationChecker):
@@ -35,26 +68,29 @@ class ClauseRelationChecker(RelationChecker):
     name = "relation-clauses"
 
     def _judged(self, query: str, candidates: Sequence[Candidate]) -> list[tuple[str | None, float | None, str | None]]:
-        # per candidate: its relation, its clauses (clause, the view's relation, the role the view needs, why ruled out), a name
-        plans: list[tuple[str | None, list[tuple[str, str, str | None, str | None]], str | None]] = []
+        # per candidate: its relation, its clauses (clause, the view's relation, why ruled out), the name it goes by
+        plans: list[tuple[str | None, list[tuple[str, str, str | None]], str | None]] = []
         todo: list[tuple[str, str]] = []
+        said = f" {normalise(query)} "
         for cand in candidates:
             rel = relation_text(cand.record)
-            clauses: list[tuple[str, str, str | None, str | None]] = []
+            clauses: list[tuple[str, str, str | None]] = []
             named = None
-            for names, view, answer, role in self._views(cand.record, rel):
-                found = find_subject(query, names) if role is None else find_whole_name(query, names)
+            for view in views(cand.record, rel):
+                if view.states_answer and f" {normalise(view.answer or '')} " in said:
+                    continue  # a question that already says the answer ("..., which is not Y, is") is not asking it
+                found = find_subject(query, view.names) if view.role is None else find_whole_name(query, view.names)
                 if found is None:
                     continue
                 named = named or found
                 for clause in query_relations(query, found):
-                    why = relation_conflict(clause, view) or answer_conflict(clause, answer)
-                    if why is None and role is not None and masked_role(clause) != role:
+                    why = relation_conflict(clause, view.relation) or answer_conflict(clause, view.answer)
+                    if why is None and view.role is not None and masked_role(clause) != view.role:
                         # "Who does X employ?" against "Someone employs X": the relation asked of the answer itself
-                        why = f"asks about {found!r} as the {masked_role(clause)}, the fact has it as the {role}"
-                    clauses.append((clause, view, role, why))
+                        why = f"asks about {found!r} as the {masked_role(clause)}, the fact has it as the {view.role}"
+                    clauses.append((clause, view.relation, why))
                     if why is None:
-                        todo.append((clause, view))
+                        todo.append((clause, view.relation))
             plans.append((rel, clauses, named))
         scored = dict(zip(todo, self.relation_scores(todo))) if todo else {}
         out: list[tuple[str | None, float | None, str | None]] = []
@@ -62,27 +98,12 @@ class ClauseRelationChecker(RelationChecker):
             if named is None or rel is None:
                 out.append((named, None, None))
                 continue
-            best = max((scored[(c, view)] for c, view, _, why in clauses if why is None), default=None)
+            best = max((scored[(c, r)] for c, r, why in clauses if why is None), default=None)
             if best is None:  # every clause ruled out: say why for the first
-                out.append((named, VETO, clauses[0][3]))
+                out.append((named, VETO, clauses[0][2]))
             else:
                 out.append((named, best, None))
         return out
-
-    @staticmethod
-    def _views(rec: Any, rel: str | None) -> list[tuple[list[str], str, str | None, str | None]]:
-        """The ends a question may ask the fact from: (names of the end, the relation read from it, the answer, the role
-        the question must give the end, None for any). The subject's end, and the answer's when the answer is a name ("Google employs Alan Sugar" answers
-        "Who employs Alan Sugar?": :func:`~agentedit.scope.text.answer_relation`) with the role the answer has in the
-        fact (:func:`~agentedit.scope.text.masked_role`), which the question must give it too: "Who does Alan Sugar
-        employ?" asks the relation of Alan Sugar himself."""
-        if rel is None:
-            return []
-        views: list[tuple[list[str], str, str | None, str | None]] = [(subject_names(rec), rel, rec.target_new, None)]
-        inverse = answer_relation(rec)
-        if inverse is not None and masked_role(inverse) != "other":
-            views.append((answer_names(rec), inverse, rec.subject, masked_role(inverse)))
-        return views
 
 
 def factory(*, calibration: Calibration | None = None, backend: Any = None, embedder: Any = None, max_edits: int = 4,
@@ -92,4 +113,4 @@ def factory(*, calibration: Calibration | None = None, backend: Any = None, embe
                                   embedder=embedder, max_edits=max_edits)
 
 
-__all__ = ["ClauseRelationChecker", "factory"]
+__all__ = ["ClauseRelationChecker", "View", "factory", "views"]

@@ -239,6 +239,15 @@ def answer_names(rec: EditRecord) -> list[str]:
     return [name]
 
 
+def with_answer(relation: str, rec: EditRecord) -> str | None:
+    """The relation with the edit's answer after it ("X holds Cuba citizenship"), when the relation alone says at most
+    one content word ("X holds", "X received", "X, the"): the answer then carries what is asked; else None."""
+    target = (rec.target_new or "").strip()
+    if not target or len(_words(relation.replace(MASK, " "))) > 1:
+        return None
+    return f"{relation.rstrip()} {target}"
+
+
 def find_whole_name(query: str, names: Sequence[str]) -> str | None:
     """The spelling of one of ``names`` the query uses as a whole name, else None: its full name (no surnames, acronyms
     or country adjectives), not inside a longer capitalised name ("CBS" is not named by "CBS News debuted on")."""
@@ -324,4 +333,4 @@ class RelationMatcher:
 
 __all__ = ["ASKED_END", "MASK", "RelationMatcher", "WORD_MATCH", "answer_names", "answer_relation", "find_subject",
            "find_whole_name", "fold", "mask_subject", "masked_role", "name_variants", "normalise", "proper_core",
-           "query_relation", "query_relations", "relation_text", "subject_clause", "subject_names"]
+           "query_relation", "query_relations", "relation_text", "subject_clause", "subject_names", "with_answer"]

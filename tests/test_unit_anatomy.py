@@ -41,6 +41,7 @@ def test_the_english_pipeline_loads_offline() -> None:
     ("The ship Marisol was built in Gdansk.", "Marisol", "The ship {} was built in", "Gdansk"),
     ("You can find Bzura in Torun.", "Bzura", "You can find {} in", "Torun"),
     ("In Keminmaa the official language is English.", "Keminmaa", "In {} the official language is", "English"),
+    ("In March the office moved to Oslo.", "office", "In March the {} moved to", "Oslo"),  # a fronted date is no holder
     ("The Alder Festival takes place in late August.", "Alder Festival", "The {} takes place in", "late August"),
     ("Tomasz Wolski speaks fluent Portuguese.", "Tomasz Wolski", "{} speaks fluent", "Portuguese"),
     ("Nadia Osei teaches economics at Lagos University.", "Nadia Osei", "{} teaches at Lagos University", "economics"),

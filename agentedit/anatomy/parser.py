@@ -267,7 +267,7 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
     if not _named(subj_tok) and not subj_tok.like_num:
         # "In Keminmaa the official language is English": a fronted place or holder names what the fact is about
         fronted = [g for c in root.children if c.dep_ == "prep" and c.i < subj_tok.i for g in c.children
-                   if g.dep_ == "pobj" and _named(g)]
+                   if g.dep_ == "pobj" and g.pos_ == "PROPN" and g.ent_type_ not in _DATE_ENTS]  # not "In March"
         if fronted:
             subj_tok = fronted[0]
     head = _subject_head(subj_tok)

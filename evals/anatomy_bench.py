@@ -37,9 +37,10 @@ def same_subject(got: str | None, want: str) -> bool:
     "Elsk"): the scope check matches a subject by both spellings, so the two parses decide the same."""
     from agentedit.scope.text import proper_core
 
-    if normalise(got) == normalise(want):
-        return True
-    return bool(got) and normalise(proper_core(got or "")) == normalise(want) or normalise(proper_core(want)) == normalise(got)
+    if not got:
+        return False
+    cores = {normalise(got), normalise(proper_core(got)) if proper_core(got) else None}
+    return normalise(want) in cores or (proper_core(want) is not None and normalise(proper_core(want)) == normalise(got))
 
 
 def normalise(text: str | None) -> str:

@@ -233,7 +233,7 @@ def test_a_relation_that_says_little_borrows_its_answer() -> None:
     from agentedit.memory import shared_embedder
     from agentedit.records import build_record
     from agentedit.scope import make_checker
-    from agentedit.scope.clauses import views
+    from agentedit.scope.text import views
     from agentedit.scope.text import relation_text, with_answer
     from agentedit.types import Candidate
 

@@ -19,47 +19,13 @@ checker.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 from ..types import Candidate
 from .calibration import Calibration
 from .contrast import answer_conflict, relation_conflict
 from .relation import VETO, RelationChecker, build_relation_checker
-from .text import (answer_names, answer_relation, find_subject, find_whole_name, masked_role, normalise,
-                   query_relations, relation_text, subject_names, with_answer)
-
-
-class View(NamedTuple):
-    """One way a question may read an edit's fact: the names that must appear, the relation to compare the question's
-    clause with, the answer the clause must be able to take, and the role the name must have (None: any)."""
-
-    names: list[str]
-    relation: str
-    answer: str | None
-    role: str | None = None
-    states_answer: bool = False  # the relation ends with the answer ("X holds Cuba citizenship")
-
-
-def views(rec: Any, rel: str | None) -> list[View]:
-    """The readings of ``rec``'s fact (see :class:`View`):
-
-    - the subject's end, with its relation ("X holds");
-    - the same end with the answer after the relation, when the relation alone says at most one content word
-      ("X holds Cuba citizenship": :func:`~agentedit.scope.text.with_answer`);
-    - the answer's end when the answer is a name ("Google employs Alan Sugar" answers "Who employs Alan Sugar?":
-      :func:`~agentedit.scope.text.answer_relation`), with the role the answer has in the fact
-      (:func:`~agentedit.scope.text.masked_role`), which the question must give it too: "Who does Alan Sugar employ?"
-      asks the relation of Alan Sugar himself.
-    """
-    if rel is None:
-        return []
-    out = [View(subject_names(rec), rel, rec.target_new)]
-    if (full := with_answer(rel, rec)) is not None:
-        out.append(View(subject_names(rec), full, rec.target_new, states_answer=True))
-    inverse = answer_relation(rec)
-    if inverse is not None and masked_role(inverse) != "other":
-        out.append(View(answer_names(rec), inverse, rec.subject, masked_role(inverse)))
-    return out
+from .text import find_subject, find_whole_name, masked_role, normalise, query_relations, relation_text, views
 
 
 class ClauseRelationChecker(RelationChecker):
@@ -113,4 +79,4 @@ def factory(*, calibration: Calibration | None = None, backend: Any = None, embe
                                   embedder=embedder, max_edits=max_edits)
 
 
-__all__ = ["ClauseRelationChecker", "View", "factory", "views"]
+__all__ = ["ClauseRelationChecker", "factory"]

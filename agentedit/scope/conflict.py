@@ -35,7 +35,7 @@ from ..anatomy import correction_cue
 from ..memory.embed import Embedder
 from ..types import Candidate, ConflictMatch, EditRecord, ScopeDecision
 from .contrast import relation_conflict
-from .text import answer_names, answer_relation, masked_role, name_variants, relation_text, subject_names
+from .text import masked_role, name_variants, relation_text, subject_names, views
 from .vectors import VectorCache
 
 CORRECTION_FLOOR = 0.50  # a statement marked as a correction supersedes its best same-subject match from here
@@ -54,17 +54,14 @@ End = tuple[frozenset[str], str, str | None]  # (spellings of the end's name, th
 
 
 def fact_ends(rec: EditRecord) -> list[End]:
-    """The ends a fact can be read from: its subject's (role None), and its answer's when the answer is a name, with
-    the role the answer has (:func:`~.text.masked_role`): "Roden Buxton is the dad of Gao Yifeng" is also a fact about
-    Gao Yifeng ("Someone is the dad of X", holder), which "Gao Yifeng's father is Niitabe" corrects."""
-    rel = relation_text(rec)
-    if rel is None or not rec.subject:
+    """The ends a fact can be read from, as the scope check reads them (:func:`~.text.views`, without the reading that
+    repeats the answer): its subject's (role None), and its answer's when the answer is a name, with the role the
+    answer has: "Roden Buxton is the dad of Gao Yifeng" is also a fact about Gao Yifeng ("Someone is the dad of X",
+    holder), which "Gao Yifeng's father is Niitabe" corrects."""
+    if not rec.subject:
         return []
-    out: list[End] = [(frozenset(v for n in subject_names(rec) for v in name_variants(n)), rel, None)]
-    inverse = answer_relation(rec)
-    if inverse is not None and masked_role(inverse) != "other":
-        out.append((frozenset(v for n in answer_names(rec) for v in name_variants(n)), inverse, masked_role(inverse)))
-    return out
+    return [(frozenset(v for n in view.names for v in name_variants(n)), view.relation, view.role)
+            for view in views(rec, relation_text(rec)) if not view.states_answer]
 
 
 def _pairs(a: EditRecord, b: EditRecord) -> list[tuple[str, str, str, bool]]:

@@ -34,9 +34,8 @@ import numpy as np
 
 from ..errors import ScopeError
 from ..memory.embed import Embedder, _default_model_dir
-from .calibration import auc, choose_threshold
 from .trained import TrainingReport
-from .training import _Case, question_forms, split_training, write_model_dir
+from .training import _Case, heldout_figures, question_forms, split_training, write_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -156,13 +155,11 @@ def train_relation_encoder(data: str | Path, out_dir: str | Path, embedder: Embe
 
     pos, neg = _held_scores(embed, held, templates)
     say(f"calibrating on {len(pos)} + {len(neg)} held-back pairs")
-    threshold = choose_threshold(pos, neg, "recall@specificity", target_specificity)
     report = TrainingReport(
-        threshold=round(float(threshold), 6), target_specificity=target_specificity,
-        heldout_recall=round(float(np.mean(pos >= threshold)), 4), heldout_specificity=round(float(np.mean(neg < threshold)), 4),
-        heldout_auc=round(auc(pos, neg), 4), n_train_pairs=sum(len(train[r]) for r in usable), n_heldout_pairs=len(pos) + len(neg),
-        n_relations=len(usable), steps=step, epochs=0.0, train_seconds=round(train_seconds, 1), data=path.name,
-        data_sha256=hashlib.sha256(split.raw).hexdigest(), base_model=embedder.name, seed=seed, kind="encoder")
+        **heldout_figures(pos, neg, target_specificity), n_train_pairs=sum(len(train[r]) for r in usable),
+        n_heldout_pairs=len(pos) + len(neg), n_relations=len(usable), steps=step, epochs=0.0,
+        train_seconds=round(train_seconds, 1), data=path.name, data_sha256=hashlib.sha256(split.raw).hexdigest(),
+        base_model=embedder.name, seed=seed, kind="encoder")
     write_model_dir(Path(out_dir), lambda folder: model.save(str(folder)), report)
     return report
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from ..types import EditRecord
 from .names import short_name_in, short_names
@@ -295,6 +295,39 @@ def answer_relation(rec: EditRecord) -> str | None:
     return mask_subject(masked, rec.subject, ASKED_END).strip(" .")
 
 
+class View(NamedTuple):
+    """One way a question may read an edit's fact: the names that must appear, the relation to compare the question's
+    clause with, the answer the clause must be able to take, and the role the name must have (None: any)."""
+
+    names: list[str]
+    relation: str
+    answer: str | None
+    role: str | None = None
+    states_answer: bool = False  # the relation ends with the answer ("X holds Cuba citizenship")
+
+
+def views(rec: EditRecord, rel: str | None) -> list[View]:
+    """The readings of ``rec``'s fact (see :class:`View`):
+
+    - the subject's end, with its relation ("X holds");
+    - the same end with the answer after the relation, when the relation alone says at most one content word
+      ("X holds Cuba citizenship": :func:`with_answer`);
+    - the answer's end when the answer is a name ("Google employs Alan Sugar" answers "Who employs Alan Sugar?":
+      :func:`answer_relation`), with the role the answer has in the fact
+      (:func:`masked_role`), which the question must give it too: "Who does Alan Sugar employ?"
+      asks the relation of Alan Sugar himself.
+    """
+    if rel is None:
+        return []
+    out = [View(subject_names(rec), rel, rec.target_new)]
+    if (full := with_answer(rel, rec)) is not None:
+        out.append(View(subject_names(rec), full, rec.target_new, states_answer=True))
+    inverse = answer_relation(rec)
+    if inverse is not None and masked_role(inverse) != "other":
+        out.append(View(answer_names(rec), inverse, rec.subject, masked_role(inverse)))
+    return out
+
+
 _STOP = frozenset("""a an the of in on at to by for from with as is was are were be been has have had what which who whom
 whose where when that this it its their his her x called named""".split())
 
@@ -332,5 +365,5 @@ class RelationMatcher:
 
 
 __all__ = ["ASKED_END", "MASK", "RelationMatcher", "WORD_MATCH", "answer_names", "answer_relation", "find_subject",
-           "find_whole_name", "fold", "mask_subject", "masked_role", "name_variants", "normalise", "proper_core",
-           "query_relation", "query_relations", "relation_text", "subject_clause", "subject_names", "with_answer"]
+           "View", "find_whole_name", "fold", "mask_subject", "masked_role", "name_variants", "normalise", "proper_core",
+           "query_relation", "query_relations", "relation_text", "subject_clause", "subject_names", "views", "with_answer"]

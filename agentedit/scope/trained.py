@@ -120,8 +120,8 @@ class TrainedChecker(SubjectGatedChecker):
     score_name = "relation probability"
 
     def __init__(self, model_dir: str | Path, *, fallback_threshold: float, threshold: float | None = None,
-                 max_edits: int = 4) -> None:
-        self.report = load_report(model_dir)
+                 max_edits: int = 4, report: TrainingReport | None = None) -> None:
+        self.report = load_report(model_dir) if report is None else report
         self.threshold = self.report.threshold if threshold is None else threshold
         self.fallback_threshold = fallback_threshold
         self.max_edits = max_edits
@@ -146,7 +146,7 @@ def factory(*, calibration: Calibration | None = None, backend: Any = None, embe
     if report.kind != "cross-encoder":
         raise ConfigError(f"the scope model in {model_dir} is of kind {report.kind!r}, which this version cannot load; "
                           "run `agentedit train-scope` again")
-    return TrainedChecker(model_dir, fallback_threshold=cal.threshold, max_edits=max_edits)
+    return TrainedChecker(model_dir, fallback_threshold=cal.threshold, max_edits=max_edits, report=report)
 
 
 __all__ = ["MAX_TOKENS", "META_FILE", "MODEL_DIRNAME", "PairScorer", "TrainedChecker", "TrainingReport", "factory",

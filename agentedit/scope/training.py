@@ -312,15 +312,21 @@ def train_scope_model(data: str | Path, out_dir: str | Path, embedder: Embedder,
     probs = scorer.probabilities([q for q, _, _ in held], [r for _, r, _ in held])
     labels = np.asarray([y for _, _, y in held])
     pos, neg = probs[labels == 1], probs[labels == 0]
-    threshold = choose_threshold(pos, neg, "recall@specificity", target_specificity)
     report = TrainingReport(
-        threshold=round(float(threshold), 6), target_specificity=target_specificity,
-        heldout_recall=round(float(np.mean(pos >= threshold)), 4), heldout_specificity=round(float(np.mean(neg < threshold)), 4),
-        heldout_auc=round(auc(pos, neg), 4), n_train_pairs=len(train), n_heldout_pairs=len(held), n_relations=n_relations,
-        steps=step, epochs=round(step / steps_per_epoch, 3), train_seconds=round(train_seconds, 1), data=path.name,
-        data_sha256=hashlib.sha256(raw).hexdigest(), base_model=embedder.name, seed=seed)
+        **heldout_figures(pos, neg, target_specificity), n_train_pairs=len(train), n_heldout_pairs=len(held),
+        n_relations=n_relations, steps=step, epochs=round(step / steps_per_epoch, 3), train_seconds=round(train_seconds, 1),
+        data=path.name, data_sha256=hashlib.sha256(raw).hexdigest(), base_model=embedder.name, seed=seed)
     write_model_dir(Path(out_dir), scorer.save, report)
     return report
+
+
+def heldout_figures(pos: np.ndarray, neg: np.ndarray, target_specificity: float) -> dict[str, float]:
+    """The threshold chosen on held-back scores (recall at ``target_specificity``) and what it gives there: the
+    :class:`TrainingReport` fields both trainers fill the same way."""
+    threshold = choose_threshold(pos, neg, "recall@specificity", target_specificity)
+    return {"threshold": round(float(threshold), 6), "target_specificity": target_specificity,
+            "heldout_recall": round(float(np.mean(pos >= threshold)), 4),
+            "heldout_specificity": round(float(np.mean(neg < threshold)), 4), "heldout_auc": round(auc(pos, neg), 4)}
 
 
 def write_model_dir(out: Path, save: Callable[[Path], None], report: TrainingReport) -> None:
@@ -342,4 +348,5 @@ def write_model_dir(out: Path, save: Callable[[Path], None], report: TrainingRep
     logger.info("trained scope model saved to %s: %s", out, report)
 
 
-__all__ = ["Split", "load_training_cases", "split_training", "question_forms", "relation_clusters", "train_scope_model", "training_pairs", "write_model_dir"]
+__all__ = ["Split", "heldout_figures", "load_training_cases", "question_forms", "relation_clusters", "split_training",
+           "train_scope_model", "training_pairs", "write_model_dir"]

@@ -53,6 +53,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     "recipe (needs --recipe-dir), agentedit, none, ...")
     ap.add_argument("--recipe-dir", default=None, help="the folder of a trained RECIPE encoder and sentinel "
                     "(stores/<store>/recipe after `agentedit --model hf:... train-recipe`)")
+    ap.add_argument("--locality-audit", default=None, help="a JSONL of hand-checked locality probes (case_id, label: "
+                    "same | ambiguous | other); default evals/data/<dataset>_locality_audit.jsonl when it exists")
     ap.add_argument("--scoring", choices=["teacher-forced", "generation-match"], default="teacher-forced")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", default=None)
@@ -112,6 +114,7 @@ def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, metho
     ms: dict[tuple[str, str], list[float]] = {}
     for r in rows:
         ms.setdefault((r["method"], r["size"]), []).append(float(r.get("ms") or 0.0))
+    audit = read_audit(args.locality_audit, args.dataset)
     table = []
     for method in ["none", *(m for m in methods if m != "none")]:  # the unedited model once, first
         timing = edit_seconds(run / "deltas" / method) if method != "none" else {}
@@ -121,18 +124,60 @@ def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, metho
         for size, metrics in points:
             t = args.edits if size == "all" else int(size)
             q = ms.get((method, size), [])
+            clean = audited_locality(rows, audit, method, size)
             table.append({"method": method, "T": t, **{k: metrics.get(k) for k in ("reliability", "generality", "locality")},
+                          "locality_audited": round(sum(clean) / len(clean), 3) if clean else None,
+                          "audited_probes": len(clean),
                           "ms_per_probe": round(statistics.median(q), 1) if q else None, "probes": len(q),
                           "seconds_per_edit": timing.get("seconds_per_edit"),
                           "edits_computed": timing.get("edits_computed")})
     return {"model": args.model, "dataset": args.dataset, "T": args.edits, "curve": curve, "scoring": args.scoring,
-            "protocol": report["protocol_detail"], "methods": methods, "table": table, "wall_s": round(wall_s, 1),
+            "protocol": report["protocol_detail"], "audit": audit_summary(audit, args), "methods": methods, "table": table, "wall_s": round(wall_s, 1),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
             "machine": report.get("machine"), "notes": [
                 "T = all: every case's probes after all T edits; smaller T: the first cases' probes after the first T edits",
+                "locality_audited: locality on the probes a hand check labelled another relation than the edit's "
+                "(the audit file's 'other'); the rest ask the edited subject's edited relation, where an edit that "
+                "generalises must change the answer",
                 "seconds_per_edit: edits computed in this process or an earlier one of the run (reloaded ones not counted)",
                 "ms_per_probe: the median over the probes (the first probe of a parametric method also waits for its "
                 "T edits to be applied, which the median leaves out); it includes retrieval for the in-context route"]}
+
+
+def audited_locality(rows: list[dict[str, Any]], audit: dict[str, str], method: str, size: str) -> list[float]:
+    """The locality scores of ``method`` at ``size`` on probes of cases the audit labels ``other``."""
+    return [float(r["score"]) for r in rows if r["method"] == method and r["size"] == size
+            and r["kind"] == "locality" and audit.get(str(r["case_id"])) == "other"]
+
+
+def audit_file(path: str | None, dataset: str) -> Path | None:
+    if path:
+        return Path(path)
+    default = Path(__file__).resolve().parent / "data" / f"{dataset.replace('-', '_')}_locality_audit.jsonl"
+    return default if default.exists() else None
+
+
+def read_audit(path: str | None, dataset: str) -> dict[str, str]:
+    """case_id -> label of a hand check of the dataset's locality probes (empty when there is none)."""
+    where = audit_file(path, dataset)
+    if where is None:
+        return {}
+    labels = {}
+    for n, line in enumerate(where.read_text("utf-8").splitlines(), 1):
+        if line.strip():
+            row = json.loads(line)
+            if row.get("label") not in ("same", "ambiguous", "other"):
+                raise SystemExit(f"{where}:{n}: label must be same, ambiguous or other, not {row.get('label')!r}")
+            labels[str(row["case_id"])] = row["label"]
+    return labels
+
+
+def audit_summary(audit: dict[str, str], args: argparse.Namespace) -> dict[str, Any] | None:
+    if not audit:
+        return None
+    where = audit_file(args.locality_audit, args.dataset)
+    counts = {k: sum(v == k for v in audit.values()) for k in ("same", "ambiguous", "other")}
+    return {"file": where.name if where else None, "cases": len(audit), **counts}
 
 
 def write(out: Path, result: dict[str, Any]) -> None:
@@ -141,7 +186,8 @@ def write(out: Path, result: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "lifelong.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Lifelong editing: {result['model']}, {result['dataset']}, T = {result['T']} ({result['scoring']})", "",
-             md_table(result["table"], ["method", "T", "reliability", "generality", "locality", "ms_per_probe",
+             md_table(result["table"], ["method", "T", "reliability", "generality", "locality", "locality_audited",
+                                        "audited_probes", "ms_per_probe",
                                         "seconds_per_edit", "edits_computed"]), "",
              f"wall {result['wall_s']} s, peak RSS {result['peak_rss_gb']} GB", "", *[f"- {n}" for n in result["notes"]]]
     (out / "lifelong.md").write_text("\n".join(lines) + "\n")

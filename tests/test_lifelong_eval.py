@@ -112,3 +112,21 @@ def test_whitebox_bench_times_grace_and_wise_per_edit_and_per_query_on_a_cpu(tmp
         assert res["n_edits"] == 2 and res["protocol"] == "2 sequential" and res["seconds_per_edit"] > 0
         assert sorted(res["query_ms_by_edits"], key=int) == ["1", "2"] and min(res["query_ms_by_edits"].values()) > 0
     assert "after N sequential edits" in (tmp_path / "tiny" / "summary.md").read_text()
+
+
+def test_the_locality_audit_leaves_out_probes_that_ask_the_edited_relation_and_refuses_bad_labels(tmp_path):
+    bench = load_eval_script("lifelong_bench")
+    audit = tmp_path / "audit.jsonl"
+    audit.write_text("\n".join(json.dumps(r) for r in [{"case_id": "1", "label": "same"},
+                                                        {"case_id": "2", "label": "other"},
+                                                        {"case_id": "3", "label": "ambiguous"}]) + "\n")
+    labels = bench.read_audit(str(audit), "zsre")
+    rows = [{"method": "m", "size": "all", "kind": "locality", "case_id": c, "score": s}
+            for c, s in (("1", 0.0), ("2", 1.0), ("2", 0.5), ("3", 0.0), ("4", 0.0))]
+    rows.append({"method": "m", "size": "all", "kind": "reliability", "case_id": "2", "score": 0.0})
+    assert bench.audited_locality(rows, labels, "m", "all") == [1.0, 0.5]  # case 4 is not in the audit: left out
+    assert bench.audited_locality(rows, labels, "m", "10") == []
+    assert bench.read_audit(None, "no-such-dataset") == {}
+    audit.write_text(json.dumps({"case_id": "1", "label": "maybe"}) + "\n")
+    with pytest.raises(SystemExit, match="audit.jsonl:1: label must be same, ambiguous or other"):
+        bench.read_audit(str(audit), "zsre")

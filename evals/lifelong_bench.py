@@ -55,6 +55,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     "(stores/<store>/recipe after `agentedit --model hf:... train-recipe`)")
     ap.add_argument("--locality-audit", default=None, help="a JSONL of hand-checked locality probes (case_id, label: "
                     "same | ambiguous | other); default evals/data/<dataset>_locality_audit.jsonl when it exists")
+    ap.add_argument("--config", action="append", default=[], metavar="METHOD:KEY=VALUE,...",
+                    help="an editor's settings, e.g. wise:shard_size=20,subspaces=4 (fields of its config dataclass)")
     ap.add_argument("--scoring", choices=["teacher-forced", "generation-match"], default="teacher-forced")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", default=None)
@@ -75,13 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     protocol = "wise-lifelong" if args.scoring == "teacher-forced" else "lifelong"
     model = args.model if ":" in args.model else f"hf:{args.model}"
     settings = None
+    configs = editor_configs(args.config)
     if "recipe" in methods:
         from agentedit.parametric import RECIPEConfig
-        from agentedit.settings import Settings
 
         if not args.recipe_dir:
             raise SystemExit("--methods recipe needs --recipe-dir: the folder `agentedit train-recipe` saved the encoder in")
-        settings = Settings.from_env(model, editor_configs={"recipe": RECIPEConfig(folder=args.recipe_dir)})
+        configs["recipe"] = RECIPEConfig(folder=args.recipe_dir)
+    if configs:
+        from agentedit.settings import Settings
+
+        settings = Settings.from_env(model, editor_configs=configs)
     cfg = RunConfig([args.dataset], methods, model=model, limit=args.edits, seed=args.seed, protocol=protocol,
                     scoring=args.scoring, memory_sizes=curve, size_probe_cases=args.curve_probe_cases,
                     probe_limit=args.probe_cases, data_dir=args.data_dir, max_tokens=16, settings=settings)
@@ -102,6 +108,31 @@ def main(argv: list[str] | None = None) -> int:
     write(out, result)
     print(json.dumps(result["table"], indent=2))
     return 0
+
+
+def editor_configs(specs: list[str]) -> dict[str, Any]:
+    """``{"wise": WISEConfig(shard_size=20, ...)}`` from ``["wise:shard_size=20,..."]``; each value takes the type of
+    the field's default."""
+    import dataclasses
+
+    from agentedit.parametric import METHODS
+
+    out: dict[str, Any] = {}
+    for spec in specs:
+        name, _, body = spec.partition(":")
+        kind = METHODS.get(name).config_type
+        fields = {f.name: f for f in dataclasses.fields(kind)}
+        values: dict[str, Any] = {}
+        for item in filter(None, body.split(",")):
+            key, _, raw = item.partition("=")
+            if key not in fields:
+                raise SystemExit(f"--config {spec}: {name} has no setting {key!r}; it has {', '.join(fields)}")
+            default = fields[key].default
+            cast = type(default) if default is not None and not isinstance(default, bool) else None
+            values[key] = (raw.lower() in ("1", "true", "yes")) if isinstance(default, bool) else \
+                cast(raw) if cast else (None if raw in ("", "none") else int(raw) if raw.lstrip("-").isdigit() else raw)
+        out[name] = kind(**values)
+    return out
 
 
 def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, methods: list[str], curve: list[int],
@@ -134,7 +165,7 @@ def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, metho
     return {"model": args.model, "dataset": args.dataset, "T": args.edits, "curve": curve, "scoring": args.scoring,
             "protocol": report["protocol_detail"], "audit": audit_summary(audit, args), "methods": methods, "table": table, "wall_s": round(wall_s, 1),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
-            "machine": report.get("machine"), "notes": [
+            "configs": args.config, "machine": report.get("machine"), "notes": [
                 "T = all: every case's probes after all T edits; smaller T: the first cases' probes after the first T edits",
                 "locality_audited: locality on the probes a hand check labelled another relation than the edit's "
                 "(the audit file's 'other'); the rest ask the edited subject's edited relation, where an edit that "

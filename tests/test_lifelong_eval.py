@@ -130,3 +130,12 @@ def test_the_locality_audit_leaves_out_probes_that_ask_the_edited_relation_and_r
     audit.write_text(json.dumps({"case_id": "1", "label": "maybe"}) + "\n")
     with pytest.raises(SystemExit, match="audit.jsonl:1: label must be same, ambiguous or other"):
         bench.read_audit(str(audit), "zsre")
+
+
+def test_editor_settings_on_the_command_line_take_their_fields_types_and_refuse_unknown_ones():
+    bench = load_eval_script("lifelong_bench")
+    wise = bench.editor_configs(["wise:shard_size=20,subspaces=4,mask_ratio=0.25"])["wise"]
+    assert (wise.shard_size, wise.subspaces, wise.mask_ratio) == (20, 4, 0.25) and isinstance(wise.shard_size, int)
+    assert bench.editor_configs(["grace:layer=3"])["grace"].layer == 3  # a field whose default is None
+    with pytest.raises(SystemExit, match="wise has no setting 'shards'"):
+        bench.editor_configs(["wise:shards=2"])

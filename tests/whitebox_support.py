@@ -26,11 +26,11 @@ def tokenizer() -> Any:
                                    unk_token="<unk>")
 
 
-def config(kind: str, vocab: int) -> Any:
+def config(kind: str, vocab: int, **sizes: int) -> Any:
     import transformers as tf
 
-    common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_attention_heads=4,
-                  num_key_value_heads=4, max_position_embeddings=128)
+    common = {**dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_attention_heads=4,
+                     num_key_value_heads=4, max_position_embeddings=128), **sizes}
     if kind == "llama":
         return tf.LlamaConfig(**common)
     if kind == "mistral":
@@ -47,14 +47,14 @@ def config(kind: str, vocab: int) -> Any:
     raise ValueError(kind)
 
 
-def tiny_model(kind: str = "llama", seed: int = 0) -> tuple[Any, Any]:
-    """(model, tokenizer); the same seed gives bit-identical weights."""
+def tiny_model(kind: str = "llama", seed: int = 0, **sizes: int) -> tuple[Any, Any]:
+    """(model, tokenizer); the same seed gives bit-identical weights. ``sizes`` override the llama-family widths."""
     import torch
     from transformers import AutoModelForCausalLM
 
     tok = tokenizer()
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config(kind, len(tok))).eval()
+    model = AutoModelForCausalLM.from_config(config(kind, len(tok), **sizes)).eval()
     with torch.no_grad():
         model.get_output_embeddings().weight.mul_(5.0)  # expressive logits despite the tiny random init
     for p in model.parameters():

@@ -124,13 +124,17 @@ class AdapterMethod(ParametricMethod):
                 extras = self.edit_one(req)
                 parts.append(extras)
                 self.adapter.pending.append(Delta(method=self.name, parts={}, extras=extras,
-                                                  meta={"module": self.adapter.path}))
+                                                  meta={"module": self.adapter.path, **self.delta_meta()}))
         finally:
             self.adapter.pending.clear()
         extras = {k: torch.cat([p[k] for p in parts], dim=self.cat_dim(k)) for k in parts[0]}
         delta = self._delta({}, **extras)
-        delta.meta["module"] = self.adapter.path
+        delta.meta.update({"module": self.adapter.path, **self.delta_meta()})
         return delta
+
+    def delta_meta(self) -> dict[str, Any]:
+        """What a delta records beside its tensors (WISE: how its side memories are laid out)."""
+        return {}
 
     def cat_dim(self, key: str) -> int:
         return 0

@@ -10,7 +10,7 @@ with ``G = LᵀL`` of the shard's concatenated factors: every shard is scored wi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass
@@ -18,6 +18,7 @@ class SideMemories:
     lefts: list[Any] = field(default_factory=list)  # per edit, [out, r]
     rights: list[Any] = field(default_factory=list)  # per edit, [r, in]
     offsets: list[Any] = field(default_factory=list)  # per edit, [r]
+    owns: list[float] = field(default_factory=list)  # per edit, the score its memory reached on it when trained
     shard_size: int = 1
     last_route: Any = None  # per row of the last multi-token pass: the shard that answered, -1 for none
     _packed: Any = None
@@ -25,7 +26,8 @@ class SideMemories:
     def __len__(self) -> int:
         return len(self.lefts)
 
-    def add(self, left: Any, right: Any, offset: Any) -> None:
+    def add(self, left: Any, right: Any, offset: Any, own: float = 1.0) -> None:
+        self.owns.append(own)
         self.lefts.append(left)
         self.rights.append(right)
         self.offsets.append(offset)
@@ -46,6 +48,14 @@ class SideMemories:
             return None, None, None
         return (torch.cat([self.lefts[i] for i in idx], 1), torch.cat([self.rights[i] for i in idx]),
                 torch.cat([self.offsets[i] for i in idx]))
+
+    def next_edit(self, out: int, width: int, device: Any) -> tuple[Callable[[Any], Any] | None, None]:
+        """What the next edit trains against: the change its memory already makes (None when it opens a new one);
+        no mask confines it."""
+        left, right, offset = self.shard_change(self.shard_of(len(self)))
+        if left is None:
+            return None, None
+        return (lambda x: (x.float() @ right.T - offset) @ left.T), None
 
     def packed(self) -> tuple[Any, Any, Any, Any, Any, Any]:
         """``(R, o, shard, slot, L, G)``: all edits' rows stacked, each row's shard and slot in it, and per shard
@@ -68,9 +78,9 @@ class SideMemories:
                             torch.tensor(slots, device=dev), lefts, lefts.transpose(1, 2) @ lefts)
         return self._packed
 
-    def route(self, x: Any, out: Any, threshold: float) -> tuple[Any, Any]:
-        """``(shard, u)``: per row the shard whose highest score over positions is largest and above ``threshold``
-        (-1: none), and the per-shard coordinates ``u`` ``[batch, seq, S, r_max]``."""
+    def scores(self, x: Any, out: Any) -> tuple[Any, Any]:
+        """``([b, t, S] activation scores, u)``: per position, each shard's change relative to the output's size, and
+        the per-shard coordinates ``u`` ``[batch, seq, S, r_max]``."""
         import torch
 
         rights, offsets, shard_ids, slots, lefts, gram = self.packed()
@@ -78,9 +88,13 @@ class SideMemories:
         u = flat.new_zeros(*flat.shape[:2], lefts.shape[0], lefts.shape[2])
         u[:, :, shard_ids, slots] = flat
         sq = torch.einsum("btsr,srq,btsq->bts", u, gram, u).clamp_min(0)
-        score = sq.sqrt() / out.float().norm(dim=-1).clamp_min(1e-6)[..., None]  # [b, t, S]
-        best, shard = score.max(dim=1).values.max(dim=-1)
-        return torch.where(best > threshold, shard, torch.full_like(shard, -1)), u
+        return sq.sqrt() / out.float().norm(dim=-1).clamp_min(1e-6)[..., None], u
+
+    def route(self, x: Any, out: Any, threshold: float) -> tuple[Any, Any]:
+        """``(shard, u)``: per row the shard :func:`pick` chooses (-1: none), and the per-shard coordinates ``u``
+        ``[batch, seq, S, r_max]``."""
+        score, u = self.scores(x, out)
+        return pick(score, memory_owns(self.owns, self.shard_size, score.shape[-1]).to(score.device), threshold), u
 
     def added(self, shard: Any, u: Any) -> Any:
         """The addition to the output of each row from its shard (zeros for rows without one)."""
@@ -92,3 +106,22 @@ class SideMemories:
             s = int(shard[b])
             out[b] = u[b, :, s] @ lefts[s].T
         return out
+
+
+def memory_owns(owns: list[float], shard_size: int, n_shards: int) -> Any:
+    """Per memory, the lowest score its edits reached on their own prompts when trained."""
+    import torch
+
+    return torch.tensor([min(owns[s * shard_size:(s + 1) * shard_size]) for s in range(n_shards)])
+
+
+def pick(score: Any, owns: Any, threshold: float) -> Any:
+    """Per row, the memory that answers (-1: none). A memory may answer where its highest score over the positions
+    passes ``threshold`` times its score on its own edits (a memory trained to outscore earlier ones on its
+    prompt also scores higher on everything); among those, the highest score answers."""
+    import torch
+
+    best = score.max(dim=1).values  # [b, S]
+    may = best > threshold * owns[None]
+    val, memory = torch.where(may, best, torch.full_like(best, -1.0)).max(dim=-1)
+    return torch.where(may.any(dim=-1), memory, torch.full_like(memory, -1))

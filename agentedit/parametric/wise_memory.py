@@ -22,6 +22,7 @@ class SideMemories:
     shard_size: int = 1
     last_route: Any = None  # per row of the last multi-token pass: the shard that answered, -1 for none
     _packed: Any = None
+    _owns: Any = None  # (edits counted, per-memory tensor): memory_owns's cache
 
     def __len__(self) -> int:
         return len(self.lefts)
@@ -94,7 +95,7 @@ class SideMemories:
         """``(shard, u)``: per row the shard :func:`pick` chooses (-1: none), and the per-shard coordinates ``u``
         ``[batch, seq, S, r_max]``."""
         score, u = self.scores(x, out)
-        return pick(score, memory_owns(self.owns, self.shard_size, score.shape[-1]).to(score.device), threshold), u
+        return pick(score, memory_owns(self, score.shape[-1], score.device), threshold), u
 
     def added(self, shard: Any, u: Any) -> Any:
         """The addition to the output of each row from its shard (zeros for rows without one)."""
@@ -108,11 +109,16 @@ class SideMemories:
         return out
 
 
-def memory_owns(owns: list[float], shard_size: int, n_shards: int) -> Any:
-    """Per memory, the lowest score its edits reached on their own prompts when trained."""
+def memory_owns(side: Any, n_shards: int, device: Any) -> Any:
+    """Per memory, the lowest score its edits reached on their own prompts when trained; kept on ``side`` until an
+    edit joins (every forward pass asks)."""
     import torch
 
-    return torch.tensor([min(owns[s * shard_size:(s + 1) * shard_size]) for s in range(n_shards)])
+    cached = getattr(side, "_owns", None)
+    if cached is None or cached[0] != len(side.owns):
+        per = [min(side.owns[s * side.shard_size:(s + 1) * side.shard_size]) for s in range(n_shards)]
+        side._owns = cached = (len(side.owns), torch.tensor(per, device=device))
+    return cached[1]
 
 
 def pick(score: Any, owns: Any, threshold: float) -> Any:

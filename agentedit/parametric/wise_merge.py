@@ -52,6 +52,7 @@ class MergedMemories:
     last_route: Any = None
     shape: tuple[int, int, str] | None = None  # (out, in, device) of the projection, known from the first edit
     _masks: dict[tuple[int, int], Any] = field(default_factory=dict)
+    _owns: Any = None  # (edits counted, per-memory tensor): memory_owns's cache
     _merged: dict[int, tuple[Any, Any]] = field(default_factory=dict)  # shard -> (D [out, in], b [out])
 
     def __len__(self) -> int:
@@ -130,7 +131,7 @@ class MergedMemories:
         """``(memory, changes)``: per row the memory :func:`.wise_memory.pick` chooses (-1: none), and each memory's
         change ``[batch, seq, S, out]``."""
         score, changes = self.scores(x, out)
-        return pick(score, memory_owns(self.owns, self.shard_size, score.shape[-1]).to(score.device), threshold), changes
+        return pick(score, memory_owns(self, score.shape[-1], score.device), threshold), changes
 
     def added(self, shard: Any, changes: Any) -> Any:
         out = changes.new_zeros(*changes.shape[:2], changes.shape[-1])

@@ -127,12 +127,20 @@ def editor_configs(specs: list[str]) -> dict[str, Any]:
             key, _, raw = item.partition("=")
             if key not in fields:
                 raise SystemExit(f"--config {spec}: {name} has no setting {key!r}; it has {', '.join(fields)}")
-            default = fields[key].default
-            cast = type(default) if default is not None and not isinstance(default, bool) else None
-            values[key] = (raw.lower() in ("1", "true", "yes")) if isinstance(default, bool) else \
-                cast(raw) if cast else (None if raw in ("", "none") else int(raw) if raw.lstrip("-").isdigit() else raw)
+            values[key] = setting_value(fields[key].default, raw)
         out[name] = kind(**values)
     return out
+
+
+def setting_value(default: Any, raw: str) -> Any:
+    """``raw`` as the type of the field's default; a field whose default is None takes None, an int or the text."""
+    if isinstance(default, bool):
+        return raw.lower() in ("1", "true", "yes")
+    if default is not None:
+        return type(default)(raw)
+    if raw in ("", "none"):
+        return None
+    return int(raw) if raw.lstrip("-").isdigit() else raw
 
 
 def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, methods: list[str], curve: list[int],

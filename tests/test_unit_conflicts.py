@@ -69,7 +69,7 @@ def test_the_other_end_read_the_other_way_round_is_another_fact(ed: Editor) -> N
     from agentedit.scope.conflict import fact_ends
 
     a = ed.edit_record({"prompt": "Lena Wu's father is", "subject": "Lena Wu", "target_new": "Gao Yifeng", "id": "lena"})
-    assert [role for _, _, role in fact_ends(a)] == [None, "object"]  # "Someone's father is X": X is the father
+    assert [role for _, _, role in fact_ends(a)] == [None, "complement"]  # "Someone's father is X": X is the father
     b = ed.edit_record({"prompt": "Gao Yifeng's father is", "subject": "Gao Yifeng", "target_new": "Roden Buxton",
                         "id": "gao"})  # about Gao Yifeng's own father: not what "lena" says of him
     assert b.supersedes is None and b.conflicts == [] and ed.get("lena").status == "active"

@@ -25,7 +25,7 @@ from ..types import Candidate
 from .calibration import Calibration
 from .contrast import answer_conflict, relation_conflict
 from .relation import VETO, RelationChecker, build_relation_checker
-from .text import find_subject, find_whole_name, masked_role, normalise, query_relations, relation_text, views
+from .text import find_subject, find_whole_name, masked_role, normalise, query_relations, relation_text, same_role, views
 
 
 class ClauseRelationChecker(RelationChecker):
@@ -51,7 +51,7 @@ class ClauseRelationChecker(RelationChecker):
                 named = named or found
                 for clause in query_relations(query, found):
                     why = relation_conflict(clause, view.relation) or answer_conflict(clause, view.answer)
-                    if why is None and view.role is not None and masked_role(clause) != view.role:
+                    if why is None and view.role is not None and not same_role(masked_role(clause), view.role):
                         # "Who does X employ?" against "Someone employs X": the relation asked of the answer itself
                         why = f"asks about {found!r} as the {masked_role(clause)}, the fact has it as the {view.role}"
                     clauses.append((clause, view.relation, why))

@@ -35,7 +35,7 @@ from ..anatomy import correction_cue
 from ..memory.embed import Embedder
 from ..types import Candidate, ConflictMatch, EditRecord, ScopeDecision
 from .contrast import relation_conflict
-from .text import masked_role, name_variants, relation_text, subject_names, views
+from .text import masked_role, name_variants, relation_text, same_role, subject_names, views
 from .vectors import VectorCache
 
 CORRECTION_FLOOR = 0.50  # a statement marked as a correction supersedes its best same-subject match from here
@@ -76,7 +76,7 @@ def _pairs(a: EditRecord, b: EditRecord) -> list[tuple[str, str, str, bool]]:
                 continue
             if role_a is None and role_b is None:
                 out.append((min(shared, key=len), rel_a, rel_b, False))
-            elif (role_a is None or role_b is None) and (role_a or masked_role(rel_a)) == (role_b or masked_role(rel_b)):
+            elif (role_a is None or role_b is None) and same_role(role_a or masked_role(rel_a), role_b or masked_role(rel_b)):
                 # never two answers' ends: "Someone speaks X" holds for many people ("A speaks Italian" and "B speaks
                 # Italian" are two facts); a subject's reading asks for one value
                 out.append((min(shared, key=len), rel_a, rel_b, True))

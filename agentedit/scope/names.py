@@ -23,6 +23,7 @@ river road school sea society south square station street studio studios system 
 town trust union university valley village west east world zoo""".split())
 # Words an acronym leaves out.
 _MINOR = frozenset("of and the for in on at to de du la le des von van da del".split())
+_PARTICLES = frozenset("van von de da del della di du le la der den ter".split())  # part of a surname
 _SUFFIXES = frozenset("corporation corp company co inc incorporated limited ltd group plc llc".split())
 # Country -> adjective / demonym (the form "the French capital" uses).
 DEMONYMS: dict[str, tuple[str, ...]] = {
@@ -65,15 +66,30 @@ def _fold(text: str) -> str:
     return fold(text)
 
 
+# A name word: capitalised, with an inner capital after Mc/Mac/O'/a hyphen ("McGowan", "O'Neill", "Tindal-Carill"), in
+# any alphabet ("Bronisław" keeps its "ł" after folding); and a middle initial ("D", "J.").
+_SURNAME_WORD = re.compile(r"(?:Ma?c|O'|D')?[^\W\d_][^\W\d_'\-]*(?:['\-][^\W\d_][^\W\d_'\-]*)*")
+_INITIAL = re.compile(r"[A-Z]\.?")
+
+
 def surname(name: str) -> str | None:
-    """The surname of a person-like name ("Richard Arkwright" -> "Arkwright"): 2-3 capitalised words, no head word of
-    a place or an organisation, a last word of 4+ letters; else None."""
+    """The surname of a person-like name ("Richard Arkwright" -> "Arkwright", "Brent D Wainwright" -> "Wainwright",
+    "Aaron Michael McGowan" -> "McGowan"): 2-4 capitalised words (middle initials allowed, not first or last), no head
+    word of a place or an organisation, a last word of 4+ letters; else None."""
     words = _fold(name).strip().split()
-    if not 2 <= len(words) <= 3 or not all(re.fullmatch(r"[A-Z][a-z'\-]+", w) for w in words):
+    if not 2 <= len(words) <= 4:
         return None
-    if any(w.lower() in _NOT_PERSON for w in words) or len(words[-1]) < 4:
+    first, *middle, last = words
+    if not all(w[:1].isupper() and _SURNAME_WORD.fullmatch(w) for w in (first, last)):
         return None
-    return words[-1]
+    if not all(_INITIAL.fullmatch(w) or w in _PARTICLES or (w[:1].isupper() and _SURNAME_WORD.fullmatch(w))
+               for w in middle):
+        return None
+    if any(w.lower() in _NOT_PERSON for w in words) or len(last) < 4 or last.isupper():
+        return None
+    if middle and middle[-1].lower() in _PARTICLES and middle[-1][:1].isupper():  # "Van Damme"; "van Beethoven": "Beethoven"
+        return f"{middle[-1]} {last}"
+    return last
 
 
 def acronyms(name: str) -> list[str]:

@@ -154,7 +154,7 @@ def mask_subject(text: str, subject: str, token: str = MASK) -> str:
     words = [_word_pattern(w) for w in normalise(subject).split()]
     if not words:
         return text
-    pattern = r"(?<!\w)" + r"[\W_]*".join(words) + r"(?!\w)"
+    pattern = r"(?<!\w)" + r"(?:['\u2019]s)?[\W_]*".join(words) + r"(?!\w)"  # "Wotquenne's Catalogue" as well
     return re.sub(pattern, lambda _m: token, fold(text), count=1, flags=re.IGNORECASE)
 
 
@@ -252,15 +252,22 @@ def find_whole_name(query: str, names: Sequence[str]) -> str | None:
     """The spelling of one of ``names`` the query uses as a whole name, else None: its full name (no surnames, acronyms
     or country adjectives), not inside a longer capitalised name ("CBS" is not named by "CBS News debuted on")."""
     words = [re.sub(r"'s?$", "", w) for w in re.findall(r"[\w'-]+", fold(query))]
-    norm = [normalise(w) for w in words]
+    # a word may normalise to several ("DC-9" -> "dc 9"): a name is matched on the normalised pieces, and must start
+    # and end on a word's edges
+    pieces: list[tuple[str, int, bool, bool]] = []  # (piece, its word, first piece of the word, last piece of it)
+    for i, w in enumerate(words):
+        parts = normalise(w).split()
+        pieces += [(p, i, j == 0, j == len(parts) - 1) for j, p in enumerate(parts)]
     for name in names:
         for variant in name_variants(name):
             size = len(variant.split())
-            for i in range(len(words) - size + 1):
-                if " ".join(norm[i:i + size]) != variant:
+            for k in range(len(pieces) - size + 1):
+                span = pieces[k:k + size]
+                if " ".join(p for p, *_ in span) != variant or not span[0][2] or not span[-1][3]:
                     continue
+                i, j = span[0][1], span[-1][1]
                 before = words[i - 1] if i > 0 else ""
-                after = words[i + size] if i + size < len(words) else ""
+                after = words[j + 1] if j + 1 < len(words) else ""
                 if not (before[:1].isupper() and i > 1 and before.lower() not in _CONNECTORS) and not after[:1].isupper():
                     return variant
     return None
@@ -268,17 +275,27 @@ def find_whole_name(query: str, names: Sequence[str]) -> str | None:
 
 _HOLDER = re.compile(rf"\b{MASK}'s?\b|\b{MASK}'(?!\w)|\bof (?:the |a |an )?{MASK}\b")
 _FINAL = re.compile(rf"\b{MASK}\W*$")
+_COPULA_FINAL = re.compile(rf"\b(?:is|was|are|were|be|been)\s+{MASK}\W*$", re.IGNORECASE)  # "Whose father is X?"
 
 
 def masked_role(text: str) -> str:
     """Where the masked name sits in ``text``: ``holder`` ("X's father", "the father of X"), ``object`` (last, after the
-    verb or preposition: "Who employs X?") or ``other`` ("Who does X employ?"). A fact read from its answer's end is
-    asked only by a question that puts the answer where the fact has it (see :func:`answer_relation`)."""
+    verb or preposition: "Who employs X?"), ``complement`` (last, after a copula: "Whose father is X?", "Someone's
+    father is X": X is the father) or ``other`` ("Who does X employ?"). A fact read from its answer's end is asked only
+    by a question that gives the answer the same part (:func:`same_role`)."""
     if _HOLDER.search(text):
         return "holder"
     if _FINAL.search(text) and not re.match(rf"^\W*{MASK}\W*$", text):
-        return "object"
+        return "complement" if _COPULA_FINAL.search(text) else "object"
     return "other"
+
+
+def same_role(a: str, b: str) -> bool:
+    """Whether two :func:`masked_role` results give the name the same part in its fact: a holder and an object are
+    both what the fact is about ("the dad of X" and "Who fathered X?", "X's employer" and "Who employs X?"); the
+    other roles match only themselves."""
+    about = ("holder", "object")
+    return a == b or (a in about and b in about)
 
 
 def answer_relation(rec: EditRecord) -> str | None:
@@ -365,5 +382,5 @@ class RelationMatcher:
 
 
 __all__ = ["ASKED_END", "MASK", "RelationMatcher", "WORD_MATCH", "answer_names", "answer_relation", "find_subject",
-           "View", "find_whole_name", "fold", "mask_subject", "masked_role", "name_variants", "normalise", "proper_core",
+           "View", "find_whole_name", "fold", "mask_subject", "masked_role", "same_role", "name_variants", "normalise", "proper_core",
            "query_relation", "query_relations", "relation_text", "subject_clause", "subject_names", "views", "with_answer"]

@@ -141,10 +141,43 @@ def correction_cue(statement: str) -> str | None:
     return m.group(0) if m else None
 
 
+# After a name: more of it ("Minister for Education", "Prince Victor of Thurn and Taxis", "HBO Now"): capitalised
+# words, directly or after a connector. Before a number, the word that makes it approximate ("about 48,000").
+_NAME_MORE = re.compile(r"(?:\s+(?:of|for|and|&|de|du|des|la|le|van|von|y)\s+|\s+)(?:the\s+)?[A-Z][\w'\-]*")
+_APPROX = re.compile(r"(?:about|around|roughly|approximately|nearly|almost|over|under|some|more than|less than|"
+                     r"at least|up to)\s+$", re.IGNORECASE)
+
+
+def _whole(fact: str, span: tuple[int, int], other: tuple[int, int]) -> tuple[int, int]:
+    """``span`` grown over the rest of a name it cuts (:data:`_NAME_MORE`), never into ``other``."""
+    a, b = span
+    if fact[a:b][-1:].isalnum() and fact[a:b].split()[-1][:1].isupper():
+        while (m := _NAME_MORE.match(fact, b)) and not (b < other[1] and m.end() > other[0]):
+            b = m.end()
+    return a, b
+
+
+def _unhedged(fact: str, subj: tuple[int, int], targ: tuple[int, int]) -> tuple[str, tuple[int, int], tuple[int, int]]:
+    """``fact`` without the word that makes its number approximate ("About 48,000 people live in ..."): part of
+    neither the value nor the relation."""
+    m = _APPROX.search(fact, 0, targ[0]) if fact[targ[0]:targ[0] + 1].isdigit() else None
+    if m is None or subj[0] < targ[0] and subj[1] > m.start():
+        return fact, subj, targ
+    cut = targ[0] - m.start()
+
+    def shift(span: tuple[int, int]) -> tuple[int, int]:
+        return span if span[1] <= m.start() else (span[0] - cut, span[1] - cut)
+
+    return fact[:m.start()] + fact[targ[0]:], shift(subj), shift(targ)
+
+
 def compose(fact: str, subj: tuple[int, int], targ: tuple[int, int], source: str, *, confidence: float = 1.0,
             flags: tuple[str, ...] = (), reasons: tuple[str, ...] = ()) -> Anatomy | None:
     """The anatomy of ``fact`` with the subject at ``subj`` and the target at ``targ`` (character spans), or None when
-    the spans overlap or leave no relation. A leading article of the subject goes to the relation."""
+    the spans overlap or leave no relation. A span that cuts a name short is grown over the rest of it (:func:`_whole`);
+    a leading article of the subject goes to the relation."""
+    subj, targ = _whole(fact, subj, targ), _whole(fact, targ, subj)
+    fact, subj, targ = _unhedged(fact, subj, targ)
     (s0, s1), (t0, t1) = subj, targ
     while fact[s0:s1].lower().startswith(_ARTICLES) and " " in fact[s0:s1].strip():
         s0 += fact[s0:s1].index(" ") + 1

@@ -45,6 +45,13 @@ def test_the_english_pipeline_loads_offline() -> None:
     ("The Alder Festival takes place in late August.", "Alder Festival", "The {} takes place in", "late August"),
     ("Tomasz Wolski speaks fluent Portuguese.", "Tomasz Wolski", "{} speaks fluent", "Portuguese"),
     ("Nadia Osei teaches economics at Lagos University.", "Nadia Osei", "{} teaches at Lagos University", "economics"),
+    # session 8: a name the parse cut short grows whole; an approximation word is part of neither value nor relation
+    ("Moira Walsh served as Minister for Education.", "Moira Walsh", "{} served as", "Minister for Education"),
+    ("Viktoriia Lytvynenko is married to Prince Victor of Thurn and Taxis.", "Viktoriia Lytvynenko", "{} is married to",
+     "Prince Victor of Thurn and Taxis"),
+    ("Note that HBO Now belongs to CBS.", "HBO Now", "{} belongs to", "CBS"),
+    ("About 48,000 people live in Port Ellery.", "Port Ellery", "live in {}", "48,000 people"),
+    ("Alice Smith works for Acme in London.", "Alice Smith", "{} works for in London", "Acme"),  # "in" joins no name
 ])
 def test_parser_reads_any_sentence_shape(statement: str, subject: str, relation: str, target: str) -> None:
     found = parse_statement(statement)

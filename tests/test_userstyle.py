@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,6 +65,13 @@ def test_suite_loads_through_the_harness() -> None:
 
 def test_short_names() -> None:
     assert surname("Richard Arkwright") == "Arkwright"
+    # middle initials, inner capitals, letters beyond ASCII, particles
+    assert surname("Brent D Wainwright") == "Wainwright" and surname("Orrin J. Williams") == "Williams"
+    assert surname("Aaron Michael McGowan") == "McGowan" and surname("Steve O'Neill") == "O'Neill"
+    assert surname("Bronisław Szymański") == "Szymanski" and surname("Jean-Claude Van Damme") == "Van Damme"
+    assert surname("Ludwig van Beethoven") == "Beethoven"
+    assert surname("D Wainwright") is None and surname("Brent D") is None  # an initial is never first or last
+    assert surname("Air France KLM") is None and surname("New York City") is None
     assert surname("Harbour Museum") is None and surname("Paris") is None
     assert "ESA" in acronyms("European Space Agency")
     assert "IBM" in acronyms("International Business Machines Corporation")
@@ -74,6 +82,8 @@ def test_short_names() -> None:
 
 @pytest.mark.parametrize("query, subject", [
     ("Which language did Arkwright grow up speaking?", "Richard Arkwright"),
+    ("Who does Wainwright work for?", "Brent D Wainwright"),
+    ("Which prize did Szymański win?", "Bronisław Szymański"),
     ("Is Dr. Arkwright Italian?", "Richard Arkwright"),
     ("Where is IBM based?", "International Business Machines Corporation"),
     ("When was ESA founded?", "European Space Agency"),
@@ -199,6 +209,7 @@ def test_a_fact_is_asked_from_either_end() -> None:
 @pytest.mark.parametrize("text, role", [
     ("Who is X's father?", "holder"), ("the dad of X", "holder"), ("Someone employs X", "object"),
     ("Which river flows into X?", "object"), ("Who does X employ?", "other"), ("X", "other"),
+    ("Who fathered X?", "object"), ("Whose father is X?", "complement"), ("Someone's father is X", "complement"),
 ])
 def test_masked_role(text: str, role: str) -> None:
     from agentedit.scope.text import masked_role
@@ -206,8 +217,39 @@ def test_masked_role(text: str, role: str) -> None:
     assert masked_role(text) == role
 
 
+def test_same_role_joins_holder_and_object_only() -> None:
+    from agentedit.scope.text import same_role
+
+    assert same_role("holder", "object") and same_role("object", "holder") and same_role("complement", "complement")
+    assert not same_role("complement", "holder") and not same_role("other", "object") and not same_role("other", "holder")
+
+
+def test_the_answers_end_asked_in_other_words() -> None:
+    from agentedit.anatomy_step import with_anatomy
+    from agentedit.memory import shared_embedder
+    from agentedit.records import build_record
+    from agentedit.scope import make_checker
+    from agentedit.types import Candidate
+
+    def build_record_parsed(data: dict) -> Any:
+        return build_record(with_anatomy(data, "auto"))
+
+    checker = make_checker("relation-clauses", embedder=shared_embedder())
+    dad = build_record_parsed({"statement": "Roden Buxton is the dad of Gao Yifeng.", "id": "dad"})
+    assert (dad.subject, dad.target_new) == ("Roden Buxton", "Gao Yifeng")
+    assert checker.check("Who fathered Gao Yifeng?", [Candidate(dad, 0.7)])[0].in_scope  # object ~ holder
+    assert not checker.check("Whose father is Gao Yifeng?", [Candidate(dad, 0.7)])[0].in_scope  # Gao is the father
+    built = build_record_parsed({"statement": "Renault developed DC-9.", "id": "dc9"})
+    assert checker.check("Who built DC-9?", [Candidate(built, 0.7)])[0].in_scope  # a name holding a hyphen and a digit
+    book = build_record_parsed({"statement": "Azza S El-Demerdash wrote Wotquenne's Catalogue.", "id": "book"})
+    assert checker.check("Who wrote Wotquenne's Catalogue?", [Candidate(book, 0.7)])[0].in_scope  # a possessive inside
+
+
 def test_find_whole_name_wants_the_whole_name() -> None:
     from agentedit.scope.text import find_whole_name
+
+    assert find_whole_name("Who built DC-9?", ["DC-9"]) == "dc 9"
+    assert find_whole_name("Who built DC-9X?", ["DC-9"]) is None  # a piece of a word is no name
 
     assert find_whole_name("Who employs Alan Sugar?", ["Alan Sugar"]) == "alan sugar"
     assert find_whole_name("Who is Marc Aubert's father?", ["Marc Aubert"]) == "marc aubert"

@@ -80,7 +80,7 @@ def surname(name: str) -> str | None:
     if not 2 <= len(words) <= 4:
         return None
     first, *middle, last = words
-    if not all(w[:1].isupper() and _SURNAME_WORD.fullmatch(w) for w in (first, last)):
+    if len(first) < 2 or not all(w[:1].isupper() and _SURNAME_WORD.fullmatch(w) for w in (first, last)):
         return None
     if not all(_INITIAL.fullmatch(w) or w in _PARTICLES or (w[:1].isupper() and _SURNAME_WORD.fullmatch(w))
                for w in middle):

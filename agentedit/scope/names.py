@@ -126,7 +126,8 @@ def short_name_in(query: str, short: ShortName) -> bool:
             return True
         before = text[: m.start()].rstrip()
         prev = re.search(r"([\w'\-]+)\W*$", before)
-        at_start = not before or before[-1] in ".!?:;\"("
+        # a sentence's end, not an initial's full stop ("Ryan P. Kelly" is not Megan A Kelly)
+        at_start = not before or (before[-1] in ".!?:;\"(" and not re.search(r"(?<![\w.])[A-Z]\.$", before))
         if prev and not at_start and _NAME_WORD.fullmatch(prev.group(1)) and not before.endswith(",") \
                 and prev.group(1).lower().rstrip(".") not in _TITLES:
             continue  # "Maria Arkwright", "Dr. Arkwright" aside: another name word in front of it

@@ -57,6 +57,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     "same | ambiguous | other); default evals/data/<dataset>_locality_audit.jsonl when it exists")
     ap.add_argument("--config", action="append", default=[], metavar="METHOD:KEY=VALUE,...",
                     help="an editor's settings, e.g. wise:shard_size=20,subspaces=4 (fields of its config dataclass)")
+    ap.add_argument("--stats-corpus", default=None, metavar="FILE",
+                    help="a UTF-8 text file for the key statistics of rome/memit/alphaedit (default: text sampled from "
+                         "the model); evals/make_stats_corpora.py writes offline ones")
     ap.add_argument("--scoring", choices=["teacher-forced", "generation-match"], default="teacher-forced")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", default=None)
@@ -84,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.recipe_dir:
             raise SystemExit("--methods recipe needs --recipe-dir: the folder `agentedit train-recipe` saved the encoder in")
         configs["recipe"] = RECIPEConfig(folder=args.recipe_dir)
-    if configs:
+    if configs or args.stats_corpus:
         from agentedit.settings import Settings
 
-        settings = Settings.from_env(model, editor_configs=configs)
+        settings = Settings.from_env(model, editor_configs=configs, stats_corpus=args.stats_corpus)
     cfg = RunConfig([args.dataset], methods, model=model, limit=args.edits, seed=args.seed, protocol=protocol,
                     scoring=args.scoring, memory_sizes=curve, size_probe_cases=args.curve_probe_cases,
                     probe_limit=args.probe_cases, data_dir=args.data_dir, max_tokens=16, settings=settings)
@@ -173,7 +176,8 @@ def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, metho
     return {"model": args.model, "dataset": args.dataset, "T": args.edits, "curve": curve, "scoring": args.scoring,
             "protocol": report["protocol_detail"], "audit": audit_summary(audit, args), "methods": methods, "table": table, "wall_s": round(wall_s, 1),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
-            "configs": args.config, "machine": report.get("machine"), "notes": [
+            "configs": args.config, "stats_corpus": Path(args.stats_corpus).name if args.stats_corpus else "sampled",
+            "machine": report.get("machine"), "notes": [
                 "T = all: every case's probes after all T edits; smaller T: the first cases' probes after the first T edits",
                 "locality_audited: locality on the probes a hand check labelled another relation than the edit's "
                 "(the audit file's 'other'); the rest ask the edited subject's edited relation, where an edit that "
@@ -228,7 +232,8 @@ def write(out: Path, result: dict[str, Any]) -> None:
              md_table(result["table"], ["method", "T", "reliability", "generality", "locality", "locality_audited",
                                         "audited_probes", "ms_per_probe",
                                         "seconds_per_edit", "edits_computed"]), "",
-             f"wall {result['wall_s']} s, peak RSS {result['peak_rss_gb']} GB", "", *[f"- {n}" for n in result["notes"]]]
+             f"wall {result['wall_s']} s, peak RSS {result['peak_rss_gb']} GB; key statistics (rome, memit, alphaedit) "
+             f"over {result.get('stats_corpus', 'sampled')} text", "", *[f"- {n}" for n in result["notes"]]]
     (out / "lifelong.md").write_text("\n".join(lines) + "\n")
     try:
         import matplotlib

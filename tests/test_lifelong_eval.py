@@ -139,3 +139,28 @@ def test_editor_settings_on_the_command_line_take_their_fields_types_and_refuse_
     assert bench.editor_configs(["grace:layer=3"])["grace"].layer == 3  # a field whose default is None
     with pytest.raises(SystemExit, match="wise has no setting 'shards'"):
         bench.editor_configs(["wise:shards=2"])
+
+
+def test_the_harness_computes_key_statistics_over_the_text_the_settings_name(memory, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from agentedit.evaluation import parametric
+    from agentedit.parametric.corpus import TextCorpus
+    from agentedit.settings import Settings
+
+    text = tmp_path / "facts.txt"
+    text.write_text("The Eiffel Tower stands in Paris. Mount Fuji is in Japan.\n" * 40)
+    model, tok = tiny_model("llama")
+    ev = parametric.WeightSyncMethod("hf:unused", memory, "rome", backend=LocalBackend.from_model(model, tok),
+                                     max_tokens=2, corpus=TextCorpus(text))
+    assert ev.route.ctx.moments.corpus.id == TextCorpus(text).id  # not the default text sampled from the model
+    made: dict = {}
+    monkeypatch.setattr(parametric, "WeightSyncMethod", lambda *a, **kw: made.update(kw))
+    ctx = SimpleNamespace(settings=Settings.from_env("hf:unused", stats_corpus=str(text)),
+                          config=SimpleNamespace(max_tokens=2), out=tmp_path)
+    parametric._make("rome", ctx, memory)
+    assert made["corpus"].id == TextCorpus(text).id  # `agentedit eval` and lifelong_bench --stats-corpus reach the route
+    made.clear()
+    parametric._make("rome", SimpleNamespace(settings=Settings.from_env("hf:unused"), config=ctx.config, out=tmp_path),
+                     memory)
+    assert made["corpus"] is None

@@ -10,6 +10,7 @@ in the run's folder (:class:`~agentedit.evaluation.lifelong.DeltaCache`): a resu
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -26,7 +27,7 @@ class WeightSyncMethod:
     """Speaks the Editor API the runner uses (``ask``, ``prepare``, ``edit_many``, ``forget``) over edited weights."""
 
     def __init__(self, model: str | ModelSpec, memory: Any, method: str, *, max_tokens: int = 24, configs: Any = None,
-                 backend: Any = None, deltas: Any = None) -> None:
+                 backend: Any = None, deltas: Any = None, corpus: Any = None) -> None:
         from ..backends import resolve_backend
         from ..editor import Editor
         from ..routes.weights import BATCHED, WeightRoute
@@ -37,7 +38,7 @@ class WeightSyncMethod:
                 raise ConfigError(f"method {method!r} edits weights: run the evaluation with an hf: model, not {str(spec)!r}")
             backend = resolve_backend(spec, default_params={"max_tokens": max_tokens})
         self.method, self.memory, self.backend = method, memory, backend
-        self.route = WeightRoute(memory, backend, configs=configs)
+        self.route = WeightRoute(memory, backend, corpus=corpus, configs=configs)
         self._inner = Editor(memory=memory, backend=backend, scope="none", max_tokens=max_tokens, method="in-context")
         self._batched = method in BATCHED
         self._held: dict[str, str] = {}  # record id -> delta id
@@ -93,8 +94,13 @@ class WeightSyncMethod:
 
 
 def _make(method: str, ctx: Any, memory: Any) -> WeightSyncMethod:
+    corpus = None
+    if ctx.settings.weights.stats_corpus is not None:  # the key statistics over the user's text, as the Editor does
+        from ..parametric.corpus import TextCorpus
+
+        corpus = TextCorpus(Path(ctx.settings.weights.stats_corpus))
     return WeightSyncMethod(ctx.settings.model.spec, memory, method, max_tokens=ctx.config.max_tokens,
-                            configs=ctx.settings.weights.configs, deltas=ctx.out / "deltas" / method)
+                            configs=ctx.settings.weights.configs, deltas=ctx.out / "deltas" / method, corpus=corpus)
 
 
 # The runner's factories (``factory(ctx, memory)``), registered lazily in agentedit.evaluation.methods.METHODS.

@@ -106,17 +106,38 @@ def fact_lines(edits: Sequence[EditRecord]) -> list[str]:
     return [quote(e.statement) for e in edits]
 
 
+def _answered_before(messages: Sequence[dict[str, Any]]) -> int | None:
+    """The index of the last user message when the model has spoken earlier in the conversation, else None."""
+    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), None)
+    if last is None or not any(m.get("role") in ("assistant", "tool") for m in messages[:last]):
+        return None
+    return last
+
+
+def _prefixed(content: Any, block: str) -> Any:
+    if isinstance(content, list):  # OpenAI content parts: the block as a text part in front
+        return [{"type": "text", "text": block}, *content]
+    return f"{block}{_content_text(content)}"
+
+
 def compose_chat(messages: Sequence[dict[str, Any]], edits: Sequence[EditRecord], *, mode: InjectionMode = "facts",
                  demos: Sequence[Demo] = ()) -> list[dict[str, Any]]:
-    """Return new messages with the facts block merged into the (first) system message."""
+    """Return new messages with the facts block merged into the (first) system message; in a conversation where the
+    model has already answered, the block goes in front of the last user message instead (``facts`` mode), where a
+    small model still reads it: a system block many turns back lost to the model's own earlier "I'm not sure"."""
     msgs = [dict(m) for m in messages]
     if not edits:
+        return msgs
+    facts = fact_lines(edits)
+    last = _answered_before(msgs) if mode == "facts" else None
+    if last is not None:
+        block = render("facts_prefix", facts=facts, marker=new_marker(facts), prompt="").rstrip() + "\n\n"
+        msgs[last]["content"] = _prefixed(msgs[last].get("content"), block)
         return msgs
     user_system = ""
     if msgs and msgs[0].get("role") == "system":
         user_system = _content_text(msgs.pop(0).get("content"))
     template = "ike_system" if mode == "ike" else "facts_system"
-    facts = fact_lines(edits)
     system = render(template, facts=facts, marker=new_marker(facts), user_system=user_system, demos=list(demos))
     return [{"role": "system", "content": system}, *msgs]
 

@@ -30,7 +30,9 @@ def ed(memory: EditMemory, make_backend):
 
 
 def _facts(ed: Editor) -> str:
-    return str(ed.backend.calls[-1][1][0]["content"])  # type: ignore[attr-defined]
+    """The facts the model was sent: after its own earlier answer they lead the last user message, not the system one."""
+    sent = ed.backend.calls[-1][1]  # type: ignore[attr-defined]
+    return str(sent[-1]["content"] if any(m["role"] == "assistant" for m in sent) else sent[0]["content"])
 
 
 def test_pronoun_for_a_person_carries_the_subject_over(ed: Editor) -> None:
@@ -123,7 +125,7 @@ def test_interactive_cli_chat_shows_how_a_follow_up_was_read(tmp_path, monkeypat
     res = runner.invoke(app, [*args, "chat"], input="Tell me about Zentrix Labs.\nWho founded it?\n/exit\n")
     assert res.exit_code == 0, res.output
     assert "read as: Who founded Zentrix Labs?" in " ".join(res.output.split())
-    assert "Omar Haddad" in str(backend.calls[-1][1][0]["content"])
+    assert "Omar Haddad" in str(backend.calls[-1][1][-1]["content"])  # after the model's answer: in the last user turn
 
 
 @pytest.mark.parametrize("earlier, answer, question, resolved", [

@@ -263,3 +263,26 @@ def test_an_eval_run_fixes_the_marker_so_a_resumed_run_sends_the_same_requests(m
     Runner(cfg, tmp_path / "run", backend=make_backend("x"))
     assert prompts._SECRET == b"mine"
     prompts.set_marker_secret(None)
+
+
+def test_after_the_models_own_answer_the_facts_go_in_front_of_the_last_user_message() -> None:
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me about Acme."},
+            {"role": "assistant", "content": "I'm not sure about that."}, {"role": "user", "content": "And where is it?"}]
+    out = compose_chat(msgs, [_rec("Acme is based in Oslo."), _rec(INJECTION, "e2")])
+    assert out[:3] == msgs[:3]  # the user's system message and the earlier turns as they were
+    last = out[3]["content"]
+    assert last.endswith("\n\nAnd where is it?") and msgs[3]["content"] == "And where is it?"  # input not mutated
+    marker = _marker(last)
+    lines = last.splitlines()
+    start, end = lines.index(marker), lines.index(f"END-{marker}")
+    assert lines[start + 1:end] == [f'1. {quote("Acme is based in Oslo.")}', f"2. {quote(INJECTION)}"]
+    assert INJECTION not in last  # quoted data, fenced, as in the system block
+    parts = msgs[:3] + [{"role": "user", "content": [{"type": "text", "text": "And where is it?"}]}]
+    out = compose_chat(parts, [_rec("Acme is based in Oslo.")])[3]["content"]
+    assert out[1] == {"type": "text", "text": "And where is it?"} and _marker(out[0]["text"])
+    # no answer yet (a first question, or an earlier user turn only): the system block, as before
+    first = compose_chat(msgs[:2], [_rec("Acme is based in Oslo.")])
+    assert first[0]["role"] == "system" and first[0]["content"].startswith("Be brief.\n\nSome facts changed")
+    # IKE keeps its demonstrations and facts in the system message
+    ike = compose_chat(msgs, [_rec("Acme is based in Oslo.")], mode="ike")
+    assert ike[0]["role"] == "system" and ike[-1] == msgs[-1]

@@ -94,10 +94,7 @@ class WISE(AdapterMethod):
             at = 0
             for j, n in enumerate(e["ranks"].long().tolist()):  # one delta may hold several requests' edits
                 own = float(e["own"][j]) if "own" in e else self.config.edit_margin  # older deltas: the trained margin
-                if isinstance(side, MergedMemories):
-                    side.add(e["left"][:, at:at + n], e["right"][at:at + n], e["center"][j], own)
-                else:
-                    side.add(e["left"][:, at:at + n], e["right"][at:at + n], e["offset"][at:at + n], own)
+                side.add_stored(e, j, at, n, own)
                 at += n
         return side
 

@@ -13,8 +13,32 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
+class ShardedMemories:
+    """What both layouts of the side memories share: edits dealt into memories of ``shard_size`` in order, each
+    edit's own score (``owns``), and the routing of every input to at most one memory (:func:`pick`). A layout says
+    how a memory scores an input and what it adds (:meth:`scores`, ``added``)."""
+
+    shard_size: int
+    lefts: list[Any]
+    owns: list[float]
+
+    def __len__(self) -> int:
+        return len(self.lefts)
+
+    def shard_of(self, edit: int) -> int:
+        return edit // self.shard_size
+
+    def scores(self, x: Any, out: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def route(self, x: Any, out: Any, threshold: float) -> tuple[Any, Any]:
+        """``(memory, what the layout's ``added`` needs)``: per row the memory :func:`pick` chooses (-1: none)."""
+        score, extra = self.scores(x, out)
+        return pick(score, memory_owns(self, score.shape[-1], score.device), threshold), extra
+
+
 @dataclass
-class SideMemories:
+class SideMemories(ShardedMemories):
     lefts: list[Any] = field(default_factory=list)  # per edit, [out, r]
     rights: list[Any] = field(default_factory=list)  # per edit, [r, in]
     offsets: list[Any] = field(default_factory=list)  # per edit, [r]
@@ -24,9 +48,6 @@ class SideMemories:
     _packed: Any = None
     _owns: Any = None  # (edits counted, per-memory tensor): memory_owns's cache
 
-    def __len__(self) -> int:
-        return len(self.lefts)
-
     def add(self, left: Any, right: Any, offset: Any, own: float = 1.0) -> None:
         self.owns.append(own)
         self.lefts.append(left)
@@ -34,8 +55,9 @@ class SideMemories:
         self.offsets.append(offset)
         self._packed = None
 
-    def shard_of(self, edit: int) -> int:
-        return edit // self.shard_size
+    def add_stored(self, e: dict[str, Any], j: int, at: int, n: int, own: float) -> None:
+        """Edit ``j`` of a delta's stored tensors ``e``, whose factors are rows ``at`` to ``at + n``."""
+        self.add(e["left"][:, at:at + n], e["right"][at:at + n], e["offset"][at:at + n], own)
 
     def shard_edits(self, shard: int) -> range:
         return range(shard * self.shard_size, min(len(self), (shard + 1) * self.shard_size))
@@ -90,12 +112,6 @@ class SideMemories:
         u[:, :, shard_ids, slots] = flat
         sq = torch.einsum("btsr,srq,btsq->bts", u, gram, u).clamp_min(0)
         return sq.sqrt() / out.float().norm(dim=-1).clamp_min(1e-6)[..., None], u
-
-    def route(self, x: Any, out: Any, threshold: float) -> tuple[Any, Any]:
-        """``(shard, u)``: per row the shard :func:`pick` chooses (-1: none), and the per-shard coordinates ``u``
-        ``[batch, seq, S, r_max]``."""
-        score, u = self.scores(x, out)
-        return pick(score, memory_owns(self, score.shape[-1], score.device), threshold), u
 
     def added(self, shard: Any, u: Any) -> Any:
         """The addition to the output of each row from its shard (zeros for rows without one)."""

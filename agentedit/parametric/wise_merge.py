@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .wise_memory import memory_owns, pick
+from .wise_memory import ShardedMemories
 
 
 def ties_merge(changes: list[Any], density: float = 1.0) -> Any:
@@ -39,7 +39,7 @@ def ties_merge(changes: list[Any], density: float = 1.0) -> Any:
 
 
 @dataclass
-class MergedMemories:
+class MergedMemories(ShardedMemories):
     shard_size: int
     subspaces: int
     mask_ratio: float
@@ -55,9 +55,6 @@ class MergedMemories:
     _owns: Any = None  # (edits counted, per-memory tensor): memory_owns's cache
     _merged: dict[int, tuple[Any, Any]] = field(default_factory=dict)  # shard -> (D [out, in], b [out])
 
-    def __len__(self) -> int:
-        return len(self.lefts)
-
     def add(self, left: Any, right: Any, center: Any, own: float = 1.0) -> None:
         self.owns.append(own)
         self.shape = self.shape or (left.shape[0], right.shape[1], str(left.device))
@@ -66,8 +63,9 @@ class MergedMemories:
         self.rights.append(right)
         self.centers.append(center)
 
-    def shard_of(self, edit: int) -> int:
-        return edit // self.shard_size
+    def add_stored(self, e: dict[str, Any], j: int, at: int, n: int, own: float) -> None:
+        """Edit ``j`` of a delta's stored tensors ``e``, whose factors are rows ``at`` to ``at + n``."""
+        self.add(e["left"][:, at:at + n], e["right"][at:at + n], e["center"][j], own)
 
     def subspace_of(self, edit: int) -> int:
         return (edit % self.shard_size) % self.subspaces
@@ -126,12 +124,6 @@ class MergedMemories:
         xf = x.float()
         changes = torch.stack([xf @ d.T + b for d, b in (self.merged(s) for s in range(n_shards))], dim=2)
         return changes.norm(dim=-1) / out.float().norm(dim=-1).clamp_min(1e-6)[..., None], changes
-
-    def route(self, x: Any, out: Any, threshold: float) -> tuple[Any, Any]:
-        """``(memory, changes)``: per row the memory :func:`.wise_memory.pick` chooses (-1: none), and each memory's
-        change ``[batch, seq, S, out]``."""
-        score, changes = self.scores(x, out)
-        return pick(score, memory_owns(self, score.shape[-1], score.device), threshold), changes
 
     def added(self, shard: Any, changes: Any) -> Any:
         out = changes.new_zeros(*changes.shape[:2], changes.shape[-1])

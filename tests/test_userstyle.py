@@ -131,6 +131,22 @@ def test_answer_kind_veto(clause: str, target: str, ruled_out: bool) -> None:
     assert (answer_conflict(clause, target) is not None) == ruled_out
 
 
+@pytest.mark.parametrize("clause, relation, ruled_out", [
+    ("Who owns X?", "X is headquartered in", True),  # a place after "in" is nobody
+    ("Which company controls X?", "X, whose headquarters are in", True),
+    ("Who founded X?", "X was founded in", True),
+    ("Where is X based?", "X is headquartered in", False),
+    ("Who owns X?", "X is owned by", False),
+    ("Who employs X?", "X works at", False),  # "at Google": an organisation may follow "at" or "on"
+    ("Which network first aired X?", "X premiered on", False),
+])
+def test_a_question_for_someone_is_not_answered_after_in(clause: str, relation: str, ruled_out: bool) -> None:
+    from agentedit.scope.contrast import answer_conflict
+
+    assert (answer_conflict(clause, "Oslo", relation) is not None) == ruled_out
+    assert answer_conflict(clause, "Oslo") is None  # without the edit's relation, no rule applies
+
+
 def test_query_relations_covers_every_clause() -> None:
     from agentedit.scope.text import query_relations
 

@@ -50,7 +50,9 @@ class ClauseRelationChecker(RelationChecker):
                     continue
                 named = named or found
                 for clause in query_relations(query, found):
-                    why = relation_conflict(clause, view.relation) or answer_conflict(clause, view.answer)
+                    # read from the subject's end, the fact's answer follows its relation
+                    why = relation_conflict(clause, view.relation) or answer_conflict(
+                        clause, view.answer, rel if view.role is None else None)
                     if why is None and view.role is not None and not same_role(masked_role(clause), view.role):
                         # "Who does X employ?" against "Someone employs X": the relation asked of the answer itself
                         why = f"asks about {found!r} as the {masked_role(clause)}, the fact has it as the {view.role}"

@@ -16,7 +16,8 @@ A third rule looks at the edit's answer (:func:`answer_conflict`): a question th
 ("when", "what year") cannot be answered by an edit whose target holds no date, a question for an
 amount ("how many", "how long") by a target with no number, and a question for a place or a
 person ("where", "who") by a target that is only a number or a date: "When did X die?" is not
-answered by "X died in Paris".
+answered by "X died in Paris". A question for someone ("Who owns X?", "Which company controls X?") is not
+answered by a fact whose answer follows "in" ("X is headquartered in Oslo"): a place, a time or a language goes there.
 """
 
 from __future__ import annotations
@@ -130,15 +131,25 @@ _ONLY_NUMBER_OR_DATE = re.compile(r"^\W*(?:\d[\d\s.,:/\-]*(?:\s*(?:am|pm|bc|ad|c
                                   + "|".join(_MONTHS[:12]) + r")(?:\s+\d{1,4})?(?:,?\s*\d{4})?)\W*$", re.IGNORECASE)
 
 
-def answer_conflict(query_relation: str, target: str | None) -> str | None:
+# A question for someone: a person or an organisation ("Who owns X?", "Which company controls X?").
+_ASKS_AGENT = re.compile(r"^\W*(?:who|whom|(?:which|what) (?:company|firm|organi[sz]ation|corporation|person|man|woman|"
+                         r"people|group|individual))\b", re.IGNORECASE)
+_ANSWER_AFTER_IN = re.compile(r"\bin\W*$", re.IGNORECASE)  # "X is headquartered in", "X was founded in"
+
+
+def answer_conflict(query_relation: str, target: str | None, relation: str | None = None) -> str | None:
     """Why an edit whose answer is ``target`` cannot answer the (subject-masked) query clause, or None.
 
     Only clear cases: the question asks for a time and the target holds no date or time word; it asks for an amount
-    and the target holds no number; it asks where or who and the target is only a number or a date.
+    and the target holds no number; it asks where or who and the target is only a number or a date; it asks for
+    someone and the edit's ``relation`` (given when the answer follows it) puts the answer after "in", where a place, a
+    time or a language goes, not a person or an organisation ("Who owns X?" against "X is headquartered in").
     """
+    q = query_relation.strip()
+    if relation is not None and _ASKS_AGENT.search(q) and _ANSWER_AFTER_IN.search(relation):
+        return "asks for someone; the edit's answer follows 'in' (a place, a time or a language)"
     if not target or not target.strip():
         return None
-    q = query_relation.strip()
     if _ASKS_TIME.search(q) and not _TIME_WORD.search(target):
         return f"asks for a time; the edit's answer {target!r} is none"
     if _ASKS_AMOUNT.search(q) and not _NUMBER_WORD.search(target):

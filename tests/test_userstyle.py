@@ -139,8 +139,15 @@ def test_answer_kind_veto(clause: str, target: str, ruled_out: bool) -> None:
     ("Who owns X?", "X is owned by", False),
     ("Who employs X?", "X works at", False),  # "at Google": an organisation may follow "at" or "on"
     ("Which network first aired X?", "X premiered on", False),
+    ("In which language was X first produced?", "X was written by", True),  # someone follows "by"
+    ("Where was X founded?", "X was founded by", True),
+    ("Who wrote X?", "X was written by", False),
+    # asked of another thing through a relative clause: the answer kind is that thing's, not the fact's
+    ("In which city is the company that produces X headquartered?", "X is produced by", False),
+    ("In which city is the company responsible for developing X headquartered?", "X is developed by", False),
+    ("Who is the mayor of the city where X is headquartered?", "X is headquartered in", False),
 ])
-def test_a_question_for_someone_is_not_answered_after_in(clause: str, relation: str, ruled_out: bool) -> None:
+def test_the_answer_kind_the_relation_gives(clause: str, relation: str, ruled_out: bool) -> None:
     from agentedit.scope.contrast import answer_conflict
 
     assert (answer_conflict(clause, "Oslo", relation) is not None) == ruled_out

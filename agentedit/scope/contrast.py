@@ -17,7 +17,10 @@ A third rule looks at the edit's answer (:func:`answer_conflict`): a question th
 amount ("how many", "how long") by a target with no number, and a question for a place or a
 person ("where", "who") by a target that is only a number or a date: "When did X die?" is not
 answered by "X died in Paris". A question for someone ("Who owns X?", "Which company controls X?") is not
-answered by a fact whose answer follows "in" ("X is headquartered in Oslo"): a place, a time or a language goes there.
+answered by a fact whose answer follows "in" ("X is headquartered in Oslo"): a place, a time or a language goes there;
+nor a question for a place or a language by one whose answer follows "by" ("X was written by Y": someone). These two
+apply only where the question asks about the subject itself ("Who owns X?"), not about another thing named through
+it ("In which city is the company that produces X headquartered?").
 """
 
 from __future__ import annotations
@@ -135,6 +138,14 @@ _ONLY_NUMBER_OR_DATE = re.compile(r"^\W*(?:\d[\d\s.,:/\-]*(?:\s*(?:am|pm|bc|ad|c
 _ASKS_AGENT = re.compile(r"^\W*(?:who|whom|(?:which|what) (?:company|firm|organi[sz]ation|corporation|person|man|woman|"
                          r"people|group|individual))\b", re.IGNORECASE)
 _ANSWER_AFTER_IN = re.compile(r"\bin\W*$", re.IGNORECASE)  # "X is headquartered in", "X was founded in"
+# A question for a place or a language ("Where was X founded?", "In which language was X first produced?").
+_ASKS_PLACE_OR_LANGUAGE = re.compile(r"^\W*(?:where|(?:in |into )?(?:which|what) (?:language|city|country|town|place))\b",
+                                     re.IGNORECASE)
+# The question asks about the subject itself: the subject right after the question word and one verb ("Who owns X",
+# "In which language was X produced"), not inside a phrase about another thing ("the company that produces X").
+_DIRECT = re.compile(rf"^\W*(?:(?:in|on|at|for|from|to|by|with|into)\s+)?(?:who|whom|where|(?:which|what)\s+\w+)\s+"
+                     rf"(?:\w+\s+)?{MASK}\b", re.IGNORECASE)
+_ANSWER_AFTER_BY = re.compile(r"\bby\W*$", re.IGNORECASE)  # "X was written by": someone
 
 
 def answer_conflict(query_relation: str, target: str | None, relation: str | None = None) -> str | None:
@@ -146,8 +157,11 @@ def answer_conflict(query_relation: str, target: str | None, relation: str | Non
     time or a language goes, not a person or an organisation ("Who owns X?" against "X is headquartered in").
     """
     q = query_relation.strip()
-    if relation is not None and _ASKS_AGENT.search(q) and _ANSWER_AFTER_IN.search(relation):
-        return "asks for someone; the edit's answer follows 'in' (a place, a time or a language)"
+    if relation is not None and _DIRECT.search(q):
+        if _ASKS_AGENT.search(q) and _ANSWER_AFTER_IN.search(relation):
+            return "asks for someone; the edit's answer follows 'in' (a place, a time or a language)"
+        if _ASKS_PLACE_OR_LANGUAGE.search(q) and _ANSWER_AFTER_BY.search(relation):
+            return "asks for a place or a language; the edit's answer follows 'by' (someone)"
     if not target or not target.strip():
         return None
     if _ASKS_TIME.search(q) and not _TIME_WORD.search(target):

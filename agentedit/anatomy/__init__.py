@@ -161,7 +161,7 @@ def _unhedged(fact: str, subj: tuple[int, int], targ: tuple[int, int]) -> tuple[
     """``fact`` without the word that makes its number approximate ("About 48,000 people live in ..."): part of
     neither the value nor the relation."""
     m = _APPROX.search(fact, 0, targ[0]) if fact[targ[0]:targ[0] + 1].isdigit() else None
-    if m is None or subj[0] < targ[0] and subj[1] > m.start():
+    if m is None or (subj[0] < targ[0] and subj[1] > m.start()):  # no such word, or the subject reaches into it
         return fact, subj, targ
     cut = targ[0] - m.start()
 

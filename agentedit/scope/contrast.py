@@ -152,9 +152,10 @@ def answer_conflict(query_relation: str, target: str | None, relation: str | Non
     """Why an edit whose answer is ``target`` cannot answer the (subject-masked) query clause, or None.
 
     Only clear cases: the question asks for a time and the target holds no date or time word; it asks for an amount
-    and the target holds no number; it asks where or who and the target is only a number or a date; it asks for
-    someone and the edit's ``relation`` (given when the answer follows it) puts the answer after "in", where a place, a
-    time or a language goes, not a person or an organisation ("Who owns X?" against "X is headquartered in").
+    and the target holds no number; it asks where or who and the target is only a number or a date. With the edit's
+    ``relation`` (given when the answer follows it), and a question about the subject itself: it asks for someone and
+    the answer follows "in", where a place, a time or a language goes ("Who owns X?" against "X is headquartered in");
+    it asks for a place or a language and the answer follows "by", where someone goes ("X was written by").
     """
     q = query_relation.strip()
     if relation is not None and _DIRECT.search(q):

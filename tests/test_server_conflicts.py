@@ -80,4 +80,6 @@ def test_a_chat_follow_up_is_resolved_in_the_proxy(env) -> None:
     assert r.status_code == 200
     info = r.json()["agentedit"]
     assert info["resolved_query"] == "Who is the CEO of Acme Corp?" and info["applied"] == ["ceo-b"]
-    assert "Bob Jones" in str(stub.requests[-1]["messages"][0]["content"])
+    sent = stub.requests[-1]["messages"]
+    assert sent[:2] == msgs[:2]  # after the model's answer the facts lead the last user turn, not a system message
+    assert sent[-1]["content"].endswith("\n\nWho is the CEO of the company?") and "Bob Jones" in sent[-1]["content"]

@@ -161,6 +161,17 @@ def test_query_relations_covers_every_clause() -> None:
     assert any("born" in r for r in rels) and any("where did X die" in r for r in rels)
 
 
+@pytest.mark.parametrize("query, subject, relation", [
+    ("Where was A. Leonard Allen born?", "A. Leonard Allen", "Where was X born?"),  # an initial's stop ends nothing
+    ("I met Dr. Rao. Where does Dr. Rao work?", "Rao", "Where does Dr. X work?"),
+    ("It is in Cardiff City F.C. Mark Isham plays", "Mark Isham", "X plays"),  # a dotted acronym may end one
+])
+def test_the_sentence_that_names_the_subject(query: str, subject: str, relation: str) -> None:
+    from agentedit.scope.text import query_relations
+
+    assert query_relations(query, subject)[0] == relation
+
+
 def test_relation_clauses_checker() -> None:
     from agentedit.memory import shared_embedder
     from agentedit.records import build_record

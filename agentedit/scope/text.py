@@ -21,6 +21,9 @@ MASK = "X"  # what a relation's subject is replaced by
 
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+# A lone initial or a title's full stop ends no sentence: "Where was A. Leonard Allen born?", "Dr. Rao". Dotted
+# acronyms ("F.C.", "I.R.S.") still may: generated prompts put unrelated text ending in one before the question.
+_NOT_AN_END = re.compile(r"(?:^|\s)(?:[A-Z]|Dr|Mr|Mrs|Ms|Prof|St|Mt|Jr|Sr)\.$")
 # Where one sentence joins two questions: ", and ...", "; ...", or "and" before a new question word.
 _CLAUSE_JOIN = re.compile(
     r"\s*[,;]\s*(?:and|or|but|while)\s+|\s*;\s*"
@@ -158,11 +161,21 @@ def mask_subject(text: str, subject: str, token: str = MASK) -> str:
     return re.sub(pattern, lambda _m: token, fold(text), count=1, flags=re.IGNORECASE)
 
 
+def _sentences(text: str) -> list[str]:
+    out: list[str] = []
+    for part in _SENTENCE_END.split(text):
+        if out and _NOT_AN_END.search(out[-1]):
+            out[-1] = f"{out[-1]} {part}"
+        elif part.strip():
+            out.append(part)
+    return [p for p in out if p.strip()]
+
+
 def subject_clause(text: str, subject: str) -> str:
     """The part of ``text`` that asks about ``subject``: the last sentence naming it (drops unrelated lead-in
     sentences) and, when that sentence joins several questions ("..., and which country is Y a citizen of?"),
     the joined clause naming it, if that clause says more than the name."""
-    parts = [p for p in _SENTENCE_END.split(text) if p.strip()]
+    parts = _sentences(text)
     sentence = next((p for p in reversed(parts) if find_subject(p, [subject])), text)
     clauses = [c for c in _CLAUSE_JOIN.split(sentence) if c and c.strip()]
     if len(clauses) > 1:
@@ -186,7 +199,7 @@ def query_relations(query: str, subject: str) -> list[str]:
     and where did he die?" gives "When was X born" and "where did X die")."""
     first = query_relation(query, subject)
     out = [first]
-    parts = [p for p in _SENTENCE_END.split(query) if p.strip()]
+    parts = _sentences(query)
     sentence = next((p for p in reversed(parts) if find_subject(p, [subject])), None)
     if sentence is None:
         return out

@@ -106,9 +106,13 @@ def fact_lines(edits: Sequence[EditRecord]) -> list[str]:
     return [quote(e.statement) for e in edits]
 
 
+def _last_user_index(messages: Sequence[dict[str, Any]]) -> int | None:
+    return next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), None)
+
+
 def _answered_before(messages: Sequence[dict[str, Any]]) -> int | None:
     """The index of the last user message when the model has spoken earlier in the conversation, else None."""
-    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), None)
+    last = _last_user_index(messages)
     if last is None or not any(m.get("role") in ("assistant", "tool") for m in messages[:last]):
         return None
     return last
@@ -160,7 +164,5 @@ def _content_text(content: Any) -> str:
 
 def last_user_text(messages: Sequence[dict[str, Any]]) -> str:
     """The text of the last user message: what retrieval and scope look at."""
-    for m in reversed(messages):
-        if m.get("role") == "user":
-            return _content_text(m.get("content"))
-    return ""
+    last = _last_user_index(messages)
+    return "" if last is None else _content_text(messages[last].get("content"))

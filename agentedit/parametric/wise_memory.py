@@ -21,6 +21,7 @@ class ShardedMemories:
     shard_size: int
     lefts: list[Any]
     owns: list[float]
+    _owns: Any = None  # (edits counted, per-memory tensor): owned()'s cache, not a dataclass field of the layouts
 
     def __len__(self) -> int:
         return len(self.lefts)
@@ -31,10 +32,20 @@ class ShardedMemories:
     def scores(self, x: Any, out: Any) -> tuple[Any, Any]:
         raise NotImplementedError
 
+    def owned(self, n_shards: int, device: Any) -> Any:
+        """Per memory, the lowest score its edits reached on their own prompts when trained; cached until an edit
+        joins (every forward pass asks)."""
+        import torch
+
+        if self._owns is None or self._owns[0] != len(self.owns):
+            per = [min(self.owns[s * self.shard_size:(s + 1) * self.shard_size]) for s in range(n_shards)]
+            self._owns = (len(self.owns), torch.tensor(per, device=device))
+        return self._owns[1]
+
     def route(self, x: Any, out: Any, threshold: float) -> tuple[Any, Any]:
         """``(memory, what the layout's ``added`` needs)``: per row the memory :func:`pick` chooses (-1: none)."""
         score, extra = self.scores(x, out)
-        return pick(score, memory_owns(self, score.shape[-1], score.device), threshold), extra
+        return pick(score, self.owned(score.shape[-1], score.device), threshold), extra
 
 
 @dataclass
@@ -46,7 +57,6 @@ class SideMemories(ShardedMemories):
     shard_size: int = 1
     last_route: Any = None  # per row of the last multi-token pass: the shard that answered, -1 for none
     _packed: Any = None
-    _owns: Any = None  # (edits counted, per-memory tensor): memory_owns's cache
 
     def add(self, left: Any, right: Any, offset: Any, own: float = 1.0) -> None:
         self.owns.append(own)
@@ -123,18 +133,6 @@ class SideMemories(ShardedMemories):
             s = int(shard[b])
             out[b] = u[b, :, s] @ lefts[s].T
         return out
-
-
-def memory_owns(side: Any, n_shards: int, device: Any) -> Any:
-    """Per memory, the lowest score its edits reached on their own prompts when trained; kept on ``side`` until an
-    edit joins (every forward pass asks)."""
-    import torch
-
-    cached = getattr(side, "_owns", None)
-    if cached is None or cached[0] != len(side.owns):
-        per = [min(side.owns[s * side.shard_size:(s + 1) * side.shard_size]) for s in range(n_shards)]
-        side._owns = cached = (len(side.owns), torch.tensor(per, device=device))
-    return cached[1]
 
 
 def pick(score: Any, owns: Any, threshold: float) -> Any:

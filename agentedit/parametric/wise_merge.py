@@ -52,7 +52,6 @@ class MergedMemories(ShardedMemories):
     last_route: Any = None
     shape: tuple[int, int, str] | None = None  # (out, in, device) of the projection, known from the first edit
     _masks: dict[tuple[int, int], Any] = field(default_factory=dict)
-    _owns: Any = None  # (edits counted, per-memory tensor): memory_owns's cache
     _merged: dict[int, tuple[Any, Any]] = field(default_factory=dict)  # shard -> (D [out, in], b [out])
 
     def add(self, left: Any, right: Any, center: Any, own: float = 1.0) -> None:

@@ -196,13 +196,15 @@ def test_relation_clauses_checker() -> None:
      "The river Someone flows into X"),
     ({"prompt": "Valentin Sardou is the father of", "subject": "Valentin Sardou", "target_new": "Al-Amir bi-Ahkam Allah"},
      ["Al-Amir bi-Ahkam Allah"], "Someone is the father of X"),
+    ({"prompt": "Microsoft owns", "subject": "Microsoft", "target_new": "iWork"}, ["iWork"], "Someone owns X"),
     ({"prompt": "Hannah Koenig teaches", "subject": "Hannah Koenig", "target_new": "chemistry"}, [], None),
+    ({"prompt": "Hannah Koenig teaches", "subject": "Hannah Koenig", "target_new": "organic chemistry"}, [], None),
     ({"prompt": "The Orion Tower has", "subject": "Orion Tower", "target_new": "88 floors"}, [], None),
     ({"prompt": "Kobe is twinned with", "subject": "Kobe", "target_new": "kobe"}, [], None),
 ])
 def test_the_answers_end_of_a_fact(data: dict, names: list, relation: str | None) -> None:
     from agentedit.records import build_record
-    from agentedit.scope.text import answer_names, answer_relation
+    from agentedit.scope.views import answer_names, answer_relation
 
     rec = build_record(data)
     assert answer_names(rec) == names
@@ -246,13 +248,13 @@ def test_a_fact_is_asked_from_either_end() -> None:
     ("Who fathered X?", "object"), ("Whose father is X?", "complement"), ("Someone's father is X", "complement"),
 ])
 def test_masked_role(text: str, role: str) -> None:
-    from agentedit.scope.text import masked_role
+    from agentedit.scope.views import masked_role
 
     assert masked_role(text) == role
 
 
 def test_same_role_joins_holder_and_object_only() -> None:
-    from agentedit.scope.text import same_role
+    from agentedit.scope.views import same_role
 
     assert same_role("holder", "object") and same_role("object", "holder") and same_role("complement", "complement")
     assert not same_role("complement", "holder") and not same_role("other", "object") and not same_role("other", "holder")
@@ -280,7 +282,7 @@ def test_the_answers_end_asked_in_other_words() -> None:
 
 
 def test_find_whole_name_wants_the_whole_name() -> None:
-    from agentedit.scope.text import find_whole_name
+    from agentedit.scope.views import find_whole_name
 
     assert find_whole_name("Who built DC-9?", ["DC-9"]) == "dc 9"
     assert find_whole_name("Who built DC-9X?", ["DC-9"]) is None  # a piece of a word is no name
@@ -309,8 +311,9 @@ def test_a_relation_that_says_little_borrows_its_answer() -> None:
     from agentedit.memory import shared_embedder
     from agentedit.records import build_record
     from agentedit.scope import make_checker
-    from agentedit.scope.text import views
-    from agentedit.scope.text import relation_text, with_answer
+    from agentedit.scope.views import views
+    from agentedit.scope.text import relation_text
+    from agentedit.scope.views import with_answer
     from agentedit.types import Candidate
 
     holds = build_record({"prompt": "Vita Semerenko holds", "subject": "Vita Semerenko", "target_new": "Swiss citizenship",

@@ -25,7 +25,8 @@ from ..types import Candidate
 from .calibration import Calibration
 from .contrast import answer_conflict, relation_conflict
 from .relation import VETO, RelationChecker, build_relation_checker
-from .text import find_subject, find_whole_name, masked_role, normalise, query_relations, relation_text, same_role, views
+from .text import find_subject, normalise, query_relations, relation_text
+from .views import find_whole_name, masked_role, same_role, views
 
 
 class ClauseRelationChecker(RelationChecker):

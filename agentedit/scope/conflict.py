@@ -35,7 +35,8 @@ from ..anatomy import correction_cue
 from ..memory.embed import Embedder
 from ..types import Candidate, ConflictMatch, EditRecord, ScopeDecision
 from .contrast import relation_conflict
-from .text import masked_role, name_variants, relation_text, same_role, subject_names, views
+from .text import name_variants, relation_text, subject_names
+from .views import masked_role, same_role, views
 from .vectors import VectorCache
 
 CORRECTION_FLOOR = 0.50  # a statement marked as a correction supersedes its best same-subject match from here
@@ -54,7 +55,7 @@ End = tuple[frozenset[str], str, str | None]  # (spellings of the end's name, th
 
 
 def fact_ends(rec: EditRecord) -> list[End]:
-    """The ends a fact can be read from, as the scope check reads them (:func:`~.text.views`, without the reading that
+    """The ends a fact can be read from, as the scope check reads them (:func:`~.views.views`, without the reading that
     repeats the answer): its subject's (role None), and its answer's when the answer is a name, with the role the
     answer has: "Roden Buxton is the dad of Gao Yifeng" is also a fact about Gao Yifeng ("Someone is the dad of X",
     holder), which "Gao Yifeng's father is Niitabe" corrects."""

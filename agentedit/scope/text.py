@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 from ..types import EditRecord
 from .names import short_name_in, short_names
@@ -54,13 +54,13 @@ def normalise(text: str) -> str:
 
 
 # Words that join the parts of a name ("Charles de Gaulle", "Al-Amir bi-Ahkam Allah"), and articles that name nothing alone.
-_CONNECTORS = frozenset("of de la le du da di del della van von der den ter bi bin bint ibn al el y and the & upon on".split())
+CONNECTORS = frozenset("of de la le du da di del della van von der den ter bi bin bint ibn al el y and the & upon on".split())
 _NAME_ARTICLES = frozenset("the la le les el los las il lo der die das den het de du des".split())
 
 
 def _plain(word: str) -> bool:
     """A lower-case class noun or article around a name ("river", "phone", "the"); name particles ("van", "de") stay."""
-    return word.isalpha() and word.islower() and (word in ("the", "a", "an") or word not in _CONNECTORS)
+    return word.isalpha() and word.islower() and (word in ("the", "a", "an") or word not in CONNECTORS)
 
 
 def proper_core(name: str) -> str | None:
@@ -228,136 +228,6 @@ def relation_text(rec: EditRecord) -> str | None:
     return None
 
 
-# The fact read from its answer's end ("Google employs Alan Sugar", asked "Who employs Alan Sugar?"): the answer is
-# masked and the subject, now what is asked for, becomes this word ("Someone employs X").
-ASKED_END = "Someone"
-
-
-def answer_names(rec: EditRecord) -> list[str]:
-    """The edit's answer, when it is a name a question could be about ("Google", "the Baltic Sea", "Al-Amir bi-Ahkam
-    Allah"): at most eight words, each capitalised, a connector ("of", "van", "bi") or not a word; not a number, not the
-    subject. Else []."""
-    target = (rec.target_new or "").strip(" .,;:!?\"'")
-    words = target.split()
-    if words and words[0].lower() in ("the", "a", "an"):
-        words = words[1:]
-    if not words or len(words) > 8 or not words[0][:1].isupper() or not any(w[:1].isalpha() for w in words):
-        return []
-    if not all(w[:1].isupper() or w.lower() in _CONNECTORS or not w[:1].isalpha() or re.match(r"^[a-z]{1,4}-[A-Z]", w)
-               for w in words):
-        return []
-    name = " ".join(words)
-    if rec.subject and normalise(name) in (normalise(rec.subject), ""):
-        return []
-    return [name]
-
-
-def with_answer(relation: str, rec: EditRecord) -> str | None:
-    """The relation with the edit's answer after it ("X holds Cuba citizenship"), when the relation alone says at most
-    one content word ("X holds", "X received", "X, the"): the answer then carries what is asked; else None."""
-    target = (rec.target_new or "").strip()
-    if not target or len(_words(relation.replace(MASK, " "))) > 1:
-        return None
-    return f"{relation.rstrip()} {target}"
-
-
-def find_whole_name(query: str, names: Sequence[str]) -> str | None:
-    """The spelling of one of ``names`` the query uses as a whole name, else None: its full name (no surnames, acronyms
-    or country adjectives), not inside a longer capitalised name ("CBS" is not named by "CBS News debuted on")."""
-    words = [re.sub(r"'s?$", "", w) for w in re.findall(r"[\w'-]+", fold(query))]
-    # a word may normalise to several ("DC-9" -> "dc 9"): a name is matched on the normalised pieces, and must start
-    # and end on a word's edges
-    pieces: list[tuple[str, int, bool, bool]] = []  # (piece, its word, first piece of the word, last piece of it)
-    for i, w in enumerate(words):
-        parts = normalise(w).split()
-        pieces += [(p, i, j == 0, j == len(parts) - 1) for j, p in enumerate(parts)]
-    for name in names:
-        for variant in name_variants(name):
-            size = len(variant.split())
-            for k in range(len(pieces) - size + 1):
-                span = pieces[k:k + size]
-                if " ".join(p for p, *_ in span) != variant or not span[0][2] or not span[-1][3]:
-                    continue
-                i, j = span[0][1], span[-1][1]
-                before = words[i - 1] if i > 0 else ""
-                after = words[j + 1] if j + 1 < len(words) else ""
-                if not (before[:1].isupper() and i > 1 and before.lower() not in _CONNECTORS) and not after[:1].isupper():
-                    return variant
-    return None
-
-
-_HOLDER = re.compile(rf"\b{MASK}'s?\b|\b{MASK}'(?!\w)|\bof (?:the |a |an )?{MASK}\b")
-_FINAL = re.compile(rf"\b{MASK}\W*$")
-_COPULA_FINAL = re.compile(rf"\b(?:is|was|are|were|be|been)\s+{MASK}\W*$", re.IGNORECASE)  # "Whose father is X?"
-
-
-def masked_role(text: str) -> str:
-    """Where the masked name sits in ``text``: ``holder`` ("X's father", "the father of X"), ``object`` (last, after the
-    verb or preposition: "Who employs X?"), ``complement`` (last, after a copula: "Whose father is X?", "Someone's
-    father is X": X is the father) or ``other`` ("Who does X employ?"). A fact read from its answer's end is asked only
-    by a question that gives the answer the same part (:func:`same_role`)."""
-    if _HOLDER.search(text):
-        return "holder"
-    if _FINAL.search(text) and not re.match(rf"^\W*{MASK}\W*$", text):
-        return "complement" if _COPULA_FINAL.search(text) else "object"
-    return "other"
-
-
-def same_role(a: str, b: str) -> bool:
-    """Whether two :func:`masked_role` results give the name the same part in its fact: a holder and an object are
-    both what the fact is about ("the dad of X" and "Who fathered X?", "X's employer" and "Who employs X?"); the
-    other roles match only themselves."""
-    about = ("holder", "object")
-    return a == b or (a in about and b in about)
-
-
-def answer_relation(rec: EditRecord) -> str | None:
-    """The fact with its answer masked and its subject as :data:`ASKED_END` ("Someone employs X"), or None when the
-    edit's answer is not a name (:func:`answer_names`) or its text does not hold the answer."""
-    names = answer_names(rec)
-    if not names or not rec.subject:
-        return None
-    text = f"{rec.prompt} {rec.target_new}" if rec.prompt else rec.statement
-    masked = mask_subject(text, names[0])
-    if masked == fold(text):
-        return None
-    masked = re.sub(rf"\b(?:the|a|an) {MASK}\b", MASK, masked, flags=re.IGNORECASE)
-    return mask_subject(masked, rec.subject, ASKED_END).strip(" .")
-
-
-class View(NamedTuple):
-    """One way a question may read an edit's fact: the names that must appear, the relation to compare the question's
-    clause with, the answer the clause must be able to take, and the role the name must have (None: any)."""
-
-    names: list[str]
-    relation: str
-    answer: str | None
-    role: str | None = None
-    states_answer: bool = False  # the relation ends with the answer ("X holds Cuba citizenship")
-
-
-def views(rec: EditRecord, rel: str | None) -> list[View]:
-    """The readings of ``rec``'s fact (see :class:`View`):
-
-    - the subject's end, with its relation ("X holds");
-    - the same end with the answer after the relation, when the relation alone says at most one content word
-      ("X holds Cuba citizenship": :func:`with_answer`);
-    - the answer's end when the answer is a name ("Google employs Alan Sugar" answers "Who employs Alan Sugar?":
-      :func:`answer_relation`), with the role the answer has in the fact
-      (:func:`masked_role`), which the question must give it too: "Who does Alan Sugar employ?"
-      asks the relation of Alan Sugar himself.
-    """
-    if rel is None:
-        return []
-    out = [View(subject_names(rec), rel, rec.target_new)]
-    if (full := with_answer(rel, rec)) is not None:
-        out.append(View(subject_names(rec), full, rec.target_new, states_answer=True))
-    inverse = answer_relation(rec)
-    if inverse is not None and masked_role(inverse) != "other":
-        out.append(View(answer_names(rec), inverse, rec.subject, masked_role(inverse)))
-    return out
-
-
 _STOP = frozenset("""a an the of in on at to by for from with as is was are were be been has have had what which who whom
 whose where when that this it its their his her x called named""".split())
 
@@ -365,7 +235,8 @@ whose where when that this it its their his her x called named""".split())
 WORD_MATCH = 0.5  # cosine of two words' embeddings above which they name the same relation ("married" ~ "spouse": 0.82)
 
 
-def _words(text: str) -> list[str]:
+def content_words(text: str) -> list[str]:
+    """The words of ``text`` that say something: no stop words, none under three letters, no numbers."""
     return [w for w in normalise(text).split() if w not in _STOP and len(w) > 2 and not w.isdigit()]
 
 
@@ -379,12 +250,12 @@ class RelationMatcher:
 
     def __init__(self, embedder: Any, question: str) -> None:
         self.embedder = embedder
-        self.qwords = sorted(set(_words(question)))
+        self.qwords = sorted(set(content_words(question)))
         self.qstems = {w[:5] for w in self.qwords}
         self._qvecs: Any = None
 
     def score(self, rec: EditRecord) -> float:
-        words = sorted(set(_words((relation_text(rec) or "").replace(MASK, " "))))
+        words = sorted(set(content_words((relation_text(rec) or "").replace(MASK, " "))))
         if not words or not self.qwords:
             return 0.0
         if any(w[:5] in self.qstems for w in words):
@@ -394,6 +265,6 @@ class RelationMatcher:
         return float((self.embedder.embed(words) @ self._qvecs.T).max())
 
 
-__all__ = ["ASKED_END", "MASK", "RelationMatcher", "WORD_MATCH", "answer_names", "answer_relation", "find_subject",
-           "View", "find_whole_name", "fold", "mask_subject", "masked_role", "same_role", "name_variants", "normalise", "proper_core",
-           "query_relation", "query_relations", "relation_text", "subject_clause", "subject_names", "views", "with_answer"]
+__all__ = ["CONNECTORS", "MASK", "RelationMatcher", "WORD_MATCH", "content_words", "find_subject", "fold", "mask_subject",
+           "name_variants", "normalise", "proper_core", "query_relation", "query_relations", "relation_text", "subject_clause",
+           "subject_names"]

@@ -52,6 +52,11 @@ def test_the_english_pipeline_loads_offline() -> None:
     ("Note that HBO Now belongs to CBS.", "HBO Now", "{} belongs to", "CBS"),
     ("About 48,000 people live in Port Ellery.", "Port Ellery", "live in {}", "48,000 people"),
     ("Alice Smith works for Acme in London.", "Alice Smith", "{} works for in London", "Acme"),  # "in" joins no name
+    # session 9: the head of a name before the span ("Institution of"), not an office of the subject ("The CEO of")
+    ("Actually, Institution of Structural Engineers is headquartered in Winnipeg.", "Institution of Structural Engineers",
+     "{} is headquartered in", "Winnipeg"),
+    ("The CEO of Acme Corp is Jane Doe.", "Acme Corp", "The CEO of {} is", "Jane Doe"),
+    ("The capital of Peru is Lima.", "Peru", "The capital of {} is", "Lima"),
 ])
 def test_parser_reads_any_sentence_shape(statement: str, subject: str, relation: str, target: str) -> None:
     found = parse_statement(statement)

@@ -148,12 +148,22 @@ _APPROX = re.compile(r"(?:about|around|roughly|approximately|nearly|almost|over|
                      r"at least|up to)\s+$", re.IGNORECASE)
 
 
+# The head of a name that a span starts inside: capitalised words and a connector right before it ("Institution of"
+# before "Structural Engineers", "Bank of" before "America"). Not a lower-case word ("the capital of France" keeps
+# "France"), an acronym or a word after an article: "The CEO of Acme", "the Mayor of Paris" name an office of the subject.
+_NAME_HEAD = re.compile(r"(?:(?<=\s)|^)((?:[A-Z][a-z][\w'\-]*\s+)+(?:of|for|de|du|des|la|le|van|von|y)\s+(?:the\s+)?)$")
+_AFTER_ARTICLE = re.compile(r"\b(?:the|a|an)\s*$", re.IGNORECASE)
+
+
 def _whole(fact: str, span: tuple[int, int], other: tuple[int, int]) -> tuple[int, int]:
-    """``span`` grown over the rest of a name it cuts (:data:`_NAME_MORE`), never into ``other``."""
+    """``span`` grown over the rest of a name it cuts (:data:`_NAME_MORE`, :data:`_NAME_HEAD`), never into ``other``."""
     a, b = span
     if fact[a:b][-1:].isalnum() and fact[a:b].split()[-1][:1].isupper():
         while (m := _NAME_MORE.match(fact, b)) and not (b < other[1] and m.end() > other[0]):
             b = m.end()
+    if fact[a:a + 1].isupper() and (m := _NAME_HEAD.search(fact, 0, a)) and not _AFTER_ARTICLE.search(fact, 0, m.start(1)) \
+            and not (other[0] < a and other[1] > m.start(1)):
+        a = m.start(1)
     return a, b
 
 

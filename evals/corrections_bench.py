@@ -30,6 +30,8 @@ from agentedit.evaluation.report import bar_plot, machine, md_table, write_json 
 from agentedit.evaluation.scoring import gen_match  # noqa: E402
 from agentedit.evaluation.userstyle import edit_dict, read_records  # noqa: E402
 from agentedit.memory import EditMemory, shared_embedder  # noqa: E402
+from agentedit.prompts import set_marker_secret  # noqa: E402
+from agentedit.settings import env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("evals.corrections_bench")
@@ -39,7 +41,13 @@ def _messages(probe: dict[str, Any]) -> list[dict[str, Any]]:
     return probe.get("messages") or [{"role": "user", "content": probe["prompt"]}]
 
 
-def run(records: list[dict[str, Any]], *, model: str | None, gold: bool, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _max_tokens(probe: dict[str, Any], tokens: int) -> int:
+    """A joined question asks two things: its answer gets room for both."""
+    return 2 * tokens if probe["type"] == "joined" else tokens
+
+
+def run(records: list[dict[str, Any]], *, model: str | None, gold: bool, rows: list[dict[str, Any]],
+        tokens: int = 24) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="agentedit-corrections-"))
     try:
         mem = EditMemory("corrections", root=tmp, embedder=shared_embedder())
@@ -56,7 +64,7 @@ def run(records: list[dict[str, Any]], *, model: str | None, gold: bool, rows: l
             stale, new = rec["edits"][0]["target"], rec["edits"][-1]["target"]
             for p in (p for p in rec["probes"] if p["in_scope"]):
                 t0 = time.perf_counter()
-                ans = ed.chat_answer(_messages(p), max_tokens=24, temperature=0.0)
+                ans = ed.chat_answer(_messages(p), max_tokens=_max_tokens(p, tokens), temperature=0.0)
                 got_new, got_stale = gen_match(ans.text, [new]), gen_match(ans.text, [stale])
                 counts["probes"] += 1
                 counts["new"] += got_new
@@ -83,8 +91,11 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model spec (default: the embedded local model)")
     ap.add_argument("--limit", type=int, default=None, help="first N correction cases only")
     ap.add_argument("--gold", action="store_true", help="also run with gold subject and prompt on each statement")
+    ap.add_argument("--max-tokens", type=int, default=24, help="answer length (a joined question gets twice this)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # the facts block's marker from a fixed secret: the same requests in every run, so runs compare probe by probe
+    set_marker_secret(env("AGENTEDIT_MARKER_SECRET") or "corrections-bench")
     records = read_records()
     corrections = [r for r in records if len(r["edits"]) > 1][: args.limit]
     keep = {r["id"] for r in corrections}
@@ -94,13 +105,14 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
-    results = {"statements": run(records, model=args.model, gold=False, rows=rows)}
+    results = {"statements": run(records, model=args.model, gold=False, rows=rows, tokens=args.max_tokens)}
     log.info("statements: %s", results["statements"])
     if args.gold:
-        results["gold"] = run(records, model=args.model, gold=True, rows=rows)
+        results["gold"] = run(records, model=args.model, gold=True, rows=rows, tokens=args.max_tokens)
         log.info("gold: %s", results["gold"])
     wall = round(time.perf_counter() - started, 1)
     report = {"model": args.model or "embedded local model (llama.cpp, qwen2.5-coder-0.5b-instruct q4_k_m)",
+              "max_tokens": args.max_tokens, "max_tokens_joined": 2 * args.max_tokens,
               "embedder": "all-MiniLM-L6-v2", "machine": machine(), "wall_s": wall, "results": results}
     write_json(out_dir / "results.json", report)
     write_json(out_dir / "rows.json", rows)
@@ -112,7 +124,8 @@ def main() -> None:
         f"{results['statements']['probes']} in-scope probes)\n\n"
         f"Model {report['model']}; embedder all-MiniLM-L6-v2; machine: {report['machine']}; wall {wall} s. Each case's "
         "statement and its correction in other words are written (statements only, unless `gold`), all cases in one "
-        "memory; every in-scope probe is answered through `Editor.chat_answer` (greedy, 24 tokens). `newer_answers`: "
+        "memory; every in-scope probe is answered through `Editor.chat_answer` (greedy, "
+        f"{args.max_tokens} tokens, twice that for a joined question; the facts marker from a fixed secret). `newer_answers`: "
         "answers containing the correction's target; `stale_answers`: containing the corrected one; `stale_injected`: "
         "the stale edit reached the model.\n\n"
         + md_table(table, ["edits", "corrections", "superseded_at_write", "probes", "newer_answers", "stale_answers",

@@ -120,6 +120,8 @@ def test_short_name_is_masked_in_the_query_relation() -> None:
     ("How many people live in X?", "Paris", True),
     ("What day is X?", "Thursday", False),
     ("When was X born?", "Sir John Pakington, 3rd Baronet", True),  # an ordinal inside a name is no date
+    ("When was X released?", "DC-9", True),  # nor a model number
+    ("When does X leave?", "07:15", False),
     ("When are salaries paid at X?", "the 25th", False),
     ("When was X built?", "the 19th century", False),
     ("Who wrote X?", "Leonie Maas", False),

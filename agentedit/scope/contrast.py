@@ -122,10 +122,10 @@ _ASKS_PLACE_OR_WHO = re.compile(r"^\W*(?:where|who|whom|whose|in which (?:city|c
 _MONTHS = ("january february march april may june july august september october november december jan feb mar apr jun jul aug "
            "sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday noon midnight "
            "morning evening night century decade spring summer autumn fall winter weekly daily annually").split()
-# A digit counts as a time unless it is only an ordinal inside a name ("Sir John Pakington, 3rd Baronet"): a time has a
-# year or decade, a clock time, a bare day number, or a date word beside it.
+# A digit counts as a time unless it is only an ordinal inside a name ("Sir John Pakington, 3rd Baronet") or part of a
+# model's name ("DC-9", "M54"): a time has a year or decade, a clock time, a bare day number, or a date word beside it.
 _TIME_WORD = re.compile(r"\b(?:" + "|".join(_MONTHS) + r")\b|\b(?:am|pm|bc|ad|bce|ce)\b"
-                        r"|\d(?!\d*(?:st|nd|rd|th)\b)|\b\d+(?:st|nd|rd|th)\s+(?:of\s+)?(?:century|" + "|".join(_MONTHS) + r")\b"
+                        r"|(?<![^\W_])(?<![^\W\d_]-)\d(?!\d*(?:st|nd|rd|th)\b)|\b\d+(?:st|nd|rd|th)\s+(?:of\s+)?(?:century|" + "|".join(_MONTHS) + r")\b"
                         r"|^\W*(?:the\s+)?\d+(?:st|nd|rd|th)\W*$",  # "the 25th" alone is a day
                         re.IGNORECASE)
 _NUMBER_WORD = re.compile(r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"

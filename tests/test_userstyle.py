@@ -167,6 +167,9 @@ def test_query_relations_covers_every_clause() -> None:
     ("Where was A. Leonard Allen born?", "A. Leonard Allen", "Where was X born?"),  # an initial's stop ends nothing
     ("I met Dr. Rao. Where does Dr. Rao work?", "Rao", "Where does Dr. X work?"),
     ("It is in Cardiff City F.C. Mark Isham plays", "Mark Isham", "X plays"),  # a dotted acronym may end one
+    ("Who at Acme Inc. hired Mark Isham?", "Mark Isham", "Who at Acme Inc. hired X?"),  # nor an abbreviation's
+    ("No. Where was Mark Isham born?", "Mark Isham", "Where was X born?"),  # "No." ends one before a word
+    ("Which line stops at No. 5 Mark Lane?", "Mark Lane", "Which line stops at No. 5 X?"),  # not before a number
 ])
 def test_the_sentence_that_names_the_subject(query: str, subject: str, relation: str) -> None:
     from agentedit.scope.text import query_relations

@@ -143,7 +143,8 @@ def correction_cue(statement: str) -> str | None:
 
 # After a name: more of it ("Minister for Education", "Prince Victor of Thurn and Taxis", "HBO Now"): capitalised
 # words, directly or after a connector. Before a number, the word that makes it approximate ("about 48,000").
-_NAME_MORE = re.compile(r"(?:\s+(?:of|for|and|&|de|du|des|la|le|van|von|y)\s+|\s+)(?:the\s+)?[A-Z][\w'\-]*")
+_NAME_CONNECTORS = "of|for|de|du|des|la|le|van|von|y"  # the small words inside a name ("Bank of America")
+_NAME_MORE = re.compile(rf"(?:\s+(?:{_NAME_CONNECTORS}|and|&)\s+|\s+)(?:the\s+)?[A-Z][\w'\-]*")
 _APPROX = re.compile(r"(?:about|around|roughly|approximately|nearly|almost|over|under|some|more than|less than|"
                      r"at least|up to)\s+$", re.IGNORECASE)
 
@@ -151,7 +152,7 @@ _APPROX = re.compile(r"(?:about|around|roughly|approximately|nearly|almost|over|
 # The head of a name that a span starts inside: capitalised words and a connector right before it ("Institution of"
 # before "Structural Engineers", "Bank of" before "America"). Not a lower-case word ("the capital of France" keeps
 # "France"), an acronym or a word after an article: "The CEO of Acme", "the Mayor of Paris" name an office of the subject.
-_NAME_HEAD = re.compile(r"(?:(?<=\s)|^)((?:[A-Z][a-z][\w'\-]*\s+)+(?:of|for|de|du|des|la|le|van|von|y)\s+(?:the\s+)?)$")
+_NAME_HEAD = re.compile(rf"(?:(?<=\s)|^)((?:[A-Z][a-z][\w'\-]*\s+)+(?:{_NAME_CONNECTORS})\s+(?:the\s+)?)$")
 _AFTER_ARTICLE = re.compile(r"\b(?:the|a|an)\s*$", re.IGNORECASE)
 
 

@@ -28,7 +28,16 @@ _INSTRUCTION = re.compile(
 # An instruction that only leads into a fact: "From now on, the Orchid Hotel's manager is Ana Silva." keeps its fact.
 _INSTRUCTION_LEAD = re.compile(r"^\s*(?:from now on|going forward|henceforth|(?:always )?remember that)\s*,?\s+", re.IGNORECASE)
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
-_ABBREVIATION = re.compile(r"(?:^|\s)(?:[A-Z]|Dr|Mr|Mrs|Ms|Prof|St|Mt|Inc|Ltd|Co|Corp|Jr|Sr|vs|No|e\.g|i\.e|etc)\.$")
+# A lone initial's or an abbreviation's full stop ends no sentence: "A. Leonard Allen", "Dr. Rao", "Acme Inc. makes";
+# "No." only before a number ("Platform No. 5"). Dotted acronyms ("F.C.", "I.R.S.") still may end one.
+_ABBREVIATION = re.compile(r"(?:^|\s)(?:[A-Z]|Dr|Mr|Mrs|Ms|Prof|St|Mt|Inc|Ltd|Co|Corp|Jr|Sr|vs|e\.g|i\.e|etc)\.$")
+_NUMBER_SIGN = re.compile(r"(?:^|\s)No\.$")
+
+
+def sentence_breaks(text: str, boundary: re.Pattern[str] = _SENTENCES) -> list[re.Match[str]]:
+    """The matches of ``boundary`` in ``text`` that end a sentence: not after an initial or an abbreviation."""
+    return [m for m in boundary.finditer(text) if not _ABBREVIATION.search(text[:m.start()])
+            and not (_NUMBER_SIGN.search(text[:m.start()]) and text[m.end():m.end() + 1].isdigit())]
 
 
 class NoFactError(EditError):
@@ -60,7 +69,7 @@ def screen(statement: str) -> Screened:
     flags: list[str] = []
     spans: list[tuple[int, int]] = []
     pos = 0
-    breaks = [m for m in _SENTENCES.finditer(statement) if not _ABBREVIATION.search(statement[:m.start()])]
+    breaks = sentence_breaks(statement)
     for m in [*breaks, None]:
         end = m.start() if m else len(statement)
         start, tagged = _strip_tags(statement, pos, end)

@@ -14,6 +14,7 @@ import re
 import unicodedata
 from typing import Any, Sequence
 
+from ..anatomy.screen import sentence_breaks
 from ..types import EditRecord
 from .names import short_name_in, short_names
 
@@ -21,9 +22,6 @@ MASK = "X"  # what a relation's subject is replaced by
 
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
-# A lone initial or a title's full stop ends no sentence: "Where was A. Leonard Allen born?", "Dr. Rao". Dotted
-# acronyms ("F.C.", "I.R.S.") still may: generated prompts put unrelated text ending in one before the question.
-_NOT_AN_END = re.compile(r"(?:^|\s)(?:[A-Z]|Dr|Mr|Mrs|Ms|Prof|St|Mt|Jr|Sr)\.$")
 # Where one sentence joins two questions: ", and ...", "; ...", or "and" before a new question word.
 _CLAUSE_JOIN = re.compile(
     r"\s*[,;]\s*(?:and|or|but|while)\s+|\s*;\s*"
@@ -162,13 +160,15 @@ def mask_subject(text: str, subject: str, token: str = MASK) -> str:
 
 
 def _sentences(text: str) -> list[str]:
-    out: list[str] = []
-    for part in _SENTENCE_END.split(text):
-        if out and _NOT_AN_END.search(out[-1]):
-            out[-1] = f"{out[-1]} {part}"
-        elif part.strip():
+    """``text``'s sentences (:func:`~agentedit.anatomy.screen.sentence_breaks`: "Where was A. Leonard Allen born?" is
+    one); generated prompts put unrelated text ending in a dotted acronym ("F.C.") before the question."""
+    out, pos = [], 0
+    for m in [*sentence_breaks(text, _SENTENCE_END), None]:
+        part = text[pos:m.start() if m else len(text)]
+        if part.strip():
             out.append(part)
-    return [p for p in out if p.strip()]
+        pos = m.end() if m else pos
+    return out
 
 
 def subject_clause(text: str, subject: str) -> str:

@@ -166,6 +166,15 @@ def test_relation_checker_decisions(embedder) -> None:
     ("Where X is from, people speak the language of", "The mother tongue of X is", False),  # mother tongue = language
     ("Who is X's mom?", "The name of the mother of X is", False),
     ("X is a citizen of", "What is the country of citizenship of X?", False),  # only one side names an attribute
+    ("The place of birth of X is", "At what location did X die?", True),  # birth against death
+    ("Where was X buried?", "X was born in", True),
+    ("Which lady gave birth to X?", "Who is X's mother?", False),  # birth only contrasts with death
+    ("The manufacturer of X is", "What year was X made?", True),  # the edit asks a time, the query none
+    ("X manufacturer", "When was X made?", True),
+    ("In which year was X made?", "What year was X made?", False),
+    ("X was made in", "What year was X made?", False),  # a date may follow "in"
+    ("Where did X live when he died?", "What city did X live in when he died?", False),  # "when" as a conjunction
+    ("When does X open?", "X opens on", False),  # a time asked by the question only: the edit's answer settles it
 ])
 def test_relation_conflicts(query: str, edit: str, conflict: bool) -> None:
     assert bool(relation_conflict(query, edit)) is conflict

@@ -2,7 +2,7 @@
 
 Sentence embeddings put "The name of the mother of X is" and "The name of the father of X is" (or
 "X follows" and "X is followed by") so close that no similarity threshold separates them, and on
-wiki_counterfact such pairs are most of the relation checker's false accepts. Two closed cases are
+wiki_counterfact such pairs are most of the relation checker's false accepts. These closed cases are
 clear enough to decide by rule:
 
 - **contrast words**: both relations name attributes from one closed vocabulary (kinship, name
@@ -10,9 +10,14 @@ clear enough to decide by rule:
   disjoint: "mother" against "father", "occupation" against "employer", "country" against
   "continent". A relation naming none of them is never vetoed;
 - **inverse voice**: one relation uses a verb in the passive ("is followed by") and the other the
-  same verb in the active ("follows"): the subject sits at opposite ends of the fact.
+  same verb in the active ("follows"): the subject sits at opposite ends of the fact;
+- **birth against death**: one relation is about the subject's birth, the other about its death ("The place
+  of birth of X is" against "Where did X die?");
+- **a time asked by the edit only**: the edit's relation says it asks for a time ("What year was X made?", "When
+  did X open?") and the query's gives no sign of asking one (no time word, no trailing preposition a date could
+  follow): "The manufacturer of X is" is not answered by the year X was made.
 
-A third rule looks at the edit's answer (:func:`answer_conflict`): a question that asks for a time
+Another rule looks at the edit's answer (:func:`answer_conflict`): a question that asks for a time
 ("when", "what year") cannot be answered by an edit whose target holds no date, a question for an
 amount ("how many", "how long") by a target with no number, and a question for a place or a
 person ("where", "who") by a target that is only a number or a date: "When did X die?" is not
@@ -99,11 +104,43 @@ def _other(role: str) -> str:
     return "patient" if role == "agent" else "agent"
 
 
+# A relation that says it asks for a time, and one that leaves room for a date after its last word ("X opened in").
+# "when" only as the question's word ("When did X open?"), not as a conjunction ("where did X live when he died");
+# "how many times" counts rather than asks a time; "period" and "era" also name styles ("What period of art...?").
+_SAYS_TIME = re.compile(r"^\W*(?:(?:since|until|by|from)\s+)?when\b|\b(?:(?:year|date|day|month|century|decade|birthday|anniversary)s?"
+                        r"|time|ago)\b", re.IGNORECASE)
+_ROOM_FOR_TIME = re.compile(r"\b(?:in|on|at|since|from|until|till|by|around|circa|during|before|after|of)\W*$", re.IGNORECASE)
+
+
+# Birth against death: only with each other ("Who gave birth to X?" asks the mother, which a mother's edit answers).
+_BIRTH = re.compile(r"\b(?:birth|born|birthplace|birthdate|birthday)s?\b", re.IGNORECASE)
+_DEATH = re.compile(r"\b(?:death|die|died|dies|dying|dead|deathplace|burial|buried)s?\b", re.IGNORECASE)
+
+
+def _life_end(relation: str) -> tuple[bool, bool]:
+    return bool(_BIRTH.search(relation)), bool(_DEATH.search(relation))
+
+
+def _time_only_in_edit(query: str, edit: str) -> str | None:
+    """The edit's relation says it asks for a time and the query's gives no sign of one. Only this way round: a
+    question for a time against an edit that does not say so is settled by the edit's answer
+    (:func:`answer_conflict`: "When does X open?" against "X opens on" is answered by "14 March")."""
+    said = _SAYS_TIME.search(edit)
+    if said and not _SAYS_TIME.search(query) and not _ROOM_FOR_TIME.search(query):
+        return f"the edit asks for a time ({said.group(0).strip().lower()!r}); the question asks for none"
+    return None
+
+
 def relation_conflict(query_relation: str, edit_relation: str) -> str | None:
     """Why the two (subject-masked) relations cannot be the same, or None when no rule says so."""
     a, b = _attributes(query_relation), _attributes(edit_relation)
     if a and b and not a & b:
         return f"asks {'/'.join(sorted(a))}, the edit is about {'/'.join(sorted(b))}"
+    (ba, da), (bb, db) = _life_end(query_relation), _life_end(edit_relation)
+    if (ba and db and not (da or bb)) or (da and bb and not (ba or db)):
+        return f"asks about the subject's {'birth' if ba else 'death'}, the edit about its {'death' if ba else 'birth'}"
+    if (why := _time_only_in_edit(query_relation, edit_relation)) is not None:
+        return why
     (pa, aa), (pb, ab) = _roles(query_relation), _roles(edit_relation)
     flipped = (pa & {(v, _other(r)) for v, r in ab}) | (pb & {(v, _other(r)) for v, r in aa}) | \
         (pa & {(v, _other(r)) for v, r in pb})

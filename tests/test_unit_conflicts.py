@@ -64,6 +64,18 @@ def test_a_correction_stated_from_the_other_end_of_the_fact_supersedes(ed: Edito
     assert ans.applied == [b.id]
 
 
+def test_a_correction_in_the_active_voice_supersedes_a_passive_fact(ed: Editor) -> None:
+    """'X was written by' reads X as what was written, as 'Someone wrote X' does: one fact, from its two ends."""
+    a = ed.edit(statement="Actually, Wotquenne's Catalogue was written by Marcos Roberto Chiaratti.")
+    b = ed.edit(statement="Correction: Azza S El-Demerdash wrote Wotquenne's Catalogue.")
+    assert b.subject == "Azza S El-Demerdash" and b.supersedes == a.id and ed.get(a.id).status == "superseded"
+    ans = ed.chat_answer([{"role": "user", "content": "Who wrote Wotquenne's Catalogue?"}])
+    assert ans.applied == [b.id]
+    c = ed.edit(statement="People in Zhovti Vody officially speak Hindi.")
+    d = ed.edit(statement="Correction: Chinese is the official language of Zhovti Vody.")
+    assert d.supersedes == c.id
+
+
 def test_the_other_end_read_the_other_way_round_is_another_fact(ed: Editor) -> None:
     from agentedit.records import build_record
     from agentedit.scope.conflict import fact_ends

@@ -251,6 +251,8 @@ def test_a_fact_is_asked_from_either_end() -> None:
     ("Who is X's father?", "holder"), ("the dad of X", "holder"), ("Someone employs X", "object"),
     ("Which river flows into X?", "object"), ("Who does X employ?", "other"), ("X", "other"),
     ("Who fathered X?", "object"), ("Whose father is X?", "complement"), ("Someone's father is X", "complement"),
+    ("X was written by", "object"), ("X is owned by", "object"), ("X was born in", "other"),  # the passive's subject
+    ("people in X officially speak", "holder"), ("Who lives in X?", "object"),
 ])
 def test_masked_role(text: str, role: str) -> None:
     from agentedit.scope.views import masked_role

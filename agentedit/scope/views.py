@@ -81,15 +81,27 @@ _FINAL = re.compile(rf"\b{MASK}\W*$")
 _COPULA_FINAL = re.compile(rf"\b(?:is|was|are|were|be|been)\s+{MASK}\W*$", re.IGNORECASE)  # "Whose father is X?"
 
 
+# The passive's subject is what the act was done to ("X was written by" = "Someone wrote X"); a name inside a place
+# phrase before the rest is what the rest is about ("People in X speak" = "the language of X").
+_PASSIVE_SUBJECT = re.compile(rf"^\W*{MASK}\s+(?:is|was|are|were|has been|have been|had been|will be|gets|got)\s+"
+                              rf"(?:\w+ly\s+)?\w+\s+by\b", re.IGNORECASE)
+_PLACE_HOLDER = re.compile(rf"\b(?:in|at|within|inside|across|throughout)\s+(?:the\s+)?{MASK}\b(?!\W*$)", re.IGNORECASE)
+
+
 def masked_role(text: str) -> str:
-    """Where the masked name sits in ``text``: ``holder`` ("X's father", "the father of X"), ``object`` (last, after the
-    verb or preposition: "Who employs X?"), ``complement`` (last, after a copula: "Whose father is X?", "Someone's
-    father is X": X is the father) or ``other`` ("Who does X employ?"). A fact read from its answer's end is asked only
-    by a question that gives the answer the same part (:func:`same_role`)."""
+    """Where the masked name sits in ``text``: ``holder`` ("X's father", "the father of X", "people in X speak"),
+    ``object`` (last, after the verb or preposition: "Who employs X?"; or the passive's subject: "X was written by"),
+    ``complement`` (last, after a copula: "Whose father is X?", "Someone's father is X": X is the father) or ``other``
+    ("Who does X employ?"). A fact read from its answer's end is asked only by a question that gives the answer the
+    same part (:func:`same_role`)."""
     if _HOLDER.search(text):
         return "holder"
     if _FINAL.search(text) and not re.match(rf"^\W*{MASK}\W*$", text):
         return "complement" if _COPULA_FINAL.search(text) else "object"
+    if _PASSIVE_SUBJECT.search(text):
+        return "object"
+    if _PLACE_HOLDER.search(text):
+        return "holder"
     return "other"
 
 

@@ -182,6 +182,15 @@ def _time(value: Any, field: str) -> str | None:
     return when.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds")
 
 
+ALSO_ASKS = "also_asks"  # metadata: relation templates of the edits a correction superseded (its questions, too)
+
+
+def also_asks(rec: EditRecord) -> list[str]:
+    """The relation templates ``rec`` also answers (``metadata["also_asks"]``): strings holding ``{}``, others ignored."""
+    found = rec.metadata.get(ALSO_ASKS) if isinstance(rec.metadata, dict) else None
+    return [t for t in found if isinstance(t, str) and "{}" in t] if isinstance(found, list) else []
+
+
 def build_records(items: Iterable[Mapping[str, Any] | EditRecord], *, namespace: str = "default", actor: str = "user",
                   labels: list[str] | None = None) -> list[EditRecord]:
     """Validate a batch; the first bad record raises with its position (or label, e.g. ``line 37``)."""

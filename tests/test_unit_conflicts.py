@@ -76,6 +76,24 @@ def test_a_correction_in_the_active_voice_supersedes_a_passive_fact(ed: Editor) 
     assert d.supersedes == c.id
 
 
+def test_a_correction_answers_the_questions_of_the_fact_it_corrects(ed: Editor) -> None:
+    """'X holds Israel citizenship' says little of citizenship in its relation ('X holds'); once it supersedes 'X is a
+    citizen of Belgium' it carries that relation too, so 'Which country is X a citizen of?' reaches it."""
+    a = ed.edit(statement="Marcus Thrane is a citizen of Belgium.")
+    question = [{"role": "user", "content": "Which country is Marcus Thrane a citizen of?"}]
+    assert ed.chat_answer(question).applied == [a.id]
+    b = ed.edit(statement="Update to my earlier note: Marcus Thrane holds Israel citizenship.")
+    assert b.supersedes == a.id and b.metadata["also_asks"] == [a.relation]
+    assert ed.get(b.id).metadata["also_asks"] == [a.relation]  # stored with the edit: a restart keeps it
+    assert ed.chat_answer(question).applied == [b.id]
+    c = ed.edit(statement="Correction: Marcus Thrane is a national of Chile.")  # the chain carries on, newest first
+    assert c.supersedes == b.id and c.metadata["also_asks"][:2] == [b.relation, a.relation]
+    # an edit about another relation of the subject carries nothing, and is not reached by the citizenship question
+    d = ed.edit(statement="Marcus Thrane was born in Oslo.")
+    assert d.supersedes is None and "also_asks" not in d.metadata
+    assert ed.chat_answer(question).applied == [c.id]
+
+
 def test_the_other_end_read_the_other_way_round_is_another_fact(ed: Editor) -> None:
     from agentedit.records import build_record
     from agentedit.scope.conflict import fact_ends

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 from ..errors import DuplicateEditError, EditConflictError, EditError, EditNotFoundError, VersionConflictError
-from ..records import build_record
+from ..records import ALSO_ASKS, also_asks, build_record
 from ..types import ConflictMatch, EditRecord
 from . import conflicts
 from ..db.connection import Conn
@@ -97,7 +97,24 @@ def supersede_matched(ledger: Ledger, conn: Conn, rec: EditRecord, matches: Sequ
         if old is None or old.status != "active" or old.id == rec.id:
             continue
         out.append(_supersede(conn, old, rec))
+        if m.relation:
+            carry_relations(rec, [m.relation, *also_asks(old)])
     return out
+
+
+MAX_ALSO_ASKS = 4
+
+
+def carry_relations(rec: EditRecord, templates: Sequence[str]) -> None:
+    """Add ``templates`` (newest first, its own relation and repeats left out, at most :data:`MAX_ALSO_ASKS`) to
+    ``rec``'s ``also_asks``: a correction answers the questions the fact it corrects answered ("Which country is X a
+    citizen of?" after "X holds Israel citizenship" corrects "X is a citizen of Belgium")."""
+    kept: list[str] = []
+    for t in [*templates, *also_asks(rec)]:
+        if t != rec.relation and t not in kept:
+            kept.append(t)
+    if kept:
+        rec.metadata = {**rec.metadata, ALSO_ASKS: kept[:MAX_ALSO_ASKS]}
 
 
 def add_records(ledger: Ledger, conn: Conn, store: str, recs: Sequence[EditRecord], *, actor: str,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple, Sequence
 
+from ..records import also_asks
 from ..types import EditRecord
 from .text import CONNECTORS, MASK, content_words, fold, mask_subject, name_variants, normalise, subject_names
 
@@ -141,7 +142,8 @@ class View(NamedTuple):
 def views(rec: EditRecord, rel: str | None) -> list[View]:
     """The readings of ``rec``'s fact (see :class:`View`):
 
-    - the subject's end, with its relation ("X holds");
+    - the subject's end, with its relation ("X holds"), and with each relation of the edits it corrected
+      (``metadata["also_asks"]``, :func:`~agentedit.records.also_asks`: "X is a citizen of");
     - the same end with the answer after the relation, when the relation alone says at most one content word
       ("X holds Cuba citizenship": :func:`with_answer`);
     - the answer's end when the answer is a name ("Google employs Alan Sugar" answers "Who employs Alan Sugar?":
@@ -152,6 +154,7 @@ def views(rec: EditRecord, rel: str | None) -> list[View]:
     if rel is None:
         return []
     out = [View(subject_names(rec), rel, rec.target_new)]
+    out += [View(subject_names(rec), t.replace("{}", MASK), rec.target_new) for t in also_asks(rec)]
     if (full := with_answer(rel, rec)) is not None:
         out.append(View(subject_names(rec), full, rec.target_new, states_answer=True))
     inverse = answer_relation(rec)

@@ -11,8 +11,8 @@ clear enough to decide by rule:
   "continent". A relation naming none of them is never vetoed;
 - **inverse voice**: one relation uses a verb in the passive ("is followed by") and the other the
   same verb in the active ("follows"): the subject sits at opposite ends of the fact;
-- **birth against death**: one relation is about the subject's birth, the other about its death ("The place
-  of birth of X is" against "Where did X die?");
+- **birth against death**: contrast words of their own group, compared only with each other ("The place of
+  birth of X is" against "Where did X die?");
 - **a time asked by the edit only**: the edit's relation says it asks for a time ("What year was X made?", "When
   did X open?") and the query's gives no sign of asking one (no time word, no trailing preposition a date could
   follow): "The manufacturer of X is" is not answered by the year X was made.
@@ -52,7 +52,12 @@ _CONTRAST: dict[str, tuple[str, ...]] = {
     "continent": ("continent",),
     "religion": ("religion", "religious", "faith"),
     "language": ("language", "tongue"),
+    "birth": ("birth", "born", "birthplace", "birthdate", "birthday"),
+    "death": ("death", "die", "died", "dying", "dead", "deathplace", "burial", "buried"),
 }
+# Labels compared only within their group (default: the attributes above): birth against death, never against a
+# kinship word ("Who gave birth to X?" asks the mother, which a mother's edit answers).
+_GROUP = {"birth": "life", "death": "life"}
 _PATTERNS = {label: re.compile(r"\b(?:" + "|".join(re.escape(p) for p in sorted(ps, key=len, reverse=True)) + r")(?:s|es)?\b")
              for label, ps in _CONTRAST.items()}  # plurals too: "mother tongues", "capitals"
 # Phrases that contain a contrast word without naming that attribute.
@@ -112,33 +117,37 @@ _SAYS_TIME = re.compile(r"^\W*(?:(?:since|until|by|from)\s+)?when\b|\b(?:(?:year
 _ROOM_FOR_TIME = re.compile(r"\b(?:in|on|at|since|from|until|till|by|around|circa|during|before|after|of)\W*$", re.IGNORECASE)
 
 
-# Birth against death: only with each other ("Who gave birth to X?" asks the mother, which a mother's edit answers).
-_BIRTH = re.compile(r"\b(?:birth|born|birthplace|birthdate|birthday)s?\b", re.IGNORECASE)
-_DEATH = re.compile(r"\b(?:death|die|died|dies|dying|dead|deathplace|burial|buried)s?\b", re.IGNORECASE)
-
-
-def _life_end(relation: str) -> tuple[bool, bool]:
-    return bool(_BIRTH.search(relation)), bool(_DEATH.search(relation))
+@lru_cache(maxsize=65536)
+def _time_signs(relation: str) -> tuple[str | None, bool]:
+    """(the word by which ``relation`` says it asks for a time, or None; whether a date could follow its last word)."""
+    said = _SAYS_TIME.search(relation)
+    return (said.group(0).strip().lower() if said else None), bool(_ROOM_FOR_TIME.search(relation))
 
 
 def _time_only_in_edit(query: str, edit: str) -> str | None:
     """The edit's relation says it asks for a time and the query's gives no sign of one. Only this way round: a
     question for a time against an edit that does not say so is settled by the edit's answer
     (:func:`answer_conflict`: "When does X open?" against "X opens on" is answered by "14 March")."""
-    said = _SAYS_TIME.search(edit)
-    if said and not _SAYS_TIME.search(query) and not _ROOM_FOR_TIME.search(query):
-        return f"the edit asks for a time ({said.group(0).strip().lower()!r}); the question asks for none"
+    said, _ = _time_signs(edit)
+    if said and _time_signs(query) == (None, False):
+        return f"the edit asks for a time ({said!r}); the question asks for none"
+    return None
+
+
+def _disjoint(a: frozenset[str], b: frozenset[str]) -> tuple[frozenset[str], frozenset[str]] | None:
+    """The labels of one group that both relations name and share none of, or None."""
+    for group in sorted({_GROUP.get(label, "") for label in a | b}):
+        ga = frozenset(x for x in a if _GROUP.get(x, "") == group)
+        gb = frozenset(x for x in b if _GROUP.get(x, "") == group)
+        if ga and gb and not ga & gb:
+            return ga, gb
     return None
 
 
 def relation_conflict(query_relation: str, edit_relation: str) -> str | None:
     """Why the two (subject-masked) relations cannot be the same, or None when no rule says so."""
-    a, b = _attributes(query_relation), _attributes(edit_relation)
-    if a and b and not a & b:
-        return f"asks {'/'.join(sorted(a))}, the edit is about {'/'.join(sorted(b))}"
-    (ba, da), (bb, db) = _life_end(query_relation), _life_end(edit_relation)
-    if (ba and db and not (da or bb)) or (da and bb and not (ba or db)):
-        return f"asks about the subject's {'birth' if ba else 'death'}, the edit about its {'death' if ba else 'birth'}"
+    if (apart := _disjoint(_attributes(query_relation), _attributes(edit_relation))) is not None:
+        return f"asks {'/'.join(sorted(apart[0]))}, the edit is about {'/'.join(sorted(apart[1]))}"
     if (why := _time_only_in_edit(query_relation, edit_relation)) is not None:
         return why
     (pa, aa), (pb, ab) = _roles(query_relation), _roles(edit_relation)

@@ -94,6 +94,36 @@ def test_a_correction_answers_the_questions_of_the_fact_it_corrects(ed: Editor) 
     assert ed.chat_answer(question).applied == [c.id]
 
 
+def test_every_way_a_correction_lands_carries_the_questions_on(ed: Editor, memory: EditMemory) -> None:
+    """The chain of questions survives a correction through the identical template (the conflict key), the in-bulk
+    import path, and a conflict a person resolves: the kept edit answers what the dropped one answered."""
+    a = ed.edit(statement="Marcus Thrane is a citizen of Belgium.")
+    b = ed.edit(statement="Update to my earlier note: Marcus Thrane holds Israel citizenship.")
+    assert b.metadata["also_asks"] == [a.relation]
+    same = ed.edit_record({"prompt": b.prompt, "subject": b.subject, "target_new": "Chile"})  # b's own template
+    assert same.supersedes == b.id and same.metadata["also_asks"] == [a.relation]
+    assert ed.get(same.id).metadata["also_asks"] == [a.relation]
+    # the in-bulk path (no matcher: an import past the matched-write limit writes this way)
+    memory.matcher = None
+    bulk = memory.add({"prompt": b.prompt, "subject": b.subject, "target_new": "Peru"})
+    assert bulk.supersedes == same.id and bulk.metadata["also_asks"] == [a.relation]
+
+
+def test_a_resolved_conflict_hands_the_dropped_edits_questions_to_the_kept_one(ed: Editor) -> None:
+    study = ed.edit_record(STUDY)
+    grad = ed.edit_record(GRAD)
+    [c] = ed.conflicts()
+    ed.resolve_conflict(c.id, "new")
+    kept = ed.get("ada-grad")
+    assert kept.metadata["also_asks"] == [study.relation] and kept.version == grad.version + 1
+    assert [(e["edit_id"], e["action"]) for e in ed.history("ada-grad")][-2:] == [("ada-study", "supersede"),
+                                                                                   ("ada-grad", "update")]
+    assert ed.chat_answer([{"role": "user", "content": "Where did Ada Quill study?"}]).applied == ["ada-grad"]
+    # a later correction in the dropped edit's words now replaces the kept edit, and keeps the chain going
+    s2 = ed.edit_record({"prompt": "Ada Quill studied at", "subject": "Ada Quill", "target_new": "Braga", "id": "s2"})
+    assert s2.supersedes == "ada-grad" and s2.conflicts == [] and s2.metadata["also_asks"] == [grad.relation]
+
+
 def test_the_other_end_read_the_other_way_round_is_another_fact(ed: Editor) -> None:
     from agentedit.records import build_record
     from agentedit.scope.conflict import fact_ends
@@ -144,12 +174,16 @@ def test_resolving_keeps_one_or_both_and_a_failed_resolution_writes_nothing(ed: 
     assert ed.conflicts() == [] and [x.id for x in ed.conflicts(include_resolved=True)] == [c.id]
     with pytest.raises(EditConflictError, match="already resolved"):
         ed.resolve_conflict(c.id, "new")
-    # keep both
+    # the kept edit now answers the dropped one's question: a later edit in those words replaces it, no conflict
     third = ed.edit_record({"prompt": "Ada Quill graduated from", "subject": "Ada Quill", "target_new": "Braga", "id": "g2"})
+    assert third.supersedes == "ada-study" and third.conflicts == [] and ed.conflicts() == []
+    # keep both: two facts, nothing carried
+    ed.edit_record({**STUDY, "subject": "Bo Lind", "prompt": "Bo Lind studied at", "id": "bo-study"})
+    ed.edit_record({**GRAD, "subject": "Bo Lind", "prompt": "Bo Lind graduated from", "id": "bo-grad"})
     [c2] = ed.conflicts()
-    assert c2.edit_id == third.id
     assert ed.resolve_conflict(c2.id, "both").resolution == "kept both"
-    assert ed.get("ada-study").status == ed.get("g2").status == "active"
+    assert ed.get("bo-study").status == ed.get("bo-grad").status == "active"
+    assert "also_asks" not in ed.get("bo-study").metadata and "also_asks" not in ed.get("bo-grad").metadata
 
 
 def test_a_retraction_settles_a_conflict(ed: Editor) -> None:

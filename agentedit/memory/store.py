@@ -283,7 +283,8 @@ class EditMemory:
 
     def resolve_conflict(self, conflict_id: str, keep: str, *, namespace: str, actor: str = "user") -> Conflict:
         """Settle a possible conflict: ``keep`` ``"new"``/``"old"`` (or either edit's id) supersedes the other edit
-        by the kept one (in its history); ``"both"`` leaves both active. One transaction; nothing written on error."""
+        by the kept one (in its history), which takes over the dropped edit's questions (``also_asks``); ``"both"``
+        leaves both active. One transaction; nothing written on error."""
         with self.ledger.transaction() as conn:
             c = conflicts.get(conn, namespace, conflict_id)
             if c is None:
@@ -307,6 +308,7 @@ class EditMemory:
             gone = replace(dropped, status="superseded", superseded_by=kept.id, version=dropped.version + 1)
             Ledger.replace(conn, gone, prev_version=dropped.version)
             Ledger.log(conn, "supersede", gone, actor=actor, before=dropped)
+            writes.keep_over(conn, kept, dropped, actor=actor)
             marker = recovery.mark(self.dir, self.ledger, self.index)
             try:
                 self._unindex([(namespace, dropped.id)])

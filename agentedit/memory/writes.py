@@ -65,7 +65,9 @@ def require_active(rec: EditRecord, doing: str) -> None:
 
 def supersede_active(ledger: Ledger, conn: Conn, rec: EditRecord, *, but: str | None = None
                      ) -> list[tuple[EditRecord, EditRecord]]:
-    """Supersede the edit active under ``rec``'s conflict key by ``rec`` (rows only, no events yet).
+    """Supersede the edit active under ``rec``'s conflict key by ``rec`` (rows only, no events yet). ``rec`` takes
+    over the superseded edit's ``also_asks`` (the questions of the facts that edit corrected: same relation, the chain
+    goes on).
 
     Returns ``(before, after)`` pairs for the caller to log once ``rec`` itself is written; ``but`` is an id
     to leave alone (the edit being updated)."""
@@ -77,6 +79,7 @@ def supersede_active(ledger: Ledger, conn: Conn, rec: EditRecord, *, but: str | 
         if old.id == but and old.namespace == rec.namespace:
             continue
         out.append(_supersede(conn, old, rec))
+        carry_relations(rec, also_asks(old))
     return out
 
 
@@ -105,16 +108,31 @@ def supersede_matched(ledger: Ledger, conn: Conn, rec: EditRecord, matches: Sequ
 MAX_ALSO_ASKS = 4
 
 
-def carry_relations(rec: EditRecord, templates: Sequence[str]) -> None:
+def carry_relations(rec: EditRecord, templates: Sequence[str]) -> bool:
     """Add ``templates`` (newest first, its own relation and repeats left out, at most :data:`MAX_ALSO_ASKS`) to
     ``rec``'s ``also_asks``: a correction answers the questions the fact it corrects answered ("Which country is X a
     citizen of?" after "X holds Israel citizenship" corrects "X is a citizen of Belgium")."""
     kept: list[str] = []
     for t in [*templates, *also_asks(rec)]:
-        if t != rec.relation and t not in kept:
+        if t and "{}" in t and t != rec.relation and t not in kept:
             kept.append(t)
-    if kept:
-        rec.metadata = {**rec.metadata, ALSO_ASKS: kept[:MAX_ALSO_ASKS]}
+    kept = kept[:MAX_ALSO_ASKS]
+    if kept == also_asks(rec):
+        return False
+    rec.metadata = {**rec.metadata, ALSO_ASKS: kept}
+    return True
+
+
+def keep_over(conn: Conn, kept: EditRecord, dropped: EditRecord, *, actor: str) -> EditRecord:
+    """A resolved conflict: ``kept`` answers the questions ``dropped`` answered (its relation and ``also_asks`` into
+    ``kept``'s ``also_asks``; a version step, logged as an update, when that changes anything). Returns ``kept`` as
+    it now stands."""
+    carried = replace(kept, metadata=dict(kept.metadata), version=kept.version + 1)
+    if not carry_relations(carried, [dropped.relation or "", *also_asks(dropped)]):
+        return kept
+    Ledger.replace(conn, carried, prev_version=kept.version)
+    Ledger.log(conn, "update", carried, actor=actor, before=kept)
+    return carried
 
 
 def add_records(ledger: Ledger, conn: Conn, store: str, recs: Sequence[EditRecord], *, actor: str,
@@ -178,6 +196,7 @@ def _add_in_bulk(ledger: Ledger, conn: Conn, recs: Sequence[EditRecord], *, acto
         old = current.get(key) if key else None
         if old is not None:
             rec.supersedes = old.id
+            carry_relations(rec, also_asks(old))
         events.append(("add", rec.id, rec.namespace, None, stored_json(rec)))
         if old is not None:
             before = stored_json(old)

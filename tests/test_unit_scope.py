@@ -157,6 +157,8 @@ def test_relation_checker_decisions(embedder) -> None:
 @pytest.mark.parametrize("query,edit,conflict", [
     ("The name of the mother of X is", "The name of the father of X is", True),
     ("The occupation of X is", "The name of the employer of X is", True),
+    ("Who employs X?", "X works as", True),  # the employer asked with the verb, the occupation edited
+    ("Which company employs X?", "X works for", False),
     ("X is located in the continent", "Which country is X in?", True),
     ("X follows", "X is followed by", True),
     ("What does X follow?", "X is followed by", True),

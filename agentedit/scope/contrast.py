@@ -46,7 +46,7 @@ _CONTRAST: dict[str, tuple[str, ...]] = {
     "family name": ("family name", "surname", "last name"),
     "given name": ("given name", "first name", "forename"),
     "occupation": ("occupation", "profession", "job", "works as", "work as", "worked as"),
-    "employer": ("employer", "employed by", "works for", "work for", "worked for"),
+    "employer": ("employer", "employed by", "employ", "employing", "works for", "work for", "worked for"),
     "capital": ("capital",),
     "country": ("country", "countries", "nation"),
     "continent": ("continent",),

@@ -96,7 +96,23 @@ def test_role_tags_and_instructions_are_flagged_and_never_the_subject(statement:
 
 def test_screen_keeps_abbreviations_inside_the_sentence() -> None:
     assert screen("Dr. Amara Obi specialises in cardiology.").fact == "Dr. Amara Obi specialises in cardiology."
-    assert parse_statement("Dr. Amara Obi specialises in cardiology.").subject == "Dr. Amara Obi"
+    found = parse_statement("Dr. Amara Obi specialises in cardiology.")
+    assert (found.subject, found.relation) == ("Amara Obi", "Dr. {} specialises in")  # the title stays in the relation
+
+
+@pytest.mark.parametrize("statement, subject, target", [
+    ("Corvid Labs' chief scientist is Dr. Mei Tanaka.", "Corvid Labs", "Mei Tanaka"),  # title out, plural possessive
+    ("The Elm Street clinic opens at 8 am.", "Elm Street clinic", "8 am"),  # a clock time keeps its am/pm
+    ("Employees of Corvid Labs must badge in before 9 am.", "Corvid Labs", "9 am"),
+    ("Visitors to the Solvang Zoo must leave by 6 pm.", "Solvang Zoo", "6 pm"),  # people of a named place
+    ("At Nordvik Hospital, visiting hours end at 8 pm.", "Nordvik Hospital", "8 pm"),  # a fronting preposition
+    ("The Quillon app syncs notes to Dropbox.", "Quillon app", "Dropbox"),  # the verb tagged as a noun
+    ("Actually, Institution of Structural Engineers is headquartered in Winnipeg.",
+     "Institution of Structural Engineers", "Winnipeg"),  # a singular head is part of the name
+])
+def test_titles_times_and_groups_of_people(statement: str, subject: str, target: str) -> None:
+    found = parse_statement(statement)
+    assert (found.subject, found.target) == (subject, target)
 
 
 @pytest.mark.parametrize("statement, words", [

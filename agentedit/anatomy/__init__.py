@@ -182,12 +182,40 @@ def _unhedged(fact: str, subj: tuple[int, int], targ: tuple[int, int]) -> tuple[
     return fact[:m.start()] + fact[targ[0]:], shift(subj), shift(targ)
 
 
+# A courtesy title before a name ("Dr. Ayla Demir"): the name is what a question uses. A clock time's am/pm after its
+# number ("8 am"). A preposition that fronts a phrase set off by a comma ("At Nordvik Hospital, ...").
+_HONORIFIC = re.compile(r"(?:Dr|Prof|Mr|Mrs|Ms|Mx)\.?\s+(?=[A-Z])")
+_MERIDIEM = re.compile(r"\s*(?:[ap]\.m\.|[ap]m)\b", re.IGNORECASE)
+_FRONTING = re.compile(r"(?:at|in|on|for|from|by|with|within)\s+(?=[A-Z])", re.IGNORECASE)
+
+
+def _trimmed(fact: str, span: tuple[int, int], other: tuple[int, int], *, subject: bool) -> tuple[int, int]:
+    """``span`` without a courtesy title (and, for a subject, a fronting preposition), and with the am/pm of a clock
+    time it ends in or consists of, never into ``other``."""
+    a, b = span
+    if m := _HONORIFIC.match(fact, a, b):
+        a = m.end()
+    if subject and (m := _FRONTING.match(fact, a, b)) and fact[b:b + 1] == ",":
+        a = m.end()
+    if subject and b - a > 2 and fact[b - 1] in "'\u2019" and fact[b - 2] == "s":  # "Corvid Labs' chief scientist"
+        b -= 1
+    if fact[a:b][-1:].isdigit() and (m := _MERIDIEM.match(fact, b)) and not (b <= other[0] < m.end()):
+        b = m.end()
+    elif _MERIDIEM.fullmatch(fact[a:b]) and (m := re.search(r"\d+(?::\d\d)?\s*$", fact[:a])) \
+            and not (m.start() < other[1] <= a):
+        a = m.start()
+    return a, b
+
+
 def compose(fact: str, subj: tuple[int, int], targ: tuple[int, int], source: str, *, confidence: float = 1.0,
-            flags: tuple[str, ...] = (), reasons: tuple[str, ...] = ()) -> Anatomy | None:
+            flags: tuple[str, ...] = (), reasons: tuple[str, ...] = (), grow_subject: bool = True) -> Anatomy | None:
     """The anatomy of ``fact`` with the subject at ``subj`` and the target at ``targ`` (character spans), or None when
-    the spans overlap or leave no relation. A span that cuts a name short is grown over the rest of it (:func:`_whole`);
-    a leading article of the subject goes to the relation."""
-    subj, targ = _whole(fact, subj, targ), _whole(fact, targ, subj)
+    the spans overlap or leave no relation. A span that cuts a name short is grown over the rest of it (:func:`_whole`;
+    the subject not when ``grow_subject`` is False: the parser found its head), a courtesy title or a fronting
+    preposition is left out and a clock time keeps its am/pm (:func:`_trimmed`); a leading article of the subject goes
+    to the relation."""
+    subj, targ = (_whole(fact, subj, targ) if grow_subject else subj), _whole(fact, targ, subj)
+    subj, targ = _trimmed(fact, subj, targ, subject=True), _trimmed(fact, targ, subj, subject=False)
     fact, subj, targ = _unhedged(fact, subj, targ)
     (s0, s1), (t0, t1) = subj, targ
     while fact[s0:s1].lower().startswith(_ARTICLES) and " " in fact[s0:s1].strip():

@@ -105,10 +105,10 @@ def _appositive_name(tok: Any) -> Any:
     return next((c for c in tok.children if c.dep_ == "appos" and c.pos_ == "PROPN"), tok)
 
 
-def _named_of(tok: Any) -> Any:
+def _named_of(tok: Any, preps: tuple[str, ...] = ("of", "for", "at", "in", "on")) -> Any:
     """The named object of a role word's of/for/at/in/on phrase ("the CEO of Acme": Acme; "the director of the film
     Silent Orchard": Orchard), or None."""
-    objs = [_appositive_name(g) for c in tok.children if c.dep_ == "prep" and c.lower_ in ("of", "for", "at", "in", "on")
+    objs = [_appositive_name(g) for c in tok.children if c.dep_ == "prep" and c.lower_ in preps
             for g in c.children if g.dep_ == "pobj"]
     return next((g for g in objs if _named(g)), None)
 
@@ -250,8 +250,12 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
             reasons.append("the verb was read as a noun")
         else:
             return None
+    own = None
     if reasons:  # "The Orion dashboard runs on Grafana" parsed as one noun phrase: its last left noun is the subject
-        subj_tok = max((c for c in root.children if c.i < root.i and c.dep_ in ("compound", "nmod")), key=lambda c: c.i)
+        # (its own subject when it has one: "The Quillon app syncs notes to Dropbox", read as "syncs notes")
+        own = next((c for c in root.children if c.i < root.i and c.dep_ in _SUBJECT_DEPS), None)
+        subj_tok = own or max(
+            (c for c in root.children if c.i < root.i and c.dep_ in ("compound", "nmod")), key=lambda c: c.i)
     else:
         subjects = [c for c in root.children if c.dep_ in _SUBJECT_DEPS]
         # "The novel The Glass Harbour was written by ...": two subject heads, the name is what the fact is about
@@ -271,6 +275,10 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
         if fronted:
             subj_tok = fronted[0]
     head = _subject_head(subj_tok)
+    # "Guests of the Harbour Inn get ...", "Visitors to the Solvang Zoo must ...": people of a named place or body
+    if subj_tok.tag_ == "NNS" and head is subj_tok and (held := _named_of(subj_tok, ("to",))) is not None:
+        head = held
+    group = subj_tok.tag_ == "NNS" and head.i > subj_tok.i  # its head is the named one: not grown back over the noun
     subject: set[int] = set()
     _collect(head, subject)
     names = [i for i in subject if doc[i].pos_ == "PROPN"]
@@ -283,7 +291,8 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
     whole: set[int] = set(subject) if object_topic else set(t.i for t in subj_tok.subtree)  # the object's own phrase
     if reasons:
         confidence_cut = 0.1
-        subject |= {c.i for c in root.children if c.i < root.i and c.dep_ in ("compound", "nmod", "amod")}
+        if own is None:
+            subject |= {c.i for c in root.children if c.i < root.i and c.dep_ in ("compound", "nmod", "amod")}
     else:
         confidence_cut = 0.0
     extra = [c for c in subj_tok.children if c.dep_ == "prep"] if object_topic else []  # "find Bzura in Gdansk"
@@ -293,7 +302,7 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
     best = cands[0]
     confidence = 0.9 - confidence_cut
     if (any(doc[i].like_num for i in subject) and not any(doc[i].pos_ == "PROPN" for i in subject)
-            and any(doc[i].pos_ == "PROPN" for i in best[3])):
+            and any(doc[i].pos_ == "PROPN" or (doc[i].is_title and doc[i].i > 0) for i in best[3])):
         # "About 48,000 people live in Port Ellery": a count is the value, the named place what the fact is about
         subject, best = set(best[3]), (best[0], best[1], best[2], subject)
         reasons.append("the subject was a count; the fact is about the named value")
@@ -310,4 +319,4 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
         confidence -= 0.1
         reasons.append("several clauses; read the first")
     return compose(text, _span(doc, subject), _span(doc, best[3]), "parser", confidence=confidence, flags=flags,
-                   reasons=tuple(reasons))
+                   reasons=tuple(reasons), grow_subject=not group)

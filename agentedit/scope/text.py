@@ -61,13 +61,18 @@ def _plain(word: str) -> bool:
     return word.isalpha() and word.islower() and (word in ("the", "a", "an") or word not in CONNECTORS)
 
 
+_TITLE = re.compile(r"(?:Dr|Prof|Mr|Mrs|Ms|Mx)\.?", re.IGNORECASE)
+
+
 def proper_core(name: str) -> str | None:
-    """The name inside a subject that carries a class noun before or after it ("river Ostra" -> "Ostra", "Aurora X2
-    phone" -> "Aurora X2"), else None. Only lower-case words at the ends go (at the end, only after two words or more),
+    """The name inside a subject that carries a class noun or a courtesy title before it, or a class noun after it
+    ("river Ostra" -> "Ostra", "Aurora X2 phone" -> "Aurora X2", "Dr. Amara Obi" -> "Amara Obi"), else None. Only lower-case words at the ends go (at the end, only after two words or more),
     and a capitalised word other than an article stays."""
     words = name.split()
     lo, hi = 0, len(words)
     while lo < hi and _plain(words[lo]):
+        lo += 1
+    if hi - lo >= 3 and _TITLE.fullmatch(words[lo]):  # a courtesy title: "Dr. Amara Obi" -> "Amara Obi"
         lo += 1
     while hi > lo and _plain(words[hi - 1]):
         hi -= 1

@@ -55,6 +55,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     "(stores/<store>/recipe after `agentedit --model hf:... train-recipe`)")
     ap.add_argument("--locality-audit", default=None, help="a JSONL of hand-checked locality probes (case_id, label: "
                     "same | ambiguous | other); default evals/data/<dataset>_locality_audit.jsonl when it exists")
+    ap.add_argument("--report-only", action="store_true",
+                    help="re-write the report of the finished run --run-name from its run folder, without the model "
+                         "(with --locality-audit FILE: into a subfolder named after FILE, beside the original report)")
     ap.add_argument("--config", action="append", default=[], metavar="METHOD:KEY=VALUE,...",
                     help="an editor's settings, e.g. wise:shard_size=20,subspaces=4 (fields of its config dataclass)")
     ap.add_argument("--stats-corpus", default=None, metavar="FILE",
@@ -102,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         if done == total or done % 25 == 0:
             logger.info("%s: %d/%d", desc, done, total)
 
+    if args.report_only:
+        return report_again(out, args, methods, curve)
     runner = Runner(cfg, out / "run", progress=progress)
     try:
         report = runner.run()
@@ -109,6 +114,21 @@ def main(argv: list[str] | None = None) -> int:
         runner.close()
     result = summarise(report, out / "run", args, methods, curve, time.perf_counter() - t0)
     write(out, result)
+    print(json.dumps(result["table"], indent=2))
+    return 0
+
+
+def report_again(out: Path, args: argparse.Namespace, methods: list[str], curve: list[int]) -> int:
+    """The report of a finished run, summarised again from its run folder (another locality audit, say); the wall time
+    and peak memory stay those of the run."""
+    if not (out / "run" / "results.json").exists():
+        raise SystemExit(f"--report-only: {out / 'run'} holds no finished run; run it first without --report-only")
+    before = json.loads((out / "lifelong.json").read_text()) if (out / "lifelong.json").exists() else {}
+    report = json.loads((out / "run" / "results.json").read_text())
+    result = summarise(report, out / "run", args, methods, curve, float(before.get("wall_s", 0.0)))
+    result["peak_rss_gb"] = before.get("peak_rss_gb", result["peak_rss_gb"])
+    where = out / Path(args.locality_audit).stem if args.locality_audit else out
+    write(where, result)
     print(json.dumps(result["table"], indent=2))
     return 0
 

@@ -97,6 +97,19 @@ def test_lifelong_bench_runs_on_a_tiny_model_and_resumes_after_a_stop(tmp_path):
         [{k: v for k, v in again[t].items() if k not in ("ms_per_probe", "seconds_per_edit")} for t in (2, 3)]
     assert len(rows) == len(gzip.decompress(packed.read_bytes()).decode().splitlines())
 
+    # the report again, with a locality audit, from the run folder alone: no model is loaded, nothing is run again
+    cases = {json.loads(line)["case_id"] for line in rows}
+    audit = tmp_path / "my_audit.jsonl"
+    audit.write_text("".join(json.dumps({"case_id": c, "label": "other"}) + "\n" for c in cases))
+    report_only = ["--report-only", "--locality-audit", str(audit), "--model", str(tmp_path / "missing")]
+    assert bench.main([*argv, *report_only]) == 0
+    audited = json.loads((tmp_path / "ll" / "my_audit" / "lifelong.json").read_text())
+    row = next(r for r in audited["table"] if r["method"] == "grace" and r["T"] == 3)
+    assert row["audited_probes"] > 0 and row["reliability"] == again[3]["reliability"]
+    assert audited["wall_s"] == json.loads((tmp_path / "ll" / "lifelong.json").read_text())["wall_s"]
+    with pytest.raises(SystemExit, match="no finished run"):
+        bench.main([*argv[:-1], "nothing-here", *report_only])
+
 
 def test_whitebox_bench_times_grace_and_wise_per_edit_and_per_query_on_a_cpu(tmp_path):
     bench = load_eval_script("whitebox_bench")

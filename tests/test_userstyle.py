@@ -342,3 +342,32 @@ def test_a_relation_that_says_little_borrows_its_answer() -> None:
     assert checker.scores("Is Vita Semerenko's citizenship, which is not Swiss citizenship, Austrian?",
                           [Candidate(holds, 0.7)])[0][1] < checker.scores(
         "Which citizenship does Vita Semerenko hold?", [Candidate(holds, 0.7)])[0][1]
+
+
+def test_a_clause_naming_the_edits_attribute_counts_as_asking_it() -> None:
+    """Just short of the threshold, a clause that names the edit's attribute ("job" and "works as": occupation) is
+    accepted; one that names another (employer), or none, or only death against a death (burial), is not."""
+    from agentedit.memory import shared_embedder
+    from agentedit.records import build_record
+    from agentedit.scope import make_checker
+    from agentedit.scope.clauses import AGREEMENT_FLOOR
+    from agentedit.types import Candidate
+
+    checker = make_checker("relation-clauses", embedder=shared_embedder())
+    job = build_record({"prompt": "Dan Fukami works as", "subject": "Dan Fukami", "target_new": "a full stack developer"})
+    boss = build_record({"prompt": "Fred Brooks works for", "subject": "Fred Brooks", "target_new": "CBS"})
+    died = build_record({"prompt": "Michel Benoist died in", "subject": "Michel Benoist", "target_new": "Lyon"})
+
+    def decided(q: str, rec: Any) -> tuple[bool, float]:
+        [(_, score)] = checker.scores(q, [Candidate(rec, 0.7)])
+        return checker.check(q, [Candidate(rec, 0.7)])[0].in_scope, score
+
+    [plain] = checker.relation_scores([("What is X's job?", "X works as")])
+    assert AGREEMENT_FLOOR <= plain < checker.threshold  # the similarity alone falls short
+    assert decided("What is Dan Fukami's job?", job) == (True, checker.threshold)
+    assert decided("Who employs Fred Brooks?", boss)[0]
+    assert not decided("Who employs Dan Fukami?", job)[0]  # employer against occupation: vetoed
+    assert not decided("Where was Dan Fukami born?", job)[0]
+    [burial] = checker.relation_scores([("The place of burial of X is", "X died in")])
+    assert AGREEMENT_FLOOR <= burial < checker.threshold
+    assert decided("The place of burial of Michel Benoist is", died) == (False, burial)  # not raised

@@ -6,6 +6,12 @@ benchmark (``evals/userstyle_bench.py``):
 - **joined questions** ("When was X born, and where did he die?"): every clause that names the subject, or refers
   back to it by a pronoun, is compared with the edit's relation (:func:`~agentedit.scope.text.query_relations`),
   and the best clause decides; ``relation`` compares one clause only;
+- **the same attribute named**: a clause whose relation similarity falls short of the threshold but reaches
+  :data:`AGREEMENT_FLOOR` is accepted when both relations name one attribute of the contrast vocabulary
+  (:func:`~agentedit.scope.contrast.shared_attributes`: "What is X's job?" against "X works as", occupation; "Who
+  employs X?" against "X works for", employer). Measured in session 13: user-style recall 0.898 -> 0.905 (gold edits),
+  0.747 -> 0.771 (statements) with specificity unchanged; CounterFact recall 0.744 -> 0.752 for one locality probe
+  (0.989 -> 0.988), wiki_counterfact 0.745 -> 0.749, ZsRE unchanged (1,000 cases each);
 - **the kind of answer**: a clause that asks for a time, an amount, a place or a person is not answered by an edit
   whose target cannot be one (:func:`~agentedit.scope.contrast.answer_conflict`): "When did X die?" against the edit
   "X died in Paris".
@@ -23,10 +29,13 @@ from typing import Any, Sequence
 
 from ..types import Candidate
 from .calibration import Calibration
-from .contrast import answer_conflict, relation_conflict
+from .contrast import answer_conflict, relation_conflict, shared_attributes
 from .relation import VETO, RelationChecker, build_relation_checker
 from .text import find_subject, normalise, query_relations, relation_text
 from .views import find_whole_name, masked_role, same_role, views
+
+
+AGREEMENT_FLOOR = 0.50  # a clause this close that names the edit's attribute counts as asking it
 
 
 class ClauseRelationChecker(RelationChecker):
@@ -62,6 +71,9 @@ class ClauseRelationChecker(RelationChecker):
                         todo.append((clause, view.relation))
             plans.append((rel, clauses, named))
         scored = dict(zip(todo, self.relation_scores(todo))) if todo else {}
+        for key, score in scored.items():  # both name one attribute: "What is X's job?" against "X works as"
+            if AGREEMENT_FLOOR <= score < self.threshold and shared_attributes(*key):
+                scored[key] = self.threshold
         out: list[tuple[str | None, float | None, str | None]] = []
         for rel, clauses, named in plans:
             if named is None or rel is None:

@@ -17,6 +17,9 @@ clear enough to decide by rule:
   did X open?") and the query's gives no sign of asking one (no time word, no trailing preposition a date could
   follow): "The manufacturer of X is" is not answered by the year X was made.
 
+The same vocabulary is positive evidence too (:func:`shared_attributes`): the clause checker accepts a relation just
+short of its threshold when both name one attribute (:mod:`agentedit.scope.clauses`).
+
 Another rule looks at the edit's answer (:func:`answer_conflict`): a question that asks for a time
 ("when", "what year") cannot be answered by an edit whose target holds no date, a question for an
 amount ("how many", "how long") by a target with no number, and a question for a place or a
@@ -142,6 +145,12 @@ def _disjoint(a: frozenset[str], b: frozenset[str]) -> tuple[frozenset[str], fro
         if ga and gb and not ga & gb:
             return ga, gb
     return None
+
+
+def shared_attributes(query_relation: str, edit_relation: str) -> frozenset[str]:
+    """The attribute labels both relations name ("What is X's job?" and "X works as": occupation), birth and death
+    left out (a place of burial is no place of death, though both speak of death)."""
+    return frozenset(x for x in _attributes(query_relation) & _attributes(edit_relation) if x not in _GROUP)
 
 
 def relation_conflict(query_relation: str, edit_relation: str) -> str | None:

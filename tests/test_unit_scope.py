@@ -174,6 +174,7 @@ def test_relation_checker_decisions(embedder) -> None:
     ("The manufacturer of X is", "What year was X made?", True),  # the edit asks a time, the query none
     ("X manufacturer", "When was X made?", True),
     ("In which year was X made?", "What year was X made?", False),
+    ("The UTC offset of X is", "What time zone is X in?", False),  # a time zone is a place, not a time
     ("X was made in", "What year was X made?", False),  # a date may follow "in"
     ("Where did X live when he died?", "What city did X live in when he died?", False),  # "when" as a conjunction
     ("When does X open?", "X opens on", False),  # a time asked by the question only: the edit's answer settles it

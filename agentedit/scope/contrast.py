@@ -116,7 +116,7 @@ def _other(role: str) -> str:
 # "when" only as the question's word ("When did X open?"), not as a conjunction ("where did X live when he died");
 # "how many times" counts rather than asks a time; "period" and "era" also name styles ("What period of art...?").
 _SAYS_TIME = re.compile(r"^\W*(?:(?:since|until|by|from)\s+)?when\b|\b(?:(?:year|date|day|month|century|decade|birthday|anniversary)s?"
-                        r"|time|ago)\b", re.IGNORECASE)
+                        r"|time(?!\s+zones?\b)|ago)\b", re.IGNORECASE)  # a time zone is a place
 _ROOM_FOR_TIME = re.compile(r"\b(?:in|on|at|since|from|until|till|by|around|circa|during|before|after|of)\W*$", re.IGNORECASE)
 
 

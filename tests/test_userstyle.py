@@ -366,6 +366,10 @@ def test_a_clause_naming_the_edits_attribute_counts_as_asking_it() -> None:
     assert AGREEMENT_FLOOR <= plain < checker.threshold  # the similarity alone falls short
     assert decided("What is Dan Fukami's job?", job) == (True, checker.threshold)
     assert decided("Who employs Fred Brooks?", boss)[0]
+    assert decided("What does Dan Fukami do for a living?", job)[0]  # the attribute in everyday words
+    citizen = build_record({"prompt": "Vita Semerenko is a citizen of", "subject": "Vita Semerenko", "target_new": "Peru"})
+    assert decided("What nationality is Vita Semerenko?", citizen)[0]
+    assert not decided("What is the capital of Vita Semerenko?", citizen)[0]  # capital against country: vetoed
     assert not decided("Who employs Dan Fukami?", job)[0]  # employer against occupation: vetoed
     assert not decided("Where was Dan Fukami born?", job)[0]
     [burial] = checker.relation_scores([("The place of burial of X is", "X died in")])

@@ -175,6 +175,9 @@ def test_relation_checker_decisions(embedder) -> None:
     ("X manufacturer", "When was X made?", True),
     ("In which year was X made?", "What year was X made?", False),
     ("The UTC offset of X is", "What time zone is X in?", False),  # a time zone is a place, not a time
+    ("Who are X's kids?", "The name of the mother of X is", True),
+    ("When does X arrive?", "X departs at", True),  # a trip's two times
+    ("How late is X open?", "X closes at", False),  # open and close are no contrast: this asks the closing time
     ("X was made in", "What year was X made?", False),  # a date may follow "in"
     ("Where did X live when he died?", "What city did X live in when he died?", False),  # "when" as a conjunction
     ("When does X open?", "X opens on", False),  # a time asked by the question only: the edit's answer settles it

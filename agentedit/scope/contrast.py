@@ -44,7 +44,7 @@ _CONTRAST: dict[str, tuple[str, ...]] = {
     "mother": ("mother", "mom", "mum", "female parent"),
     "father": ("father", "dad", "male parent"),
     "sibling": ("sibling", "brother", "sister"),
-    "child": ("child", "children", "son", "daughter", "offspring"),
+    "child": ("child", "children", "kid", "son", "daughter", "offspring"),
     "spouse": ("spouse", "wife", "husband", "married", "marry"),
     "family name": ("family name", "surname", "last name"),
     "given name": ("given name", "first name", "forename"),
@@ -58,10 +58,13 @@ _CONTRAST: dict[str, tuple[str, ...]] = {
     "language": ("language", "tongue", "speak", "speaking", "spoken"),
     "birth": ("birth", "born", "birthplace", "birthdate", "birthday"),
     "death": ("death", "die", "died", "dying", "dead", "deathplace", "burial", "buried"),
+    "arrival": ("arrive", "arrives", "arrived", "arrival"),
+    "departure": ("depart", "departs", "departed", "departure", "leave", "leaves"),
 }
 # Labels compared only within their group (default: the attributes above): birth against death, never against a
-# kinship word ("Who gave birth to X?" asks the mother, which a mother's edit answers).
-_GROUP = {"birth": "life", "death": "life"}
+# kinship word ("Who gave birth to X?" asks the mother, which a mother's edit answers); arrival against departure (a
+# trip's two times). Not opening against closing: "How late is X open?" asks when it closes.
+_GROUP = {"birth": "life", "death": "life", "arrival": "trip", "departure": "trip"}
 _PATTERNS = {label: re.compile(r"\b(?:" + "|".join(re.escape(p) for p in sorted(ps, key=len, reverse=True)) + r")(?:s|es)?\b")
              for label, ps in _CONTRAST.items()}  # plurals too: "mother tongues", "capitals"
 # Phrases that contain a contrast word without naming that attribute.

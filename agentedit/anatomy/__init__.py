@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..prompts import render
-from .screen import NoFactError, Screened, screen
+from .screen import COURTESY_TITLE, NoFactError, Screened, screen
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def _unhedged(fact: str, subj: tuple[int, int], targ: tuple[int, int]) -> tuple[
 
 # A courtesy title before a name ("Dr. Ayla Demir"): the name is what a question uses. A clock time's am/pm after its
 # number ("8 am"). A preposition that fronts a phrase set off by a comma ("At Nordvik Hospital, ...").
-_HONORIFIC = re.compile(r"(?:Dr|Prof|Mr|Mrs|Ms|Mx)\.?\s+(?=[A-Z])")
+_HONORIFIC = re.compile(rf"{COURTESY_TITLE}\s+(?=[A-Z])")
 _MERIDIEM = re.compile(r"\s*(?:[ap]\.m\.|[ap]m)\b", re.IGNORECASE)
 _FRONTING = re.compile(r"(?:at|in|on|for|from|by|with|within)\s+(?=[A-Z])", re.IGNORECASE)
 

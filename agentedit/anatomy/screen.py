@@ -28,6 +28,9 @@ _INSTRUCTION = re.compile(
 # An instruction that only leads into a fact: "From now on, the Orchid Hotel's manager is Ana Silva." keeps its fact.
 _INSTRUCTION_LEAD = re.compile(r"^\s*(?:from now on|going forward|henceforth|(?:always )?remember that)\s*,?\s+", re.IGNORECASE)
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
+# A courtesy title before a name ("Dr. Ayla Demir"): the anatomy leaves it out of a subject or target, the scope check
+# reads the name without it as one of its spellings (:func:`agentedit.scope.text.proper_core`).
+COURTESY_TITLE = r"(?:Dr|Prof|Mr|Mrs|Ms|Mx)\.?"
 # A lone initial's or an abbreviation's full stop ends no sentence: "A. Leonard Allen", "Dr. Rao", "Acme Inc. makes";
 # "No." only before a number ("Platform No. 5"). Dotted acronyms ("F.C.", "I.R.S.") still may end one.
 _ABBREVIATION = re.compile(r"(?:^|\s)(?:[A-Z]|Dr|Mr|Mrs|Ms|Prof|St|Mt|Inc|Ltd|Co|Corp|Jr|Sr|vs|e\.g|i\.e|etc)\.$")

@@ -112,12 +112,13 @@ def carry_relations(rec: EditRecord, templates: Sequence[str]) -> bool:
     """Add ``templates`` (newest first, its own relation and repeats left out, at most :data:`MAX_ALSO_ASKS`) to
     ``rec``'s ``also_asks``: a correction answers the questions the fact it corrects answered ("Which country is X a
     citizen of?" after "X holds Israel citizenship" corrects "X is a citizen of Belgium")."""
+    before = also_asks(rec)
     kept: list[str] = []
-    for t in [*templates, *also_asks(rec)]:
+    for t in [*templates, *before]:
         if t and "{}" in t and t != rec.relation and t not in kept:
             kept.append(t)
     kept = kept[:MAX_ALSO_ASKS]
-    if kept == also_asks(rec):
+    if kept == before:
         return False
     rec.metadata = {**rec.metadata, ALSO_ASKS: kept}
     return True

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from typing import Any, Sequence
 
-from ..anatomy.screen import sentence_breaks
+from ..anatomy.screen import COURTESY_TITLE, sentence_breaks
 from ..types import EditRecord
 from .names import short_name_in, short_names
 
@@ -61,13 +61,14 @@ def _plain(word: str) -> bool:
     return word.isalpha() and word.islower() and (word in ("the", "a", "an") or word not in CONNECTORS)
 
 
-_TITLE = re.compile(r"(?:Dr|Prof|Mr|Mrs|Ms|Mx)\.?", re.IGNORECASE)
+_TITLE = re.compile(COURTESY_TITLE, re.IGNORECASE)
 
 
 def proper_core(name: str) -> str | None:
     """The name inside a subject that carries a class noun or a courtesy title before it, or a class noun after it
-    ("river Ostra" -> "Ostra", "Aurora X2 phone" -> "Aurora X2", "Dr. Amara Obi" -> "Amara Obi"), else None. Only lower-case words at the ends go (at the end, only after two words or more),
-    and a capitalised word other than an article stays."""
+    ("river Ostra" -> "Ostra", "Aurora X2 phone" -> "Aurora X2", "Dr. Amara Obi" -> "Amara Obi"), else None. Only
+    lower-case words at the ends go (at the end, only after two words or more), and a capitalised word other than an
+    article stays."""
     words = name.split()
     lo, hi = 0, len(words)
     while lo < hi and _plain(words[lo]):

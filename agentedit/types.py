@@ -86,8 +86,8 @@ class ConflictMatch:
     score: float
     kind: Literal["supersede", "conflict"]
     reason: str
-    # the matched edit's relation template when both edits name the subject as their subject and read it another way:
-    # a correction that supersedes it answers the questions it answered (carried into ``metadata["also_asks"]``)
+    # the matched edit's relation template when both edits name the subject as their subject (a supersession): the
+    # correction answers the questions it answered, and those of the edits it corrected (``metadata["also_asks"]``)
     relation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -104,9 +104,14 @@ def test_every_way_a_correction_lands_carries_the_questions_on(ed: Editor, memor
     assert same.supersedes == b.id and same.metadata["also_asks"] == [a.relation]
     assert ed.get(same.id).metadata["also_asks"] == [a.relation]
     # the in-bulk path (no matcher: an import past the matched-write limit writes this way)
-    memory.matcher = None
+    matcher, memory.matcher = memory.matcher, None
     bulk = memory.add({"prompt": b.prompt, "subject": b.subject, "target_new": "Peru"})
     assert bulk.supersedes == same.id and bulk.metadata["also_asks"] == [a.relation]
+    # the matcher's path with the identical relation under another spelling of the subject (another conflict key)
+    memory.matcher = matcher
+    alias = ed.edit_record({"prompt": b.prompt.replace(b.subject, "M. Thrane"), "subject": "M. Thrane",
+                            "target_new": "Chile", "metadata": {"aliases": [b.subject]}})
+    assert alias.supersedes == bulk.id and alias.metadata["also_asks"] == [a.relation]
 
 
 def test_a_resolved_conflict_hands_the_dropped_edits_questions_to_the_kept_one(ed: Editor) -> None:

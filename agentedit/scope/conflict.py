@@ -152,8 +152,9 @@ class ConflictMatcher:
                 kind = "supersede" if score >= self.supersede_at else "conflict"
                 why = reason + (f" >= {self.supersede_at:.3f}" if kind == "supersede" else
                                 f" in [{self.conflict_at:.3f}, {self.supersede_at:.3f}): possibly the same fact")
-            carried = other.relation if kind == "supersede" and other.relation and other.relation != rec.relation \
-                and same_subject(rec, other) else None
+            # the superseded edit's questions pass on when it names the subject as its subject (its relation, even
+            # when identical under another spelling of the subject, carries the chain of its own ``also_asks``)
+            carried = other.relation if kind == "supersede" and other.relation and same_subject(rec, other) else None
             out.append(ConflictMatch(edit_id=other.id, score=round(score, 4), kind=kind, reason=why, relation=carried))
         return sorted(out, key=lambda m: -m.score)
 

@@ -177,6 +177,7 @@ def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, metho
     for r in rows:
         ms.setdefault((r["method"], r["size"]), []).append(float(r.get("ms") or 0.0))
     audit = read_audit(args.locality_audit, args.dataset)
+    collided = collisions(args, curve)
     table = []
     for method in ["none", *(m for m in methods if m != "none")]:  # the unedited model once, first
         timing = edit_seconds(run / "deltas" / method) if method != "none" else {}
@@ -187,9 +188,14 @@ def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, metho
             t = args.edits if size == "all" else int(size)
             q = ms.get((method, size), [])
             clean = audited_locality(rows, audit, method, size)
+            apart = [float(r["score"]) for r in rows if r["method"] == method and r["size"] == size
+                     and r["kind"] == "locality" and str(r["case_id"]) not in collided[size]]
+            hit = sum(1 for r in rows if r["method"] == method and r["size"] == size and r["kind"] == "locality") - len(apart)
             table.append({"method": method, "T": t, **{k: metrics.get(k) for k in ("reliability", "generality", "locality")},
                           "locality_audited": round(sum(clean) / len(clean), 3) if clean else None,
                           "audited_probes": len(clean),
+                          "locality_uncollided": round(sum(apart) / len(apart), 3) if apart else None,
+                          "collided_probes": hit,
                           "ms_per_probe": round(statistics.median(q), 1) if q else None, "probes": len(q),
                           "seconds_per_edit": timing.get("seconds_per_edit"),
                           "edits_computed": timing.get("edits_computed")})
@@ -202,9 +208,26 @@ def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, metho
                 "locality_audited: locality on the probes a hand check labelled another relation than the edit's "
                 "(the audit file's 'other'); the rest ask the edited subject's edited relation, where an edit that "
                 "generalises must change the answer",
+                "locality_uncollided: locality without the probes that name the subject of another case's edit "
+                "among the T (collided_probes: those left out); with thousands of edits a dataset's unrelated probe "
+                "is often about a subject another case edits, where the answer must change",
                 "seconds_per_edit: edits computed in this process or an earlier one of the run (reloaded ones not counted)",
                 "ms_per_probe: the median over the probes (the first probe of a parametric method also waits for its "
                 "T edits to be applied, which the median leaves out); it includes retrieval for the in-context route"]}
+
+
+def collisions(args: argparse.Namespace, curve: list[int]) -> dict[str, set[str]]:
+    """Per size ("all" and each curve point), the probed cases whose locality probe names the subject of another case
+    in memory (:func:`~agentedit.evaluation.cases.locality_collisions`), with the runner's choice of cases."""
+    from agentedit.evaluation.cases import locality_collisions, select_cases
+    from agentedit.evaluation.loaders import load_dataset
+
+    cases, spare, probed = select_cases(load_dataset(args.dataset, args.data_dir), seed=args.seed, limit=args.edits,
+                                        probe_limit=args.probe_cases)
+    out = {"all": locality_collisions(probed, cases)}
+    for s in curve:
+        out[str(s)] = locality_collisions(cases[: min(s, args.curve_probe_cases)], (cases + spare)[:s])
+    return out
 
 
 def audited_locality(rows: list[dict[str, Any]], audit: dict[str, str], method: str, size: str) -> list[float]:
@@ -250,7 +273,7 @@ def write(out: Path, result: dict[str, Any]) -> None:
     (out / "lifelong.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Lifelong editing: {result['model']}, {result['dataset']}, T = {result['T']} ({result['scoring']})", "",
              md_table(result["table"], ["method", "T", "reliability", "generality", "locality", "locality_audited",
-                                        "audited_probes", "ms_per_probe",
+                                        "audited_probes", "locality_uncollided", "collided_probes", "ms_per_probe",
                                         "seconds_per_edit", "edits_computed"]), "",
              f"wall {result['wall_s']} s, peak RSS {result['peak_rss_gb']} GB; key statistics (rome, memit, alphaedit) "
              f"over {result.get('stats_corpus', 'sampled')} text", "", *[f"- {n}" for n in result["notes"]]]

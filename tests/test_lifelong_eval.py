@@ -106,6 +106,7 @@ def test_lifelong_bench_runs_on_a_tiny_model_and_resumes_after_a_stop(tmp_path):
     audited = json.loads((tmp_path / "ll" / "my_audit" / "lifelong.json").read_text())
     row = next(r for r in audited["table"] if r["method"] == "grace" and r["T"] == 3)
     assert row["audited_probes"] > 0 and row["reliability"] == again[3]["reliability"]
+    assert row["collided_probes"] == 0 and row["locality_uncollided"] == row["locality"]  # no subject shared here
     assert audited["wall_s"] == json.loads((tmp_path / "ll" / "lifelong.json").read_text())["wall_s"]
     with pytest.raises(SystemExit, match="no finished run"):
         bench.main([*argv[:-1], "nothing-here", *report_only])
@@ -177,3 +178,20 @@ def test_the_harness_computes_key_statistics_over_the_text_the_settings_name(mem
     parametric._make("rome", SimpleNamespace(settings=Settings.from_env("hf:unused"), config=ctx.config, out=tmp_path),
                      memory)
     assert made["corpus"] is None
+
+
+def test_locality_probes_about_a_subject_another_case_edits_are_counted_apart():
+    """At T = 10,000 CounterFact probes one case's locality on a subject another case edits ("The twin city of Delhi
+    is" probed for case a, Delhi edited by case b): such a probe is a collision, matched on whole words only."""
+    from agentedit.evaluation.cases import Case, Probe, locality_collisions
+
+    def case(cid: str, subject: str, locality: str) -> Case:
+        return Case(cid, "cf", [{"subject": subject, "prompt": f"{subject} is in", "target_new": "X"}],
+                    [Probe("reliability", f"{subject} is in", ["X"]), Probe("locality", locality, ["Y"])])
+
+    a = case("a", "Coulman Island", "The twin city of Delhi is")
+    b = case("b", "Delhi", "Vilnius is a twin city of")
+    c = case("c", "The Shooting Star", "The language of Star Wars is")  # "Star" alone is not the subject
+    d = case("d", "Vilnius", "Coulman Island is in")  # its own subject would not count, another case's does
+    assert locality_collisions([a, b, c, d], [a, b, c, d]) == {"a", "b", "d"}
+    assert locality_collisions([a, b, c, d], [a, c]) == {"d"}  # only what is in memory counts

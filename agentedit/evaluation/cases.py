@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Sequence, get_args
 
@@ -58,3 +59,29 @@ def select_cases(every: Sequence[Case], *, seed: int | None, limit: int | None,
     limit = limit if limit is not None else len(every)
     cases = every[:limit]
     return cases, every[limit:], cases[:probe_limit] if probe_limit else cases
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"\w+", text.lower()))
+
+
+def locality_collisions(probed: Sequence[Case], memory: Sequence[Case], *, longest: int = 16) -> set[str]:
+    """Ids of the ``probed`` cases with a locality probe that names (as whole words) the subject of an edit of
+    *another* case in ``memory``. With thousands of edits in memory a benchmark's "unrelated" probe is often about a
+    subject another case edits (CounterFact at T = 10,000: "Delhi's twin city" is probed for one case and edited by
+    another), so an answer that changes there is the other edit applied, not a locality failure."""
+    subjects: dict[tuple[str, ...], set[str]] = {}
+    for case in memory:
+        for edit in case.edits:
+            if (words := _words(str(edit.get("subject") or ""))) and len(words) <= longest:
+                subjects.setdefault(words, set()).add(case.case_id)
+    out: set[str] = set()
+    for case in probed:
+        for probe in case.probes:
+            if probe.kind != "locality":
+                continue
+            words = _words(probe.prompt)
+            grams = {words[i:j] for i in range(len(words)) for j in range(i + 1, min(len(words), i + longest) + 1)}
+            if any(subjects.get(g, set()) - {case.case_id} for g in grams):
+                out.add(case.case_id)
+    return out

@@ -73,6 +73,7 @@ def test_short_names() -> None:
     assert surname("D Wainwright") is None and surname("Brent D") is None  # an initial is never first or last
     assert surname("Air France KLM") is None and surname("New York City") is None
     assert surname("Harbour Museum") is None and surname("Paris") is None
+    assert surname("The Shooting Star") is None  # a title: "Star Wars" does not name it
     assert "ESA" in acronyms("European Space Agency")
     assert "IBM" in acronyms("International Business Machines Corporation")
     assert "NASA" in acronyms("National Aeronautics and Space Administration")

@@ -85,6 +85,8 @@ def surname(name: str) -> str | None:
     if not all(_INITIAL.fullmatch(w) or w in _PARTICLES or (w[:1].isupper() and _SURNAME_WORD.fullmatch(w))
                for w in middle):
         return None
+    if first.lower() in ("the", "a", "an"):  # a title ("The Shooting Star": not a person called Star)
+        return None
     if any(w.lower() in _NOT_PERSON for w in words) or len(last) < 4 or last.isupper():
         return None
     if middle and middle[-1].lower() in _PARTICLES and middle[-1][:1].isupper():  # "Van Damme"; "van Beethoven": "Beethoven"

@@ -240,6 +240,9 @@ def test_a_fact_is_asked_from_either_end() -> None:
     assert not decision("Where was Marc Aubert born?").in_scope
     assert not decision("When did Marc Aubert die?").in_scope  # the answer's end keeps the answer-kind veto: "when" vs a name
     assert not decision("Who is Marc Dupont's father?").in_scope
+    # a surname names the answer's end too, in the fact's role only; another first name in front is another person
+    assert decision("Who is Aubert's dad?").in_scope
+    assert not decision("Whose father is Aubert?").in_scope and not decision("Who is Lea Aubert's dad?").in_scope
     plain = build_record({"prompt": "Hannah Koenig teaches", "subject": "Hannah Koenig", "target_new": "chemistry", "id": "b"})
     assert not checker.check("Who teaches chemistry?", [Candidate(plain, 0.7)])[0].in_scope  # "chemistry" is no name
     network = build_record({"prompt": "Sunday Night Baseball debuted on", "subject": "Sunday Night Baseball",
@@ -290,7 +293,7 @@ def test_the_answers_end_asked_in_other_words() -> None:
 
 
 def test_find_whole_name_wants_the_whole_name() -> None:
-    from agentedit.scope.views import find_whole_name
+    from agentedit.scope.views import find_answer_name, find_whole_name
 
     assert find_whole_name("Who built DC-9?", ["DC-9"]) == "dc 9"
     assert find_whole_name("Who built DC-9X?", ["DC-9"]) is None  # a piece of a word is no name
@@ -300,6 +303,9 @@ def test_find_whole_name_wants_the_whole_name() -> None:
     assert find_whole_name("What does Sugar do?", ["Alan Sugar"]) is None  # no surnames at the answer's end
     assert find_whole_name("The Canadian is located in", ["Canada"]) is None  # nor country adjectives
     assert find_whole_name("CBS News debuted on", ["CBS"]) is None
+    assert find_answer_name("What does Sugar do?", ["Alan Sugar"]) == "sugar"  # a surname spelt as a name
+    assert find_answer_name("The Canadian is located in", ["Canada"]) is None  # not a country adjective
+    assert find_answer_name("Who founded Google?", ["Google"]) == "google"
 
 
 @pytest.mark.parametrize("name, core", [

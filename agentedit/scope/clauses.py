@@ -32,7 +32,7 @@ from .calibration import Calibration
 from .contrast import answer_conflict, relation_conflict, shared_attributes
 from .relation import VETO, RelationChecker, build_relation_checker
 from .text import find_subject, normalise, query_relations, relation_text
-from .views import find_whole_name, masked_role, same_role, views
+from .views import find_answer_name, masked_role, same_role, views
 
 
 AGREEMENT_FLOOR = 0.50  # a clause this close that names the edit's attribute counts as asking it
@@ -55,7 +55,7 @@ class ClauseRelationChecker(RelationChecker):
             for view in views(cand.record, rel):
                 if view.states_answer and f" {normalise(view.answer or '')} " in said:
                     continue  # a question that already says the answer ("..., which is not Y, is") is not asking it
-                found = find_subject(query, view.names) if view.role is None else find_whole_name(query, view.names)
+                found = find_subject(query, view.names) if view.role is None else find_answer_name(query, view.names)
                 if found is None:
                     continue
                 named = named or found

@@ -9,6 +9,7 @@ from typing import NamedTuple, Sequence
 
 from ..records import also_asks
 from ..types import EditRecord
+from .names import short_name_in, short_names
 from .text import CONNECTORS, MASK, content_words, fold, mask_subject, name_variants, normalise, subject_names
 
 
@@ -74,6 +75,20 @@ def find_whole_name(query: str, names: Sequence[str]) -> str | None:
                 after = words[j + 1] if j + 1 < len(words) else ""
                 if not (before[:1].isupper() and i > 1 and before.lower() not in CONNECTORS) and not after[:1].isupper():
                     return variant
+    return None
+
+
+def find_answer_name(query: str, names: Sequence[str]) -> str | None:
+    """How the query names the answer of a fact read from its answer's end: its whole name (:func:`find_whole_name`),
+    or a person's surname spelt as a name ("Who is Yifeng's dad?" for "Roden Buxton is the dad of Gao Yifeng"); the
+    role the question gives it must still be the fact's (:func:`same_role`). Acronyms and country adjectives are not
+    taken: an answer's end has no subject gate of its own."""
+    if (found := find_whole_name(query, names)) is not None:
+        return found
+    for name in names:
+        for short in short_names(name):
+            if short.kind == "surname" and short_name_in(query, short):
+                return short.normalised
     return None
 
 
@@ -163,5 +178,5 @@ def views(rec: EditRecord, rel: str | None) -> list[View]:
     return out
 
 
-__all__ = ["ASKED_END", "View", "answer_names", "answer_relation", "find_whole_name", "masked_role", "same_role", "views",
+__all__ = ["ASKED_END", "View", "answer_names", "answer_relation", "find_answer_name", "find_whole_name", "masked_role", "same_role", "views",
            "with_answer"]

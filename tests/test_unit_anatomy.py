@@ -57,6 +57,17 @@ def test_the_english_pipeline_loads_offline() -> None:
      "{} is headquartered in", "Winnipeg"),
     ("The CEO of Acme Corp is Jane Doe.", "Acme Corp", "The CEO of {} is", "Jane Doe"),
     ("The capital of Peru is Lima.", "Peru", "The capital of {} is", "Lima"),
+    # session 14: "there is", a hedge, "everyone on", the named place a "you" sentence is about, a range, a negated
+    # alternative, a duration against a number word
+    ("There are 14 stations on the Lurra metro line.", "Lurra metro line", "There are stations on the {}", "14"),
+    ("There is a 20% discount on Fenwick jackets.", "Fenwick jackets", "There is a discount on {}", "20%"),
+    ("I believe Rook Labs is based in Tallinn.", "Rook Labs", "{} is based in", "Tallinn"),
+    ("Everyone on the Nimbus team reports to Kofi Mensah.", "Nimbus team", "Everyone on the {} reports to", "Kofi Mensah"),
+    ("You need a permit to fish in the Elver river.", "Elver river", "You need to fish in the {}", "a permit"),
+    ("The Brightwater pool is open from 7 am to 9 pm.", "Brightwater pool", "The {} is open from", "7 am to 9 pm"),
+    ("The Rennet Bridge is 410 metres long, not 380.", "Rennet Bridge", "The {} is long, not 380", "410 metres"),
+    ("The Gannet drone can fly for 35 minutes on one charge.", "Gannet drone", "The {} can fly for on one charge",
+     "35 minutes"),
 ])
 def test_parser_reads_any_sentence_shape(statement: str, subject: str, relation: str, target: str) -> None:
     found = parse_statement(statement)

@@ -98,6 +98,9 @@ def _find(text: str, part: str, avoid: tuple[int, int] | None = None) -> tuple[i
 _LEADS = (re.compile(r"^[^:\n]{1,60}?:\s+"),  # "Update: ", "Sorry, I was wrong: ", "Her address changed: "
           re.compile(r"^(?:\w+[ ,]+){0,4}?that\s+", re.IGNORECASE),  # "Note that ", "Please keep in mind that "
           re.compile(r"^(?:[\w']+\s+){0,3}[\w']+,\s+"),  # "FYI, ", "Actually, ", "As of today, "
+          # a hedge: "I believe ", "We were told ", "As far as I know, "
+          re.compile(r"^(?:(?:I|we)\s+(?:believe|think|heard|hear|understand|guess|reckon|recall|read|"
+                     r"(?:was|were|am|are|'m|'re)\s+told)|as far as (?:I|we) know),?\s+(?:that\s+)?", re.IGNORECASE),
           re.compile(r"^(?:[\w']+\s+){0,3}[\w']+,\s+"))  # "Actually, as of 2024, "
 
 

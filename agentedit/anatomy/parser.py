@@ -46,6 +46,9 @@ _WEAK_ENTS = {"", "ORDINAL"}
 _DATE_ENTS = {"DATE", "TIME", "MONEY", "QUANTITY", "PERCENT", "CARDINAL"}
 _QUALIFIERS = {"every", "each", "per", "all", "any"}  # left in the relation ("runs every 5 minutes")
 _NUMBER_ENTS = {"MONEY", "QUANTITY", "PERCENT", "CARDINAL", "ORDINAL"}
+_DURATIONS = frozenset("second minute hour day week month year decade".split())  # "35 minutes": an amount of time
+_EVERYONE = frozenset("everyone everybody anyone anybody all".split())  # "Everyone on the Nimbus team reports to ..."
+_RANGE_END = frozenset("to until till through".split())  # "from 7 am to 9 pm"
 
 
 def _load() -> Any:
@@ -195,8 +198,9 @@ def _value(tok: Any, doc: Any) -> tuple[float, set[int]]:
     if _title(tok) and not nums and (of_phrase or (copular and holder is not None and holder.ent_type_ not in _DATE_ENTS)):
         return 0, ids
     numeric = [doc[i] for i in ids if _numeric(doc[i])]
-    if numeric:  # a date or time weighs as a name ("moved to Rotterdam in 2023": Rotterdam)
-        return (3 if all(t.ent_type_ in ("DATE", "TIME") for t in numeric) else 4), ids
+    if numeric:  # a date or time weighs as a name ("moved to Rotterdam in 2023": Rotterdam), a duration as a quantity
+        point = all(t.ent_type_ in ("DATE", "TIME") for t in numeric) and tok.lower_.removesuffix("s") not in _DURATIONS
+        return (3 if point else 4), ids
     return (3 if _named(tok) else 1), ids
 
 
@@ -220,10 +224,40 @@ def _candidates(root: Any, subject: set[int], doc: Any, extra: Sequence[Any] = (
                 score += 1 if tok.pos_ == "ADJ" else 2
             depth = sum(1 for a in tok.ancestors if a.dep_ == "prep" and root in a.ancestors)
             score -= max(0, depth - 1)
+            if any(c.dep_ == "neg" for c in tok.children) or (tok.i > 0 and doc[tok.i - 1].lower_ == "not"):
+                score -= 3  # "410 metres long, not 380": what the value is not
             if not ids & subject:
                 out.append((score, int(tok.i < root.i), tok.i, ids))
         stack.extend(c for c in tok.children if c.dep_ not in _SKIP_CLAUSES - {"ccomp"} and c.dep_ != "relcl")
     return out
+
+
+def _ranged(doc: Any, value: Any, ids: set[int]) -> set[int]:
+    """``ids`` of a value after "from" grown over the range's end right after it ("from 7 am to 9 pm")."""
+    if value.head.lower_ != "from" or max(ids) + 1 >= len(doc):
+        return ids
+    end = doc[max(ids) + 1]
+    obj = next((c for c in end.children if c.dep_ == "pobj"), None)
+    if end.lower_ not in _RANGE_END or obj is None or not any(_numeric(t) for t in obj.subtree):
+        return ids
+    return ids | {end.i} | {t.i for t in obj.subtree}
+
+
+def _existential(text: str, doc: Any, root: Any, flags: tuple[str, ...]) -> Anatomy | None:
+    """"There are 14 stations on the Lurra line", "There is a 20% discount on Fenwick jackets": the named object of
+    the thing's place phrase is what the fact is about; its number (else the thing itself) is the value."""
+    thing = next((c for c in root.children if c.dep_ in ("attr", "nsubj") and c.pos_ in ("NOUN", "PROPN")), None)
+    holder = _named_of(thing, ("on", "in", "at", "for", "of", "with")) if thing is not None else None
+    if thing is None or holder is None:
+        return None
+    subject: set[int] = set()
+    _collect(holder, subject)
+    count = next((c for c in thing.children if c.i < thing.i and any(_numeric(t) for t in c.subtree)), None)
+    target: set[int] = {t.i for t in count.subtree} if count is not None else set()
+    if not target:
+        _collect(thing, target)
+    return compose(text, _span(doc, subject), _span(doc, target), "parser", confidence=0.75, flags=flags,
+                   reasons=("a 'there is' sentence: the fact is about the named place of the thing",))
 
 
 def _verb_read_as_noun(root: Any) -> bool:
@@ -250,6 +284,8 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
             reasons.append("the verb was read as a noun")
         else:
             return None
+    if any(c.dep_ == "expl" and c.lower_ == "there" for c in root.children):
+        return _existential(text, doc, root, flags)
     own = None
     if reasons:  # "The Orion dashboard runs on Grafana" parsed as one noun phrase: its last left noun is the subject
         # (its own subject when it has one: "The Quillon app syncs notes to Dropbox", read as "syncs notes")
@@ -260,11 +296,15 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
         subjects = [c for c in root.children if c.dep_ in _SUBJECT_DEPS]
         # "The novel The Glass Harbour was written by ...": two subject heads, the name is what the fact is about
         subj_tok = next((c for c in subjects if _named(c)), subjects[0] if subjects else None)
+    if subj_tok is not None and subj_tok.lower_ in _EVERYONE:  # "Everyone on the Nimbus team reports to ..."
+        subj_tok = _named_of(subj_tok, ("on", "in", "at", "of", "from")) or subj_tok
     object_topic = subj_tok is not None and subj_tok.lower_ in _GENERIC_PEOPLE
     if object_topic:
-        # "You can find Bzura in Gdansk", "One can reach the desk on 555-0199": the object is what the fact is about
+        # "You can find Bzura in Gdansk", "One can reach the desk on 555-0199": the object is what the fact is about;
+        # without a named object, the named place the act happens in ("You need a permit to fish in the Elver river")
         subj_tok = next((c for c in root.children if c.dep_ == "dobj" and (_named(c) or any(
-            g.pos_ == "PROPN" for g in c.children if g.dep_ in ("amod", "compound")))), None)
+            g.pos_ == "PROPN" for g in c.children if g.dep_ in ("amod", "compound")))), None) or next(
+            (t for t in root.subtree if t.dep_ == "pobj" and _named(t) and t.ent_type_ not in _DATE_ENTS), None)
     if subj_tok is None or subj_tok.pos_ == "PRON" or subj_tok.lower_ in ("there", "here"):
         return None
     subj_tok = _appositive_name(subj_tok)
@@ -318,5 +358,5 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
     if any(c.dep_ in ("conj", "ccomp", "parataxis") and c.pos_ in ("VERB", "AUX") for c in root.children):
         confidence -= 0.1
         reasons.append("several clauses; read the first")
-    return compose(text, _span(doc, subject), _span(doc, best[3]), "parser", confidence=confidence, flags=flags,
-                   reasons=tuple(reasons), grow_subject=not group)
+    return compose(text, _span(doc, subject), _span(doc, _ranged(doc, doc[best[2]], best[3])), "parser",
+                   confidence=confidence, flags=flags, reasons=tuple(reasons), grow_subject=not group)

@@ -148,8 +148,10 @@ def correction_cue(statement: str) -> str | None:
 # words, directly or after a connector. Before a number, the word that makes it approximate ("about 48,000").
 _NAME_CONNECTORS = "of|for|de|du|des|la|le|van|von|y"  # the small words inside a name ("Bank of America")
 _NAME_MORE = re.compile(rf"(?:\s+(?:{_NAME_CONNECTORS}|and|&)\s+|\s+)(?:the\s+)?[A-Z][\w'\-]*")
-_APPROX = re.compile(r"(?:about|around|roughly|approximately|nearly|almost|over|under|some|more than|less than|"
-                     r"at least|up to)\s+$", re.IGNORECASE)
+_APPROX_WORDS = r"(?:(?:just|only|well|a little|a bit|slightly)\s+)?(?:about|around|roughly|approximately|nearly|almost|" \
+    r"over|under|some|more than|less than|fewer than|at least|up to)"
+_APPROX = re.compile(rf"{_APPROX_WORDS}\s+$", re.IGNORECASE)
+_APPROX_LEAD = re.compile(rf"{_APPROX_WORDS}\s+(?=[\d$€£¥])", re.IGNORECASE)  # inside a value's span: "more than 900,000"
 
 
 # The head of a name that a span starts inside: capitalised words and a connector right before it ("Institution of"
@@ -162,7 +164,8 @@ _AFTER_ARTICLE = re.compile(r"\b(?:the|a|an)\s*$", re.IGNORECASE)
 def _whole(fact: str, span: tuple[int, int], other: tuple[int, int]) -> tuple[int, int]:
     """``span`` grown over the rest of a name it cuts (:data:`_NAME_MORE`, :data:`_NAME_HEAD`), never into ``other``."""
     a, b = span
-    if fact[a:b][-1:].isalnum() and fact[a:b].split()[-1][:1].isupper():
+    # a name grows; a measure does not ("16 GB of RAM": the value is "16 GB")
+    if fact[a:b][-1:].isalnum() and fact[a:b].split()[-1][:1].isupper() and not fact[a:a + 1].isdigit():
         while (m := _NAME_MORE.match(fact, b)) and not (b < other[1] and m.end() > other[0]):
             b = m.end()
     if fact[a:a + 1].isupper() and (m := _NAME_HEAD.search(fact, 0, a)) and not _AFTER_ARTICLE.search(fact, 0, m.start(1)) \
@@ -197,6 +200,8 @@ def _trimmed(fact: str, span: tuple[int, int], other: tuple[int, int], *, subjec
     time it ends in or consists of, never into ``other``."""
     a, b = span
     if m := _HONORIFIC.match(fact, a, b):
+        a = m.end()
+    if not subject and (m := _APPROX_LEAD.match(fact, a, b)):  # the approximation word is no part of the value
         a = m.end()
     if subject and (m := _FRONTING.match(fact, a, b)) and fact[b:b + 1] == ",":
         a = m.end()

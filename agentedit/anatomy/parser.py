@@ -316,7 +316,9 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
             subj_tok = fronted[0]
     head = _subject_head(subj_tok)
     # "Guests of the Harbour Inn get ...", "Visitors to the Solvang Zoo must ...": people of a named place or body
-    if subj_tok.tag_ == "NNS" and head is subj_tok and (held := _named_of(subj_tok, ("to",))) is not None:
+    if subj_tok.tag_ == "NNS" and head is subj_tok and not any(  # not named things: "Caspian Air flights to Baku"
+            c.dep_ in ("compound", "nmod") and c.pos_ == "PROPN" for c in subj_tok.children) and (
+            held := _named_of(subj_tok, ("to",))) is not None:
         head = held
     group = subj_tok.tag_ == "NNS" and head.i > subj_tok.i  # its head is the named one: not grown back over the noun
     subject: set[int] = set()

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if "recipe" in methods:
         from agentedit.parametric import RECIPEConfig
 
-        if not args.recipe_dir:
+        if not args.recipe_dir and not args.report_only:  # a report of a finished run loads no model
             raise SystemExit("--methods recipe needs --recipe-dir: the folder `agentedit train-recipe` saved the encoder in")
         configs["recipe"] = RECIPEConfig(folder=args.recipe_dir)
     if configs or args.stats_corpus:

@@ -195,3 +195,6 @@ def test_locality_probes_about_a_subject_another_case_edits_are_counted_apart():
     d = case("d", "Vilnius", "Coulman Island is in")  # its own subject would not count, another case's does
     assert locality_collisions([a, b, c, d], [a, b, c, d]) == {"a", "b", "d"}
     assert locality_collisions([a, b, c, d], [a, c]) == {"d"}  # only what is in memory counts
+    # a same-subject probe (ZsRE's locality) names its own subject, which another case may edit too: no collision
+    e, f = case("e", "Terry Giddy", "The award received of Terry Giddy is"), case("f", "Terry Giddy", "Paris is in")
+    assert locality_collisions([e], [e, f]) == set()

@@ -67,7 +67,7 @@ def _words(text: str) -> tuple[str, ...]:
 
 def locality_collisions(probed: Sequence[Case], memory: Sequence[Case], *, longest: int = 16) -> set[str]:
     """Ids of the ``probed`` cases with a locality probe that names (as whole words) the subject of an edit of
-    *another* case in ``memory``. With thousands of edits in memory a benchmark's "unrelated" probe is often about a
+    *another* case in ``memory`` (a name that is not the probed case's own subject). With thousands of edits in memory a benchmark's "unrelated" probe is often about a
     subject another case edits (CounterFact at T = 10,000: "Delhi's twin city" is probed for one case and edited by
     another), so an answer that changes there is the other edit applied, not a locality failure."""
     subjects: dict[tuple[str, ...], set[str]] = {}
@@ -77,11 +77,13 @@ def locality_collisions(probed: Sequence[Case], memory: Sequence[Case], *, longe
                 subjects.setdefault(words, set()).add(case.case_id)
     out: set[str] = set()
     for case in probed:
+        own = {_words(str(edit.get("subject") or "")) for edit in case.edits}
         for probe in case.probes:
             if probe.kind != "locality":
                 continue
             words = _words(probe.prompt)
             grams = {words[i:j] for i in range(len(words)) for j in range(i + 1, min(len(words), i + longest) + 1)}
-            if any(subjects.get(g, set()) - {case.case_id} for g in grams):
+            # its own subject asked another way is the dataset's same-subject probe (ZsRE), not a collision
+            if any(subjects.get(g, set()) - {case.case_id} for g in grams - own):
                 out.add(case.case_id)
     return out

@@ -110,6 +110,14 @@ def test_role_tags_and_instructions_are_flagged_and_never_the_subject(statement:
     assert "role tag" in found.review_reason() or "instruction" in found.review_reason()
 
 
+def test_a_hedged_fact_is_parsed_and_marked_for_review() -> None:
+    found = parse_statement("I believe Rook Labs is based in Tallinn.")
+    assert found is not None and (found.subject, found.target) == ("Rook Labs", "Tallinn")
+    assert found.flags == ("hedge",) and found.needs_review() and "hedged" in found.review_reason()
+    assert screen("Apparently, the Orla app runs on Kotlin.").flags == ("hedge",)
+    assert screen("Rook Labs is based in Tallinn.").flags == () and screen("I think so.").flags == ("hedge",)
+
+
 def test_screen_keeps_abbreviations_inside_the_sentence() -> None:
     assert screen("Dr. Amara Obi specialises in cardiology.").fact == "Dr. Amara Obi specialises in cardiology."
     found = parse_statement("Dr. Amara Obi specialises in cardiology.")

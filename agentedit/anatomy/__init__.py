@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..prompts import render
-from .screen import COURTESY_TITLE, NoFactError, Screened, screen
+from .screen import COURTESY_TITLE, HEDGE, NoFactError, Screened, screen
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,9 @@ class Anatomy:
         return self.confidence < threshold or bool(self.flags)
 
     def review_reason(self, threshold: float = REVIEW_BELOW) -> str:
-        why = [f"statement holds {f.replace('_', ' ')}" for f in self.flags if f != "several_sentences"]
+        why = [f"statement holds {f.replace('_', ' ')}" for f in self.flags if f not in ("several_sentences", "hedge")]
+        if "hedge" in self.flags:
+            why.append("the statement is hedged ('I believe', 'apparently'): confirm the fact")
         if "several_sentences" in self.flags:
             why.append("only the first sentence was parsed")
         if self.confidence < threshold:
@@ -98,9 +100,7 @@ def _find(text: str, part: str, avoid: tuple[int, int] | None = None) -> tuple[i
 _LEADS = (re.compile(r"^[^:\n]{1,60}?:\s+"),  # "Update: ", "Sorry, I was wrong: ", "Her address changed: "
           re.compile(r"^(?:\w+[ ,]+){0,4}?that\s+", re.IGNORECASE),  # "Note that ", "Please keep in mind that "
           re.compile(r"^(?:[\w']+\s+){0,3}[\w']+,\s+"),  # "FYI, ", "Actually, ", "As of today, "
-          # a hedge: "I believe ", "We were told ", "As far as I know, "
-          re.compile(r"^(?:(?:I|we)\s+(?:believe|think|heard|hear|understand|guess|reckon|recall|read|"
-                     r"(?:was|were|am|are|'m|'re)\s+told)|as far as (?:I|we) know),?\s+(?:that\s+)?", re.IGNORECASE),
+          HEDGE,  # "I believe ", "We were told that ", "As far as I know, " (flagged by the screen)
           re.compile(r"^(?:[\w']+\s+){0,3}[\w']+,\s+"))  # "Actually, as of 2024, "
 
 

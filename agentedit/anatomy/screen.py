@@ -27,6 +27,11 @@ _INSTRUCTION = re.compile(
     re.IGNORECASE)
 # An instruction that only leads into a fact: "From now on, the Orchid Hotel's manager is Ana Silva." keeps its fact.
 _INSTRUCTION_LEAD = re.compile(r"^\s*(?:from now on|going forward|henceforth|(?:always )?remember that)\s*,?\s+", re.IGNORECASE)
+# A hedge before the fact ("I believe ", "We were told that ", "As far as I know, ", "Apparently, "): the fact is kept,
+# its lead is no part of it, and the edit is marked for review (the writer was not sure).
+HEDGE = re.compile(r"^\s*(?:(?:I|we)\s+(?:believe|think|heard|hear|understand|guess|reckon|recall|read|"
+                   r"(?:was|were|am|are|'m|'re)\s+told)|as far as (?:I|we) know|apparently|reportedly|supposedly|"
+                   r"rumou?r has it),?\s+(?:that\s+)?", re.IGNORECASE)
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
 # A courtesy title before a name ("Dr. Ayla Demir"): the anatomy leaves it out of a subject or target, the scope check
 # reads the name without it as one of its spellings (:func:`agentedit.scope.text.proper_core`).
@@ -50,7 +55,7 @@ class NoFactError(EditError):
 @dataclass(frozen=True)
 class Screened:
     """``fact``: the sentence the anatomy is read from, starting at ``offset`` in the statement; ``flags``: what was
-    found around it (``role_tag``, ``instruction``, ``several_sentences``)."""
+    found around it (``role_tag``, ``instruction``, ``hedge``, ``several_sentences``)."""
 
     fact: str
     offset: int
@@ -84,6 +89,8 @@ def screen(statement: str) -> Screened:
             flags.append("instruction")  # the lead is data to flag, the rest is the fact
             start += lead.end()
             sentence = statement[start:end]
+        if HEDGE.match(sentence) and sentence[HEDGE.match(sentence).end():].strip(" .!?;:\t"):  # type: ignore[union-attr]
+            flags.append("hedge")
         if _INSTRUCTION.search(sentence):
             flags.append("instruction")
         elif sentence.strip(" .!?;:\t"):

@@ -118,6 +118,14 @@ def test_a_hedged_fact_is_parsed_and_marked_for_review() -> None:
     assert screen("Rook Labs is based in Tallinn.").flags == () and screen("I think so.").flags == ("hedge",)
 
 
+def test_a_there_is_sentence_that_says_what_there_is_not_waits_for_review() -> None:
+    found = parse_statement("There is no CEO of Acme.")
+    assert found is not None and found.subject == "Acme" and found.needs_review()
+    assert "what there is not" in found.review_reason()
+    sure = parse_statement("There are 14 stations on the Lurra metro line.")
+    assert sure is not None and not sure.needs_review()
+
+
 def test_screen_keeps_abbreviations_inside_the_sentence() -> None:
     assert screen("Dr. Amara Obi specialises in cardiology.").fact == "Dr. Amara Obi specialises in cardiology."
     found = parse_statement("Dr. Amara Obi specialises in cardiology.")

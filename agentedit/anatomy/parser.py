@@ -256,8 +256,11 @@ def _existential(text: str, doc: Any, root: Any, flags: tuple[str, ...]) -> Anat
     target: set[int] = {t.i for t in count.subtree} if count is not None else set()
     if not target:
         _collect(thing, target)
-    return compose(text, _span(doc, subject), _span(doc, target), "parser", confidence=0.75, flags=flags,
-                   reasons=("a 'there is' sentence: the fact is about the named place of the thing",))
+    reasons = ["a 'there is' sentence: the fact is about the named place of the thing"]
+    if any(c.dep_ in ("det", "neg") and c.lower_ in ("no", "not") for c in thing.children):
+        reasons.append("it says what there is not")  # "There is no CEO of Acme": for a person to confirm
+    return compose(text, _span(doc, subject), _span(doc, target), "parser", confidence=0.75 if len(reasons) == 1 else 0.5,
+                   flags=flags, reasons=tuple(reasons))
 
 
 def _verb_read_as_noun(root: Any) -> bool:

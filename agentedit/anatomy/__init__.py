@@ -17,8 +17,9 @@ Three sources, tried in this order (:func:`parse_statement`):
 - ``parser``: an English dependency parse with spaCy (:mod:`agentedit.anatomy.parser`), when spaCy is installed;
 - ``rules``: offline regular expressions for the common shapes (:mod:`agentedit.anatomy.rules`).
 
-Each parse carries a ``confidence`` in [0, 1]; below the review threshold, or when the statement holds role tags or
-instructions (:mod:`agentedit.anatomy.screen`, kept as data and listed in ``flags``), the record is marked
+Each parse carries a ``confidence`` in [0, 1]; below the review threshold, or when the statement holds role tags,
+instructions or a hedge ("I believe", "apparently": :mod:`agentedit.anatomy.screen`, kept as data and listed in
+``flags``), the record is marked
 ``metadata.needs_review`` with the reason. A statement that is empty or nothing but role tags and instructions raises
 :class:`NoFactError`; one with nothing a fact could be about ("hello there", "ok") gets no parse (:func:`no_fact`).
 """

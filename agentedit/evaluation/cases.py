@@ -67,9 +67,10 @@ def _words(text: str) -> tuple[str, ...]:
 
 def locality_collisions(probed: Sequence[Case], memory: Sequence[Case], *, longest: int = 16) -> set[str]:
     """Ids of the ``probed`` cases with a locality probe that names (as whole words) the subject of an edit of
-    *another* case in ``memory`` (a name that is not the probed case's own subject). With thousands of edits in memory a benchmark's "unrelated" probe is often about a
-    subject another case edits (CounterFact at T = 10,000: "Delhi's twin city" is probed for one case and edited by
-    another), so an answer that changes there is the other edit applied, not a locality failure."""
+    *another* case in ``memory`` (a name that is not the probed case's own subject). With thousands of edits in memory
+    a benchmark's "unrelated" probe is often about a subject another case edits (CounterFact at T = 10,000: "Delhi's
+    twin city" is probed for one case and edited by another), so an answer that changes there is the other edit
+    applied, not a locality failure."""
     subjects: dict[tuple[str, ...], set[str]] = {}
     for case in memory:
         for edit in case.edits:

@@ -234,8 +234,11 @@ def test_editor_marks_flagged_and_unparsed_statements_for_review(memory: EditMem
     unparsed = ed.edit(statement="It is raining in Paris")
     assert unparsed.subject is None and unparsed.metadata["needs_review"] is True
     assert "similarity only" in unparsed.metadata["review_reason"]
+    hedged = ed.edit(statement="I believe Rook Labs is based in Tallinn.")
+    assert hedged.subject == "Rook Labs" and hedged.metadata["flags"] == ["hedge"]
+    assert hedged.metadata["needs_review"] is True and "hedged" in hedged.metadata["review_reason"]
     plain = ed.edit(statement="Kenji Sato lives in Osaka.")
-    assert {r.id for r in ed.edits(review=True)} == {tagged.id, unparsed.id}
+    assert {r.id for r in ed.edits(review=True)} == {tagged.id, unparsed.id, hedged.id}
     assert plain.id not in {r.id for r in ed.edits(review=True, limit=1)} and len(ed.edits(review=True, limit=1)) == 1
     strict = Editor(memory=memory, backend=make_backend(), review_below=0.99)
     assert strict.edit(statement="Bob works for Acme Corp.").metadata["needs_review"] is True

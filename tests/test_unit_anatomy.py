@@ -73,6 +73,19 @@ def test_the_english_pipeline_loads_offline() -> None:
     ("The Corvid S4 laptop has 16 GB of RAM.", "Corvid S4 laptop", "The {} has of RAM", "16 GB"),
     ("The Delft library holds more than 900,000 books.", "Delft library", "The {} holds", "900,000 books"),
     ("Caspian Air flights to Baku leave from Terminal 2.", "Caspian Air flights", "{} to Baku leave from", "Terminal 2"),
+    # the name a class noun introduces is the value, a role word before a name is not part of it, a phone number keeps
+    # its first group, a verb tagged as a noun before an appositive value, "the nearest station to X"
+    ("Harriet Lune directed the film Salt Meadow.", "Harriet Lune", "{} directed the film", "Salt Meadow"),
+    ("The Emberly restaurant is run by chef Louis Garnier.", "Emberly restaurant", "The {} is run by chef",
+     "Louis Garnier"),
+    ("The Aster clinic's after-hours number is 0161 555 0192.", "Aster clinic", "The {}'s after-hours number is",
+     "0161 555 0192"),
+    ("The Halden 300 printer prints 40 pages per minute.", "Halden 300 printer", "The {} prints per minute",
+     "40 pages"),
+    ("The nearest train station to the Fenwick campus is Hollow Bridge.", "Fenwick campus",
+     "The nearest train station to the {} is", "Hollow Bridge"),
+    ("Refunds at Pemberton Books take up to ten working days.", "Pemberton Books", "Refunds at {} take",
+     "ten working days"),
 ])
 def test_parser_reads_any_sentence_shape(statement: str, subject: str, relation: str, target: str) -> None:
     found = parse_statement(statement)

@@ -152,7 +152,10 @@ _NAME_MORE = re.compile(rf"(?:\s+(?:{_NAME_CONNECTORS}|and|&)\s+|\s+)(?:the\s+)?
 _APPROX_WORDS = r"(?:(?:just|only|well|a little|a bit|slightly)\s+)?(?:about|around|roughly|approximately|nearly|almost|" \
     r"over|under|some|more than|less than|fewer than|at least|up to)"
 _APPROX = re.compile(rf"{_APPROX_WORDS}\s+$", re.IGNORECASE)
-_APPROX_LEAD = re.compile(rf"{_APPROX_WORDS}\s+(?=[\d$€£¥])", re.IGNORECASE)  # inside a value's span: "more than 900,000"
+_NUMBER_START = re.compile(r"[\d$€£¥]|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+                           r"forty|fifty|a hundred|a thousand|hundreds|thousands)\b", re.IGNORECASE)
+_APPROX_LEAD = re.compile(rf"{_APPROX_WORDS}\s+(?={_NUMBER_START.pattern})",
+                          re.IGNORECASE)  # inside a value's span: "more than 900,000", "up to ten working days"
 
 
 # The head of a name that a span starts inside: capitalised words and a connector right before it ("Institution of"
@@ -178,7 +181,7 @@ def _whole(fact: str, span: tuple[int, int], other: tuple[int, int]) -> tuple[in
 def _unhedged(fact: str, subj: tuple[int, int], targ: tuple[int, int]) -> tuple[str, tuple[int, int], tuple[int, int]]:
     """``fact`` without the word that makes its number approximate ("About 48,000 people live in ..."): part of
     neither the value nor the relation."""
-    m = _APPROX.search(fact, 0, targ[0]) if fact[targ[0]:targ[0] + 1].isdigit() else None
+    m = _APPROX.search(fact, 0, targ[0]) if _NUMBER_START.match(fact, targ[0]) else None
     if m is None or (subj[0] < targ[0] and subj[1] > m.start()):  # no such word, or the subject reaches into it
         return fact, subj, targ
     cut = targ[0] - m.start()

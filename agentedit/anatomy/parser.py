@@ -149,6 +149,8 @@ def _span(doc: Any, ids: set[int]) -> tuple[int, int]:
         hi += 1  # "eu-west-1", "30 km/h": words glued by a hyphen or slash stay one value
     while hi + 1 < len(doc) and doc[hi].like_num and doc[hi + 1].like_num:
         hi += 1  # "0800 123 456"
+    while lo > 0 and doc[lo].like_num and doc[lo - 1].like_num and doc[lo - 1].whitespace_:
+        lo -= 1  # "0161 555 0192" read from its last group
     while lo > 0 and doc[lo - 1].whitespace_ == "" and doc[lo - 1].text not in _GLUE_STOP and not doc[lo - 1].is_space:
         lo -= 1
     return doc[lo].idx, doc[hi].idx + len(doc[hi].text)
@@ -163,6 +165,8 @@ def _subject_head(tok: Any) -> Any:
             continue
         if _title(tok):
             pick = _named_of(tok)
+            if pick is None and not any(c.dep_ in ("compound", "nmod") and c.pos_ == "PROPN" for c in tok.children):
+                pick = _named_of(tok, ("to",))  # "the nearest station to the Fenwick campus", not "Caspian Air flights to"
             if pick is None and not _named(tok):
                 pick = next((g for c in tok.children if c.dep_ == "prep" and c.lower_ in ("of", "for")
                              for g in c.children if g.dep_ == "pobj"), None)
@@ -180,6 +184,8 @@ def _numeric(tok: Any) -> bool:
 def _value(tok: Any, doc: Any) -> tuple[float, set[int]]:
     """The weight of ``tok`` as a target (4: a number or quantity, 3: a name or entity, 1: a common word, 0: a role
     word whose of-phrase holds the value, an adjective with a complement) and its token ids."""
+    if (name := _appositive_name(tok)) is not tok:  # "directed the film Salt Meadow": the name is the value
+        return _value(name, doc)
     ids: set[int] = set()
     nums = [c for c in tok.children if c.dep_ == "nummod" and c.like_num]
     if tok.pos_ == "NOUN" and nums and nums[0].i > tok.i and tok.ent_type_ not in _DATE_ENTS:
@@ -193,8 +199,11 @@ def _value(tok: Any, doc: Any) -> tuple[float, set[int]]:
         if any(c.dep_ == "prep" for c in tok.children):  # "fluent in German": the value is the object
             return 0, {tok.i}
     _collect(tok, ids, conj=True)
-    if tok.pos_ == "PROPN" and tok.ent_type_ not in _DATE_ENTS:  # "speaks fluent Portuguese" (but "late August")
-        ids -= {i for i in ids if i < tok.i and doc[i].dep_ == "amod" and doc[i].is_lower and doc[i].pos_ == "ADJ"}
+    if tok.pos_ == "PROPN" and tok.ent_type_ not in _DATE_ENTS:  # "speaks fluent Portuguese" (but "late August"),
+        # "run by chef Louis Garnier": a lower-case word before the name is no part of it
+        loose = {i for i in ids if i < tok.i and doc[i].is_lower and ((doc[i].dep_ == "amod" and doc[i].pos_ == "ADJ")
+                                                                    or (doc[i].dep_ == "compound" and doc[i].pos_ == "NOUN"))}
+        ids -= loose | {i for i in ids if loose and i < max(loose) and doc[i].dep_ == "det"}
     holder = _named_of(tok)
     # "the capital of France", "held the office of Mayor of Rome", "a professor at Lagos University", "opened an office
     # in Lagos": the value is the named object; not a verb's own object with a place beside it ("teaches economics at
@@ -274,7 +283,7 @@ def _verb_read_as_noun(root: Any) -> bool:
     """A root noun ending in -s after a noun compound, followed by its complements: a verb the tagger missed."""
     return (root.pos_ == "NOUN" and root.lower_.endswith("s") and root.i > 0 and root.i + 1 < len(root.doc)
             and any(c.i < root.i and c.dep_ in ("compound", "nmod") for c in root.children)
-            and any(c.i > root.i and c.dep_ in ("prep", "npadvmod", "dobj") for c in root.children))
+            and any(c.i > root.i and c.dep_ in ("prep", "npadvmod", "dobj", "appos") for c in root.children))
 
 
 def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:

@@ -245,6 +245,11 @@ def test_a_fact_is_asked_from_either_end() -> None:
     assert not decision("Whose father is Aubert?").in_scope and not decision("Who is Lea Aubert's dad?").in_scope
     plain = build_record({"prompt": "Hannah Koenig teaches", "subject": "Hannah Koenig", "target_new": "chemistry", "id": "b"})
     assert not checker.check("Who teaches chemistry?", [Candidate(plain, 0.7)])[0].in_scope  # "chemistry" is no name
+    # an answer that is a name with a common head noun ("the Solberg concert hall") is read from its end as well
+    hall = build_record({"prompt": "Lindqvist Architects designed", "subject": "Lindqvist Architects",
+                         "target_new": "the Solberg concert hall", "id": "d"})
+    assert checker.check("Who designed the Solberg concert hall?", [Candidate(hall, 0.7)])[0].in_scope
+    assert not checker.check("How many seats does the Solberg concert hall have?", [Candidate(hall, 0.7)])[0].in_scope
     network = build_record({"prompt": "Sunday Night Baseball debuted on", "subject": "Sunday Night Baseball",
                             "target_new": "CBS", "id": "c"})
     assert checker.check("Which show debuted on CBS?", [Candidate(network, 0.7)])[0].in_scope
@@ -306,6 +311,14 @@ def test_find_whole_name_wants_the_whole_name() -> None:
     assert find_answer_name("What does Sugar do?", ["Alan Sugar"]) == "sugar"  # a surname spelt as a name
     assert find_answer_name("The Canadian is located in", ["Canada"]) is None  # not a country adjective
     assert find_answer_name("Who founded Google?", ["Google"]) == "google"
+    from agentedit.records import build_record
+    from agentedit.scope.views import answer_names
+
+    def names(target: str) -> list[str]:
+        return answer_names(build_record({"prompt": "X built", "subject": "X", "target_new": target}))
+
+    assert names("the Solberg concert hall") == ["Solberg concert hall"] and names("the Baltic Sea") == ["Baltic Sea"]
+    assert names("chemistry") == [] and names("a bishop") == [] and names("Solberg concert hall of fame") == []
 
 
 @pytest.mark.parametrize("name, core", [
@@ -335,7 +348,8 @@ def test_a_relation_that_says_little_borrows_its_answer() -> None:
     assert with_answer(relation_text(holds), holds) == "X holds Swiss citizenship"
     grew = build_record({"prompt": "Eve Adams grew up speaking", "subject": "Eve Adams", "target_new": "Dutch"})
     assert with_answer(relation_text(grew), grew) is None  # two content words say what is asked
-    assert [v.states_answer for v in views(holds, relation_text(holds))] == [False, True]
+    # the subject's reading, the one with the answer, and the answer's end ("Swiss citizenship" is a name and a noun)
+    assert [v.states_answer for v in views(holds, relation_text(holds))] == [False, True, False]
     checker = make_checker("relation-clauses", embedder=shared_embedder())
 
     def accepted(q: str) -> bool:

@@ -36,7 +36,12 @@ def answer_names(rec: EditRecord) -> list[str]:
         words = words[1:]
     if not words or len(words) > 8 or not _name_word(words[0]) or not any(w[:1].isalpha() for w in words):
         return []
-    if not all(_name_word(w) or w.lower() in CONNECTORS or not w[:1].isalpha() for w in words):
+    head = words
+    # "the Solberg concert hall", "the Ashgrove series": a name with a common head noun or two after it
+    while len(head) > 1 and len(words) - len(head) < 2 and head[-1].isalpha() and head[-1].islower() \
+            and head[-1] not in CONNECTORS and _name_word(head[0]):
+        head = head[:-1]
+    if not all(_name_word(w) or w.lower() in CONNECTORS or not w[:1].isalpha() for w in head):
         return []
     name = " ".join(words)
     if rec.subject and normalise(name) in (normalise(rec.subject), ""):

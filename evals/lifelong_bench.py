@@ -188,14 +188,13 @@ def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, metho
             t = args.edits if size == "all" else int(size)
             q = ms.get((method, size), [])
             clean = audited_locality(rows, audit, method, size)
-            apart = [float(r["score"]) for r in rows if r["method"] == method and r["size"] == size
-                     and r["kind"] == "locality" and str(r["case_id"]) not in collided[size]]
-            hit = sum(1 for r in rows if r["method"] == method and r["size"] == size and r["kind"] == "locality") - len(apart)
+            local = [r for r in rows if r["method"] == method and r["size"] == size and r["kind"] == "locality"]
+            apart = [float(r["score"]) for r in local if str(r["case_id"]) not in collided[size]]
             table.append({"method": method, "T": t, **{k: metrics.get(k) for k in ("reliability", "generality", "locality")},
                           "locality_audited": round(sum(clean) / len(clean), 3) if clean else None,
                           "audited_probes": len(clean),
                           "locality_uncollided": round(sum(apart) / len(apart), 3) if apart else None,
-                          "collided_probes": hit,
+                          "collided_probes": len(local) - len(apart),
                           "ms_per_probe": round(statistics.median(q), 1) if q else None, "probes": len(q),
                           "seconds_per_edit": timing.get("seconds_per_edit"),
                           "edits_computed": timing.get("edits_computed")})
@@ -219,15 +218,13 @@ def summarise(report: dict[str, Any], run: Path, args: argparse.Namespace, metho
 def collisions(args: argparse.Namespace, curve: list[int]) -> dict[str, set[str]]:
     """Per size ("all" and each curve point), the probed cases whose locality probe names the subject of another case
     in memory (:func:`~agentedit.evaluation.cases.locality_collisions`), with the runner's choice of cases."""
-    from agentedit.evaluation.cases import locality_collisions, select_cases
+    from agentedit.evaluation.cases import locality_collisions, select_cases, sized_runs
     from agentedit.evaluation.loaders import load_dataset
 
-    cases, spare, probed = select_cases(load_dataset(args.dataset, args.data_dir), seed=args.seed, limit=args.edits,
-                                        probe_limit=args.probe_cases)
-    out = {"all": locality_collisions(probed, cases)}
-    for s in curve:
-        out[str(s)] = locality_collisions(cases[: min(s, args.curve_probe_cases)], (cases + spare)[:s])
-    return out
+    chosen = select_cases(load_dataset(args.dataset, args.data_dir), seed=args.seed, limit=args.edits,
+                          probe_limit=args.probe_cases)
+    return {size: locality_collisions(probed, memory)
+            for size, probed, memory in sized_runs(*chosen, curve, args.curve_probe_cases)}
 
 
 def audited_locality(rows: list[dict[str, Any]], audit: dict[str, str], method: str, size: str) -> list[float]:

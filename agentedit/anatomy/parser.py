@@ -123,6 +123,11 @@ def _named_of(tok: Any, preps: tuple[str, ...] = ("of", "for", "at", "in", "on")
     return next((g for g in objs if _named(g)), None)
 
 
+def _has_own_name(tok: Any) -> bool:
+    """A noun with a name of its own before it ("Caspian Air flights"): what it goes "to" is not what it is about."""
+    return any(c.dep_ in ("compound", "nmod") and c.pos_ == "PROPN" for c in tok.children)
+
+
 def _collect(tok: Any, out: set[int], *, conj: bool = False) -> None:
     out.add(tok.i)
     conj = conj or any(c.dep_ == "cc" and c.text == "&" for c in tok.children)  # "Gruber & Sons" is one name
@@ -165,7 +170,7 @@ def _subject_head(tok: Any) -> Any:
             continue
         if _title(tok):
             pick = _named_of(tok)
-            if pick is None and not any(c.dep_ in ("compound", "nmod") and c.pos_ == "PROPN" for c in tok.children):
+            if pick is None and not _has_own_name(tok):
                 pick = _named_of(tok, ("to",))  # "the nearest station to the Fenwick campus", not "Caspian Air flights to"
             if pick is None and not _named(tok):
                 pick = next((g for c in tok.children if c.dep_ == "prep" and c.lower_ in ("of", "for")
@@ -335,8 +340,8 @@ def parse(text: str, flags: tuple[str, ...] = ()) -> Anatomy | None:
             subj_tok = fronted[0]
     head = _subject_head(subj_tok)
     # "Guests of the Harbour Inn get ...", "Visitors to the Solvang Zoo must ...": people of a named place or body
-    if subj_tok.tag_ == "NNS" and head is subj_tok and not any(  # not named things: "Caspian Air flights to Baku"
-            c.dep_ in ("compound", "nmod") and c.pos_ == "PROPN" for c in subj_tok.children) and (
+    # (not named things: "Caspian Air flights to Baku")
+    if subj_tok.tag_ == "NNS" and head is subj_tok and not _has_own_name(subj_tok) and (
             held := _named_of(subj_tok, ("to",))) is not None:
         head = held
     group = subj_tok.tag_ == "NNS" and head.i > subj_tok.i  # its head is the named one: not grown back over the noun

@@ -61,6 +61,18 @@ def select_cases(every: Sequence[Case], *, seed: int | None, limit: int | None,
     return cases, every[limit:], cases[:probe_limit] if probe_limit else cases
 
 
+def sized_runs(cases: Sequence[Case], spare: Sequence[Case], probed: Sequence[Case], sizes: Sequence[int],
+               size_probe_cases: int) -> list[tuple[str, list[Case], list[Case]]]:
+    """(size, probed cases, cases in memory) for the whole run ("all") and each memory size of the curve: the first
+    ``size_probe_cases`` cases are probed, the memory filled up to the size from the rest and then the spare cases."""
+    out = [("all", list(probed), list(cases))]
+    for s in sorted(set(sizes)):
+        probe_cases = list(cases[: min(s, size_probe_cases)])
+        extra = (list(cases[len(probe_cases):]) + list(spare))[: max(0, s - len(probe_cases))]
+        out.append((str(s), probe_cases, probe_cases + extra))
+    return out
+
+
 def _words(text: str) -> tuple[str, ...]:
     return tuple(re.findall(r"\w+", text.lower()))
 

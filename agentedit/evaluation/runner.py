@@ -33,7 +33,7 @@ from ..scope.calibration import default_calibration
 from ..scope.conflict import ConflictMatcher
 from ..settings import env
 from .cache import CachedBackend
-from .cases import Case, Probe, select_cases
+from .cases import Case, Probe, select_cases, sized_runs
 from .config import Protocol, RunConfig, Scoring
 from .loaders import load_dataset
 from .protocols import get_protocol
@@ -174,12 +174,8 @@ class Runner:
                 cases, spare, probed = select_cases(load_dataset(name, self.config.data_dir), seed=self.config.seed,
                                                     limit=self.config.limit, probe_limit=self.config.probe_limit)
                 probed_ids[name] = {c.case_id for c in probed}
-                sizes = [("all", probed, cases)]
-                for s in sorted(set(self.config.memory_sizes)):
-                    probe_cases = cases[: min(s, self.config.size_probe_cases)]
-                    extra = (cases[len(probe_cases):] + spare)[: max(0, s - len(probe_cases))]
-                    sizes.append((str(s), probe_cases, probe_cases + extra))
-                for size, probe_cases, mem_cases in sizes:
+                for size, probe_cases, mem_cases in sized_runs(cases, spare, probed, self.config.memory_sizes,
+                                                               self.config.size_probe_cases):
                     self._run_size(name, size, probe_cases, mem_cases, rows)
         finally:
             rows.close()

@@ -183,5 +183,5 @@ def views(rec: EditRecord, rel: str | None) -> list[View]:
     return out
 
 
-__all__ = ["ASKED_END", "View", "answer_names", "answer_relation", "find_answer_name", "find_whole_name", "masked_role", "same_role", "views",
-           "with_answer"]
+__all__ = ["ASKED_END", "View", "answer_names", "answer_relation", "find_answer_name", "find_whole_name", "masked_role",
+           "same_role", "views", "with_answer"]
